@@ -1,0 +1,137 @@
+"""Every error fw raises, in one place, each with a message that says what to do next."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+
+class FwError(Exception):
+    """Base class of the errors fw raises."""
+
+
+class ConfigError(FwError):
+    """``fw.toml`` or the environment is invalid; the message names the file, line and key."""
+
+
+class UnknownWorkflowError(FwError, LookupError):
+    """No workflow has this name."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.close_matches = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+        hint = (
+            f"; did you mean {', '.join(repr(m) for m in self.close_matches)}?"
+            if self.close_matches
+            else "; run `fw workflows list` to see the declared workflows"
+        )
+        super().__init__(f"unknown workflow {name!r}{hint}")
+
+
+class InstanceNotFoundError(FwError, LookupError):
+    """No instance has this id."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"no instance with id {instance_id!r}")
+
+
+class InstanceStateError(FwError):
+    """The operation does not apply to the instance in its current status."""
+
+
+class NonRetryableError(Exception):
+    """Raise from a step to fail it at once, skipping its remaining retries."""
+
+
+class StepError(FwError):
+    """A step failed for good (its retries are exhausted); raised into the workflow body.
+
+    Attributes:
+        step: the step's name.
+        error_type: the class name of the error the step raised (``"ValueError"``).
+        error_message: that error's message.
+        attempts: how many attempts ran.
+    """
+
+    def __init__(self, step: str, error_type: str, error_message: str, attempts: int) -> None:
+        self.step = step
+        self.error_type = error_type
+        self.error_message = error_message
+        self.attempts = attempts
+        plural = "s" if attempts != 1 else ""
+        super().__init__(
+            f"step {step!r} failed after {attempts} attempt{plural}: {error_type}: {error_message}"
+        )
+
+
+class StepTimeoutError(FwError, TimeoutError):
+    """One attempt of a step ran longer than its ``timeout``."""
+
+
+class EventTimeoutError(FwError, TimeoutError):
+    """``wait_for_event`` reached its timeout before a matching event arrived."""
+
+    def __init__(self, step: str, event_type: str) -> None:
+        self.step = step
+        self.event_type = event_type
+        super().__init__(f"wait {step!r} timed out before an event of type {event_type!r} arrived")
+
+
+class ChildWorkflowError(FwError):
+    """A child instance started by ``ctx.parallel`` ended errored or terminated."""
+
+    def __init__(self, child_id: str, workflow: str, status: str, message: str) -> None:
+        self.child_id = child_id
+        self.workflow = workflow
+        self.status = status
+        super().__init__(f"child {workflow!r} instance {child_id!r} ended {status}: {message}")
+
+
+class PayloadTooLargeError(FwError, ValueError):
+    """A params or step payload exceeds the configured limit (``[runtime] payload_limit``)."""
+
+
+class SerializationError(FwError, TypeError):
+    """A value cannot be stored as JSON (a step output, params, an event payload)."""
+
+
+class NonDeterminismError(FwError):
+    """On replay, the workflow asked for a different step than its journal holds at that point."""
+
+
+class CrashLoopError(FwError):
+    """An instance's worker died under it too many times in a row."""
+
+
+class StoreError(FwError):
+    """The database failed (corrupt, locked, full, unreachable); the message says which."""
+
+
+class InstanceFailedError(FwError):
+    """``result()`` was awaited on an instance that ended ``errored``."""
+
+    def __init__(self, instance_id: str, error: Any) -> None:
+        self.instance_id = instance_id
+        self.error = error
+        super().__init__(f"instance {instance_id!r} ended errored: {error}")
+
+
+class InstanceTerminatedError(FwError):
+    """``result()`` was awaited on an instance that was terminated."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"instance {instance_id!r} was terminated")
+
+
+class ResultTimeoutError(FwError, TimeoutError):
+    """``result(timeout=...)`` passed before the instance reached a terminal status."""
+
+    def __init__(self, instance_id: str, timeout: float, status: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(
+            f"instance {instance_id!r} is still {status} after {timeout:g} seconds; "
+            "is a worker running (`fw worker` or `fw dev`)?"
+        )

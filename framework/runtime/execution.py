@@ -1,0 +1,778 @@
+"""One run of one instance: replay its journal, run new steps, then stop, finish or fail.
+
+A run starts when a worker claims the instance and ends in one of four ways: the body
+returns (``complete``), raises (``errored``, after rollbacks and ``on_failure``), must wait
+(``waiting``: a timer, a retry delay, an event or children; the lease is released and a
+later claim replays from the top), or loses its lease (another actor terminated or restarted
+it, or its worker stalled past the lease), in which case it writes nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import json
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
+
+from framework.runtime import serialization
+from framework.runtime.context import (
+    CompensationContext,
+    RollbackContext,
+    StepContext,
+    WorkflowContext,
+    WorkflowLogger,
+)
+from framework.runtime.definition import Branch, StepDefinition, WorkflowDefinition
+from framework.runtime.durations import Duration, format_duration, parse_duration
+from framework.errors import (
+    ChildWorkflowError,
+    CrashLoopError,
+    EventTimeoutError,
+    FwError,
+    NonDeterminismError,
+    NonRetryableError,
+    PayloadTooLargeError,
+    SerializationError,
+    StepError,
+    StepTimeoutError,
+)
+from framework.runtime.journal import Journal, StepKey
+from framework.runtime.records import ErrorInfo
+from framework.runtime.retries import Retries, RetryPolicy
+from framework.runtime.steps import WorkflowStep
+from framework.store.base import (
+    Claim,
+    InstanceRow,
+    LeaseLostError,
+    NewInstance,
+    Status,
+    StepKind,
+    StepRow,
+    Store,
+    Transition,
+)
+
+if TYPE_CHECKING:
+    from framework.runtime.app import App
+    from framework.runtime.handles import Instance
+
+LOG = logging.getLogger("fw.worker")
+MAX_BRANCHES = 100
+TRACEBACK_LIMIT = 8000
+NOT_RETRYABLE = (NonRetryableError, SerializationError, PayloadTooLargeError)
+
+StopReason = Literal["wait", "pause", "shutdown", "fatal", "closed"]
+
+
+class Suspend(BaseException):
+    """Unwinds a workflow body that must stop here. A BaseException, so a body's
+    ``except Exception`` cannot swallow it."""
+
+
+@dataclass
+class _Waits:
+    wake_at: float | None = None
+    event_types: list[str] = field(default_factory=list[str])
+    children: list[str] = field(default_factory=list[str])
+
+    def add(
+        self, wake_at: float | None, event_type: str | None, children: Iterable[str]
+    ) -> None:
+        if wake_at is not None:
+            self.wake_at = wake_at if self.wake_at is None else min(self.wake_at, wake_at)
+        if event_type is not None:
+            self.event_types.append(event_type)
+        self.children.extend(children)
+
+
+@dataclass(frozen=True)
+class _StepScope:
+    run: InstanceRun
+    key: StepKey
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.run.idempotency_key(self.key)
+
+
+@dataclass(frozen=True)
+class _CompletedStep:
+    key: StepKey
+    definition: StepDefinition[Any]
+    args: dict[str, Any]
+    output: Any
+
+
+_current_step: ContextVar[_StepScope | None] = ContextVar("fw_current_step", default=None)
+
+
+class InstanceRun:
+    """Runs one claim of one instance."""
+
+    def __init__(self, app: App, store: Store, claim: Claim) -> None:
+        row = claim.instance
+        self.app = app
+        self.store = store
+        self.clock = app.clock
+        self.row = row
+        self.instance_id = row.id
+        self.workflow = row.workflow
+        self.created_at = row.created_at
+        self.token = claim.token
+        self.claim = claim
+        self.journal = Journal(row.id, claim.steps)
+        self.version: str | None = None
+        self.stop_reason: StopReason | None = None
+        self.fatal: FwError | None = None
+        self.in_body = True
+        self._pending: list[StepRow] = []
+        self._waits = _Waits()
+        self._inflight = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._rollbacks: list[_CompletedStep] = []
+        self._step_outputs: dict[str, Any] = {}
+        self._params: Any = None
+        self.log = WorkflowLogger(self)
+
+    # The run.
+
+    async def execute(self) -> None:
+        """Run until the instance completes, fails, waits or is lost. Never raises but for
+        cancellation; store failures are logged and the lease left to expire."""
+        try:
+            await self._execute()
+        except LeaseLostError:
+            LOG.info("instance %s: no longer held by this worker; dropped this run", self.instance_id)
+        except FwError as exc:
+            LOG.error("instance %s (%s): %s", self.instance_id, self.workflow, exc)
+
+    async def _execute(self) -> None:
+        limit = self.app.settings.runtime.crash_loop_limit
+        if self.claim.crashed and self.row.crash_count >= limit:
+            await self._end_crash_loop(limit)
+            return
+        try:
+            definition = self.app.definition(self.workflow)
+            self.version = self.app.version_of(self.workflow)
+            self._params = serialization.load(self.row.params, definition.params_type)
+        except Exception as exc:
+            await self._park(exc)
+            return
+        ctx = WorkflowContext(self, self._params, WorkflowStep(self))
+        try:
+            output = await definition.invoke(ctx)
+        except Suspend:
+            await self._settle()
+            await self._stop()
+            return
+        except Exception as exc:
+            await self._settle()
+            await self._fail(definition, exc)
+            return
+        await self._settle()
+        await self._complete(definition, output)
+
+    async def _complete(self, definition: WorkflowDefinition, output: Any) -> None:
+        leftover = [r for r in self.journal.unreplayed() if r.kind in ("do", "sleep", "event", "child")]
+        if self.fatal is None and leftover:
+            names = ", ".join(repr(r.name) for r in leftover)
+            self.fatal = NonDeterminismError(
+                f"instance {self.instance_id!r}: the workflow returned without asking for "
+                f"journaled steps {names}; the workflow changed under this instance"
+            )
+        if self.fatal is not None:
+            await self._stop()
+            return
+        try:
+            data = serialization.dump(
+                output, definition.output_type, self.payload_limit,
+                f"the output of instance {self.instance_id!r}",
+            )
+        except FwError as exc:
+            await self._fail(definition, exc)
+            return
+        await self._commit(status="complete", output=data, release=True)
+        LOG.info("instance %s (%s): complete", self.instance_id, self.workflow)
+
+    async def _stop(self) -> None:
+        """Commit whatever made the body stop: a fatal error, a wait, a pause, a shutdown."""
+        if self.fatal is not None:
+            await self._hold(self.fatal)
+        elif self.stop_reason == "wait":
+            waits = self._waits
+            await self._commit(
+                status="waiting",
+                wake_at=waits.wake_at,
+                wake_on_events=waits.event_types,
+                wake_on_children=waits.children,
+                release=True,
+            )
+        else:
+            await self._commit(status="queued", wake_at=self.clock.now(), release=True)
+
+    async def _fail(self, definition: WorkflowDefinition, exc: Exception) -> None:
+        error = error_info(exc)
+        self.in_body = False
+        self.stop_reason = None
+        try:
+            for done in reversed(self._rollbacks):
+                await self._roll_back(done, error)
+            if definition.on_failure is not None:
+                await self._compensate(definition, error)
+        except Suspend:
+            await self._settle()
+            await self._stop()
+            return
+        await self._commit(status="errored", error=error.model_dump_json(), release=True)
+        LOG.warning("instance %s (%s): errored: %s", self.instance_id, self.workflow, error)
+
+    async def _hold(self, exc: FwError) -> None:
+        error = error_info(exc)
+        block = self.app.settings.runtime.on_nondeterminism == "block"
+        status: Status = "paused" if block else "errored"
+        await self._commit(status=status, error=error.model_dump_json(), release=True)
+        LOG.error("instance %s (%s): %s; held %s", self.instance_id, self.workflow, exc, status)
+
+    async def _park(self, exc: Exception) -> None:
+        """The workflow's code cannot be loaded: keep the instance and try again later."""
+        retry_at = self.clock.now() + max(10.0, self.app.settings.runtime.poll_interval)
+        await self._commit(status="queued", wake_at=retry_at, release=True)
+        LOG.error(
+            "instance %s (%s): cannot load the workflow, will retry in 10 s: %s: %s",
+            self.instance_id, self.workflow, type(exc).__name__, exc,
+        )
+
+    async def _end_crash_loop(self, limit: int) -> None:
+        crashes = json.loads(self.row.crashes) if self.row.crashes else []
+        error = ErrorInfo(
+            name=CrashLoopError.__name__,
+            message=(
+                f"the worker running this instance died {self.row.crash_count} times in a row "
+                f"(limit {limit}); fix the cause (memory, a native crash) and restart it"
+            ),
+            details={"crashes": crashes},
+        )
+        await self._commit(status="errored", error=error.model_dump_json(), release=True)
+        LOG.error("instance %s (%s): %s", self.instance_id, self.workflow, error.message)
+
+    # What the context and step API call.
+
+    @property
+    def payload_limit(self) -> int:
+        return self.app.settings.runtime.payload_limit
+
+    def replaying_now(self) -> bool:
+        scope = _current_step.get()
+        return (scope is None or scope.run is not self) and self.journal.replaying
+
+    def current_step_name(self) -> str | None:
+        scope = _current_step.get()
+        return scope.key.name if scope is not None and scope.run is self else None
+
+    def current_idempotency_key(self) -> str:
+        scope = _current_step.get()
+        if scope is None or scope.run is not self:
+            raise FwError("step.idempotency_key is only available inside a running step")
+        return scope.idempotency_key
+
+    def idempotency_key(self, key: StepKey) -> str:
+        suffix = f":r{self.row.generation}" if self.row.generation else ""
+        return f"{self.instance_id}:{key.name}:{key.count}{suffix}"
+
+    def patched(self, change_id: str) -> bool:
+        marker = f"patch:{change_id}"
+        state = self.journal.peek_patch(marker)
+        if state is False:
+            return False
+        key, _ = self._request(marker, "patch")
+        if state is None:
+            now = self.clock.now()
+            row = self._row(key, "patch", "complete", started_at=now, finished_at=now)
+            self._pending.append(row)
+            self.journal.record(row)
+        return True
+
+    async def run_function_step(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        retries: Retries | None,
+        timeout: Duration | None,
+    ) -> Any:
+        key, concurrent = self._request(name, "do")
+
+        async def attempt(_: int) -> Any:
+            return await _call(fn, args, kwargs)
+
+        return await self._durable(
+            key, "do", attempt, serialization.return_type(fn), retries, timeout,
+            concurrent=concurrent,
+        )
+
+    async def run_defined_step(self, step: StepDefinition[Any], args: dict[str, Any]) -> Any:
+        validated = step.args_model.model_validate(args)
+        arguments = {name: getattr(validated, name) for name in type(validated).model_fields}
+        key, concurrent = self._request(step.name, "do")
+
+        async def attempt(number: int) -> Any:
+            ctx = StepContext(number, self.idempotency_key(key), self.log, self.app.env)
+            value = await step.handler(ctx, **arguments)
+            try:
+                return serialization.validate(value, step.return_type)
+            except ValidationError as exc:
+                raise NonRetryableError(
+                    f"step {step.name!r} returned a value that does not match its "
+                    f"annotation: {exc}"
+                ) from None
+
+        output = await self._durable(
+            key, "do", attempt, step.return_type, step.retries, step.timeout,
+            input_json=validated.model_dump_json(), concurrent=concurrent,
+        )
+        if step.rollback is not None:
+            plain = json.loads(validated.model_dump_json())
+            self._rollbacks.append(_CompletedStep(key, step, plain, output))
+        return output
+
+    async def sleep_until(self, name: str, target: Callable[[float], float]) -> None:
+        key, concurrent = self._request(name, "sleep")
+        entry = self.journal.get(key)
+        now = self.clock.now()
+        if entry is not None and entry.status == "complete":
+            return
+        if entry is None:
+            entry = self._row(
+                key, "sleep", "waiting", started_at=now, wake_at=target(now),
+                concurrent=concurrent,
+            )
+        assert entry.wake_at is not None
+        if entry.wake_at <= now:
+            self._remember(replace(entry, status="complete", finished_at=now))
+            return
+        self._remember(entry)
+        self._suspend(wake_at=entry.wake_at)
+
+    async def wait_for_event(
+        self, name: str, event_type: str, timeout: float | None, model: type[Any] | None
+    ) -> Any:
+        key, concurrent = self._request(name, "event")
+        entry = self.journal.get(key)
+        if entry is not None and entry.status == "complete":
+            return self._event_payload(entry.output, model)
+        if entry is not None and entry.status == "errored":
+            raise EventTimeoutError(name, event_type)
+        now = self.clock.now()
+        if entry is None:
+            entry = self._row(
+                key, "event", "waiting", started_at=now,
+                wake_at=None if timeout is None else now + timeout,
+                detail={"type": event_type, "timeout": timeout}, concurrent=concurrent,
+            )
+        done = replace(entry, status="complete", finished_at=now)
+        taken = await self.store.take_event(self.token, self.instance_id, event_type, done, now)
+        if taken is not None:
+            self.journal.record(replace(done, output=taken.payload))
+            return self._event_payload(taken.payload, model)
+        if entry.wake_at is not None and entry.wake_at <= now:
+            timed_out = EventTimeoutError(name, event_type)
+            error = error_info(timed_out, step=name)
+            await self._commit(
+                [replace(entry, status="errored", finished_at=now, error=error.model_dump_json())]
+            )
+            raise timed_out
+        self._remember(entry)
+        self._suspend(wake_at=entry.wake_at, event_type=event_type)
+
+    async def run_children(self, branches: list[Branch]) -> list[Any]:
+        if len(branches) > MAX_BRANCHES:
+            raise ValueError(
+                f"ctx.parallel got {len(branches)} branches; at most {MAX_BRANCHES} per call"
+            )
+        keys = [self._request(b.workflow, "child") for b in branches]
+        rows: list[StepRow] = []
+        children: list[NewInstance] = []
+        now = self.clock.now()
+        for (key, concurrent), item in zip(keys, branches, strict=True):
+            if self.journal.get(key) is None:
+                child = self._new_child(key, item.workflow, item.params, now)
+                children.append(child)
+                rows.append(
+                    self._row(
+                        key, "child", "waiting", started_at=now, concurrent=concurrent,
+                        detail={"child_id": child.id, "workflow": item.workflow},
+                    )
+                )
+        if rows:
+            await self._commit(rows, children=children)
+        return await self._collect_children([key for key, _ in keys])
+
+    async def spawn_child(self, name: str, params: Any) -> Instance[Any]:
+        key, concurrent = self._request(name, "child")
+        entry = self.journal.get(key)
+        if entry is None:
+            now = self.clock.now()
+            child = self._new_child(key, name, params, now)
+            entry = self._row(
+                key, "child", "complete", started_at=now, finished_at=now,
+                output=json.dumps(child.id), concurrent=concurrent,
+                detail={"child_id": child.id, "workflow": name, "spawned": True},
+            )
+            await self._commit([entry], children=[child])
+        return self.app.instance_handle(name, json.loads(entry.output or "null"))
+
+    # Steps, durably.
+
+    async def _durable(
+        self,
+        key: StepKey,
+        kind: StepKind,
+        attempt: Callable[[int], Awaitable[Any]],
+        output_type: Any,
+        retries: Retries | None,
+        timeout: Duration | None,
+        *,
+        input_json: str | None = None,
+        concurrent: bool = False,
+    ) -> Any:
+        entry = self.journal.get(key)
+        if entry is not None and entry.status == "complete":
+            value = serialization.load(entry.output, output_type)
+            self._step_outputs[key.name] = value
+            return value
+        if entry is not None and entry.status == "errored":
+            raise step_error(entry)
+        now = self.clock.now()
+        if entry is not None and entry.wake_at is not None and entry.wake_at > now:
+            self._suspend(wake_at=entry.wake_at)
+        number = (entry.attempts if entry else 0) + 1
+        started_at = entry.started_at if entry and entry.started_at else now
+        policy = RetryPolicy.resolve(retries, self.app.default_retries(self.workflow))
+        limit = self.app.default_timeout if timeout is None else parse_duration(timeout)
+        self._enter_step()
+        scope = _current_step.set(_StepScope(self, key))
+        try:
+            value = await _with_timeout(attempt(number), limit, key)
+            data = serialization.dump(
+                value, output_type, self.payload_limit,
+                f"the output of step {key.name!r} of instance {self.instance_id!r}",
+            )
+        except (Suspend, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise await self._step_failed(
+                key, kind, exc, number, started_at, policy, input_json, concurrent
+            ) from exc
+        finally:
+            _current_step.reset(scope)
+            self._leave_step()
+        await self._commit(
+            [
+                self._row(
+                    key, kind, "complete", attempts=number, started_at=started_at,
+                    finished_at=self.clock.now(), input=input_json, output=data,
+                    concurrent=concurrent,
+                )
+            ]
+        )
+        value = serialization.load(data, output_type)
+        self._step_outputs[key.name] = value
+        return value
+
+    async def _step_failed(
+        self,
+        key: StepKey,
+        kind: StepKind,
+        exc: Exception,
+        number: int,
+        started_at: float,
+        policy: RetryPolicy,
+        input_json: str | None,
+        concurrent: bool,
+    ) -> StepError:
+        """Schedule a retry (suspending the body) or journal the failure and return the
+        StepError to raise into the body."""
+        error = error_info(exc, step=key.name, attempts=number)
+        now = self.clock.now()
+        if not isinstance(exc, NOT_RETRYABLE) and number <= policy.limit:
+            wake_at = now + policy.delay_before_retry(number)
+            self._remember(
+                self._row(
+                    key, kind, "waiting", attempts=number, started_at=started_at,
+                    wake_at=wake_at, input=input_json, error=error.model_dump_json(),
+                    concurrent=concurrent,
+                )
+            )
+            LOG.info(
+                "instance %s: step %r attempt %d failed (%s: %s); retry in %s",
+                self.instance_id, key.name, number, error.name, error.message,
+                format_duration(wake_at - now),
+            )
+            self._suspend(wake_at=wake_at)
+        await self._commit(
+            [
+                self._row(
+                    key, kind, "errored", attempts=number, started_at=started_at,
+                    finished_at=now, input=input_json, error=error.model_dump_json(),
+                    concurrent=concurrent,
+                )
+            ]
+        )
+        return StepError(key.name, error.name, error.message, number)
+
+    async def _roll_back(self, done: _CompletedStep, error: ErrorInfo) -> None:
+        rollback = done.definition.rollback
+        assert rollback is not None
+        key, _ = self._request(f"rollback:{done.key.name}", "rollback")
+
+        async def attempt(_: int) -> None:
+            ctx = RollbackContext(done.args, done.output, error, self.log, self.app.env)
+            await rollback(ctx)
+
+        try:
+            await self._durable(key, "rollback", attempt, None, done.definition.retries,
+                                done.definition.timeout)
+        except StepError as failed:
+            LOG.error("instance %s: rollback of step %r failed: %s",
+                      self.instance_id, done.key.name, failed)
+
+    async def _compensate(self, definition: WorkflowDefinition, error: ErrorInfo) -> None:
+        handler = definition.on_failure
+        assert handler is not None
+        key, _ = self._request("on-failure", "rollback")
+        ctx = CompensationContext(
+            instance_id=self.instance_id, failed_step=error.step, error=error,
+            step_outputs=dict(self._step_outputs), params=self._params, log=self.log,
+            env=self.app.env,
+        )
+
+        async def attempt(_: int) -> None:
+            await handler(ctx)
+
+        try:
+            await self._durable(key, "rollback", attempt, None, None, None)
+        except StepError as failed:
+            LOG.error("instance %s: on_failure failed: %s", self.instance_id, failed)
+
+    # Children.
+
+    def _child_id(self, key: StepKey) -> str:
+        suffix = f":r{self.row.generation}" if self.row.generation else ""
+        return f"{self.instance_id}:{key.name}:{key.count}{suffix}"
+
+    def _new_child(self, key: StepKey, workflow: str, params: Any, now: float) -> NewInstance:
+        definition = self.app.definition(workflow)
+        value = serialization.validate(params, definition.params_type)
+        data = serialization.dump(
+            value, definition.params_type, self.payload_limit, f"the params of child {workflow!r}"
+        )
+        return NewInstance(
+            id=self._child_id(key), workflow=workflow, params=data, created_at=now,
+            version=self.app.version_of(workflow), parent_id=self.instance_id,
+        )
+
+    async def _collect_children(self, keys: list[StepKey]) -> list[Any]:
+        rows = [self.journal.get(key) for key in keys]
+        assert all(rows)
+        journaled = [row for row in rows if row is not None]
+        for row in journaled:
+            if row.status == "errored":
+                raise _child_error(row)
+        waiting = [row for row in journaled if row.status == "waiting"]
+        if waiting:
+            await self._settle_children(waiting)
+        return [
+            serialization.load(
+                self.journal.get(key).output,  # type: ignore[union-attr]
+                self.app.definition(_detail(row)["workflow"]).output_type,
+            )
+            for key, row in zip(keys, journaled, strict=True)
+        ]
+
+    async def _settle_children(self, waiting: list[StepRow]) -> None:
+        ids = [_detail(row)["child_id"] for row in waiting]
+        children = {c.id: c for c in await self.store.get_instances(ids)}
+        now = self.clock.now()
+        for row, child_id in zip(waiting, ids, strict=True):
+            child = children.get(child_id)
+            if child is None or child.status in ("errored", "terminated"):
+                await self._fail_fast(row, child, ids, now)
+        if any(children[i].status != "complete" for i in ids):
+            pending = [i for i in ids if children[i].status != "complete"]
+            self._suspend(children=pending)
+        done = [
+            replace(row, status="complete", finished_at=children[i].updated_at,
+                    output=children[i].output)
+            for row, i in zip(waiting, ids, strict=True)
+        ]
+        await self._commit(done)
+
+    async def _fail_fast(
+        self, row: StepRow, child: InstanceRow | None, ids: list[str], now: float
+    ) -> None:
+        for other in ids:
+            if child is None or other != child.id:
+                try:
+                    await self.store.terminate(other, now)
+                except FwError:
+                    pass  # it had ended already
+        status = child.status if child is not None else "missing"
+        message = _child_message(child)
+        error = ErrorInfo(name=ChildWorkflowError.__name__, message=message, step=row.name,
+                          details={"child_id": _detail(row)["child_id"], "status": status})
+        failed = replace(row, status="errored", finished_at=now, error=error.model_dump_json())
+        await self._commit([failed])
+        raise _child_error(failed)
+
+    # Bookkeeping.
+
+    def _request(self, name: str, kind: StepKind) -> tuple[StepKey, bool]:
+        if self.stop_reason is not None or (not self.in_body and kind != "rollback"):
+            raise Suspend()
+        try:
+            key = self.journal.request(name, kind)
+        except NonDeterminismError as exc:
+            self.fatal = exc
+            self.stop_reason = "fatal"
+            raise Suspend() from None
+        return key, self._inflight > 0
+
+    def _suspend(
+        self,
+        *,
+        wake_at: float | None = None,
+        event_type: str | None = None,
+        children: Iterable[str] = (),
+    ) -> None:
+        self._waits.add(wake_at, event_type, children)
+        if self.stop_reason is None:
+            self.stop_reason = "wait"
+        raise Suspend()
+
+    def stop(self, reason: StopReason) -> None:
+        """Ask the body to stop at its next step (a shutdown or a pause)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def _remember(self, row: StepRow) -> None:
+        """Journal ``row`` with the next commit."""
+        self._pending.append(row)
+        self.journal.record(row)
+
+    async def _commit(self, rows: Iterable[StepRow] = (), **changes: Any) -> Status:
+        written = [*self._pending, *rows]
+        self._pending = []
+        transition = Transition(
+            self.instance_id, self.token, steps=written, version=self.version, **changes
+        )
+        status = await self.store.apply(transition, self.clock.now())
+        for row in written:
+            self.journal.record(row)
+        if status == "paused" and "status" not in changes:
+            self.stop("pause")
+        return status
+
+    def _enter_step(self) -> None:
+        self._inflight += 1
+        self._settled.clear()
+
+    def _leave_step(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._settled.set()
+
+    async def _settle(self) -> None:
+        """Wait for steps still running in other branches of the body (``gather``)."""
+        await self._settled.wait()
+
+    def _row(
+        self,
+        key: StepKey,
+        kind: StepKind,
+        status: Literal["complete", "errored", "waiting"],
+        *,
+        concurrent: bool = False,
+        detail: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> StepRow:
+        extra = dict(detail or {})
+        if concurrent:
+            extra["concurrent"] = True
+        return StepRow(
+            self.instance_id, key.name, key.count, key.seq, kind, status,
+            detail=json.dumps(extra) if extra else None, **fields,
+        )
+
+    def _event_payload(self, payload: str | None, model: type[Any] | None) -> Any:
+        return serialization.load(payload, Any if model is None else model)
+
+
+async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args, **kwargs)
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(None, lambda: context.run(fn, *args, **kwargs))
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+async def _with_timeout(work: Awaitable[Any], limit: float, key: StepKey) -> Any:
+    try:
+        return await asyncio.wait_for(work, limit)
+    except TimeoutError as exc:
+        if isinstance(exc, FwError):
+            raise
+        raise StepTimeoutError(
+            f"step {key.name!r} ran over its timeout of {format_duration(limit)}"
+        ) from None
+
+
+def error_info(exc: BaseException, step: str | None = None, attempts: int | None = None) -> ErrorInfo:
+    """How an exception is stored: class name, message, step and a traceback."""
+    if isinstance(exc, StepError):
+        return ErrorInfo(name=exc.error_type, message=exc.error_message, step=exc.step,
+                         attempts=exc.attempts)
+    trace = "".join(traceback.format_exception(exc))
+    return ErrorInfo(
+        name=type(exc).__name__, message=str(exc), step=step, attempts=attempts,
+        traceback=trace[-TRACEBACK_LIMIT:],
+    )
+
+
+def step_error(row: StepRow) -> StepError:
+    """The StepError a journaled failed step raises again on replay."""
+    error = ErrorInfo.model_validate_json(row.error or "{}")
+    return StepError(row.name, error.name, error.message, row.attempts)
+
+
+def _detail(row: StepRow) -> dict[str, Any]:
+    return json.loads(row.detail) if row.detail else {}
+
+
+def _child_message(child: InstanceRow | None) -> str:
+    if child is None:
+        return "the child instance no longer exists"
+    if child.error:
+        return str(ErrorInfo.model_validate_json(child.error))
+    return f"it was {child.status}"
+
+
+def _child_error(row: StepRow) -> ChildWorkflowError:
+    detail = _detail(row)
+    error = ErrorInfo.model_validate_json(row.error or "{}")
+    return ChildWorkflowError(
+        detail.get("child_id", "?"), detail.get("workflow", row.name),
+        error.details.get("status", "errored"), error.message,
+    )

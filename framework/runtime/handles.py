@@ -1,0 +1,251 @@
+"""Handles: start and manage instances of a workflow (``workflows.get(name)``)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
+
+from framework.runtime import serialization
+from framework.errors import (
+    InstanceFailedError,
+    InstanceNotFoundError,
+    InstanceStateError,
+    InstanceTerminatedError,
+    ResultTimeoutError,
+)
+from framework.runtime.records import ErrorInfo, InstanceStatus, StepRecord, timestamp
+from framework.store.base import TERMINAL, InstanceRow, NewInstance, StepRow
+
+if TYPE_CHECKING:
+    from framework.runtime.app import App
+    from framework.runtime.sync import SyncInstance, SyncWorkflowHandle
+
+P = TypeVar("P")
+O = TypeVar("O")
+
+
+class BatchItem(TypedDict, Generic[P], total=False):
+    """One instance of ``create_batch``: its params and, optionally, its id."""
+
+    params: P | Mapping[str, Any]
+    id: str
+
+
+@dataclass(frozen=True)
+class InstancePage(Generic[O]):
+    """A page of ``handle.list(...)``: instances newest first, and the next page's cursor."""
+
+    instances: list[InstanceStatus[O]]
+    next_cursor: str | None
+
+
+class WorkflowHandle(Generic[P, O]):
+    """Starts and finds instances of one workflow, typed by its params ``P`` and output ``O``."""
+
+    def __init__(self, app: App, name: str) -> None:
+        self._app = app
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle {self.name!r}>"
+
+    async def create(
+        self, params: P | Mapping[str, Any] | None = None, *, id: str | None = None
+    ) -> Instance[O]:
+        """Start an instance; a worker runs it.
+
+        ``params`` is the declared type or plain JSON-like data validated into it. With an
+        ``id`` that exists, returns that instance (starting is idempotent).
+
+        Raises:
+            pydantic.ValidationError: invalid params; nothing is stored.
+            PayloadTooLargeError: the params are over the payload limit.
+        """
+        (instance,) = await self.create_batch([{"params": params, "id": id} if id else {"params": params}])  # type: ignore[list-item]
+        return instance
+
+    async def create_batch(self, items: Sequence[BatchItem[P]]) -> list[Instance[O]]:
+        """Start several instances in one transaction; all are validated before any is stored."""
+        definition = self._app.definition(self.name)
+        version = self._app.version_of(self.name)
+        now = self._app.clock.now()
+        limit = self._app.settings.runtime.payload_limit
+        new = []
+        for item in items:
+            value = serialization.validate(item.get("params"), definition.params_type)
+            data = serialization.dump(
+                value, definition.params_type, limit, f"the params of workflow {self.name!r}"
+            )
+            new.append(NewInstance(item.get("id") or uuid.uuid4().hex, self.name, data, now, version))
+        store = await self._app.store()
+        rows = await store.create_instances(new)
+        for row in rows:
+            if row.workflow != self.name:
+                raise InstanceStateError(
+                    f"id {row.id!r} already belongs to an instance of workflow {row.workflow!r}"
+                )
+        return [Instance(self._app, self.name, row.id) for row in rows]
+
+    async def get(self, id: str) -> Instance[O]:
+        """The instance ``id`` of this workflow.
+
+        Raises:
+            InstanceNotFoundError: no instance of this workflow has that id.
+        """
+        row = await (await self._app.store()).get_instance(id)
+        if row is None or row.workflow != self.name:
+            raise InstanceNotFoundError(id)
+        return Instance(self._app, self.name, id)
+
+    async def list(
+        self, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> InstancePage[O]:
+        """Instances of this workflow, newest first; pass ``next_cursor`` for the next page."""
+        store = await self._app.store()
+        page = await store.list_instances(
+            workflow=self.name, status=status, limit=limit, cursor=cursor
+        )
+        output_type = self._app.definition(self.name).output_type
+        return InstancePage(
+            [instance_status(row, output_type) for row in page.instances], page.next_cursor
+        )
+
+    @property
+    def sync(self) -> SyncWorkflowHandle[P, O]:
+        """The same handle for synchronous code (Flask, Django, scripts)."""
+        from framework.runtime.sync import SyncWorkflowHandle
+
+        return SyncWorkflowHandle(self)
+
+
+class Instance(Generic[O]):
+    """One instance of a workflow, by id."""
+
+    def __init__(self, app: App, workflow: str, id: str) -> None:
+        self._app = app
+        self.workflow = workflow
+        self.id = id
+
+    def __repr__(self) -> str:
+        return f"<Instance {self.workflow!r} {self.id!r}>"
+
+    async def status(self) -> InstanceStatus[O]:
+        """The instance's status, typed output and error."""
+        row = await self._row()
+        return instance_status(row, self._app.definition(self.workflow).output_type)
+
+    async def result(self, timeout: float | None = None) -> O:
+        """Wait for the instance to end and return its output.
+
+        Raises:
+            InstanceFailedError: it ended errored (``.error`` says why).
+            InstanceTerminatedError: it was terminated.
+            ResultTimeoutError: ``timeout`` seconds passed first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.002
+        with self._app.clock.awaiting():
+            while True:
+                status = await self.status()
+                if status.status == "complete":
+                    return status.output  # type: ignore[return-value]
+                if status.status == "errored":
+                    raise InstanceFailedError(self.id, status.error)
+                if status.status == "terminated":
+                    raise InstanceTerminatedError(self.id)
+                if deadline is not None and loop.time() >= deadline:
+                    raise ResultTimeoutError(self.id, timeout or 0.0, status.status)
+                pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, 0.1)
+
+    async def steps(self) -> list[StepRecord]:
+        """The step timeline: each step's kind, status, attempts, timing, output and error."""
+        store = await self._app.store()
+        await self._row()
+        return [step_record(row) for row in await store.list_steps(self.id)]
+
+    async def pause(self) -> None:
+        """Pause: a waiting instance stays put; a running one stops at its next step."""
+        await (await self._app.store()).pause(self.id, self._app.clock.now())
+
+    async def resume(self) -> None:
+        """Resume a paused instance."""
+        await (await self._app.store()).resume(self.id, self._app.clock.now())
+
+    async def terminate(self) -> None:
+        """End the instance (and its children) now; it runs no further step."""
+        await (await self._app.store()).terminate(self.id, self._app.clock.now())
+
+    async def restart(self, from_step: str | None = None, occurrence: int = 1) -> None:
+        """Run again from the top, or from step ``from_step`` (keeping the journal before it)."""
+        step = None if from_step is None else (from_step, occurrence)
+        await (await self._app.store()).restart(self.id, self._app.clock.now(), step)
+
+    async def send_event(self, type: str, payload: Any = None) -> None:
+        """Deliver an event to ``wait_for_event(..., type=type)``; buffered until then."""
+        limit = self._app.settings.runtime.payload_limit
+        data = serialization.dump(payload, Any, limit, f"the payload of event {type!r}")
+        await (await self._app.store()).send_event(self.id, type, data, self._app.clock.now())
+
+    @property
+    def sync(self) -> SyncInstance[O]:
+        """The same instance for synchronous code."""
+        from framework.runtime.sync import SyncInstance
+
+        return SyncInstance(self)
+
+    async def _row(self) -> InstanceRow:
+        row = await (await self._app.store()).get_instance(self.id)
+        if row is None:
+            raise InstanceNotFoundError(self.id)
+        return row
+
+
+def instance_status(row: InstanceRow, output_type: Any) -> InstanceStatus[Any]:
+    """The public status of a stored instance, its output typed as ``output_type``."""
+    output = serialization.load(row.output, output_type) if row.status == "complete" else None
+    return InstanceStatus[Any](
+        id=row.id,
+        workflow=row.workflow,
+        status=row.status,
+        output=output,
+        error=ErrorInfo.model_validate_json(row.error) if row.error else None,
+        params=serialization.load(row.params, Any),
+        created_at=timestamp(row.created_at),
+        updated_at=timestamp(row.updated_at),
+        version=row.version,
+        parent_id=row.parent_id,
+    )
+
+
+def step_record(row: StepRow) -> StepRecord:
+    """The public record of a journal entry."""
+    import json
+
+    detail = json.loads(row.detail) if row.detail else {}
+    return StepRecord(
+        name=row.name,
+        count=row.count,
+        kind=row.kind,
+        status=row.status,
+        attempts=row.attempts,
+        started_at=timestamp(row.started_at),
+        finished_at=timestamp(row.finished_at),
+        wake_at=timestamp(row.wake_at),
+        input=serialization.load(row.input, Any),
+        output=serialization.load(row.output, Any),
+        error=ErrorInfo.model_validate_json(row.error) if row.error else None,
+        event_type=detail.get("type"),
+        child_id=detail.get("child_id"),
+        child_workflow=detail.get("workflow"),
+    )
+
+
+def is_terminal(status: str) -> bool:
+    """Whether ``status`` is one an instance never leaves."""
+    return status in TERMINAL

@@ -1,0 +1,81 @@
+"""The public records of instances and steps, as handles, the CLI and the HTTP API return them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from framework.store.base import StepKind, StepStatus
+from framework.store.base import Status as Status
+
+O = TypeVar("O")
+
+
+class ErrorInfo(BaseModel):
+    """An error as stored: the exception's class name, its message and the failing step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    message: str
+    step: str | None = None
+    attempts: int | None = None
+    traceback: str | None = None
+    details: dict[str, Any] = {}
+
+    def __str__(self) -> str:
+        where = f" in step {self.step!r}" if self.step else ""
+        return f"{self.name}{where}: {self.message}"
+
+
+class InstanceStatus(BaseModel, Generic[O]):
+    """An instance's state: ``status``, ``output`` (typed), ``error`` and timestamps."""
+
+    id: str
+    workflow: str
+    status: Status
+    output: O | None = None
+    error: ErrorInfo | None = None
+    params: Any = None
+    created_at: datetime
+    updated_at: datetime
+    version: str | None = None
+    parent_id: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the instance has ended (``complete``, ``errored`` or ``terminated``)."""
+        return self.status in ("complete", "errored", "terminated")
+
+
+class StepRecord(BaseModel):
+    """One entry of an instance's step timeline."""
+
+    name: str
+    count: int
+    kind: StepKind
+    status: StepStatus
+    attempts: int
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    wake_at: datetime | None = None
+    input: Any = None
+    output: Any = None
+    error: ErrorInfo | None = None
+    event_type: str | None = None
+    child_id: str | None = None
+    child_workflow: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the first attempt's start to the end, when both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def timestamp(value: float | None) -> datetime | None:
+    """Epoch seconds as an aware UTC datetime."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)

@@ -1,0 +1,91 @@
+"""JSON in and out of the store, typed by annotations and validated by pydantic."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from framework.errors import PayloadTooLargeError, SerializationError
+
+
+@lru_cache(maxsize=4096)
+def _adapter_for_hashable(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def adapter(annotation: Any) -> TypeAdapter[Any]:
+    """A (cached) pydantic TypeAdapter for a type annotation."""
+    try:
+        return _adapter_for_hashable(annotation)
+    except TypeError:  # an unhashable annotation
+        return TypeAdapter(annotation)
+
+
+def dump(value: Any, annotation: Any, limit: int, what: str) -> str:
+    """Serialize ``value`` as its annotated type to JSON text no longer than ``limit`` bytes.
+
+    Raises:
+        SerializationError: the value cannot be stored as JSON (``what`` names it).
+        PayloadTooLargeError: the JSON is over ``limit`` bytes.
+    """
+    try:
+        data = adapter(annotation).dump_json(value, warnings=False)
+    except (PydanticSerializationError, ValueError, TypeError) as exc:
+        raise SerializationError(
+            f"{what} cannot be stored as JSON: {exc}; return pydantic models, dataclasses, "
+            "TypedDicts or JSON builtins"
+        ) from None
+    if len(data) > limit:
+        raise PayloadTooLargeError(
+            f"{what} is {len(data):,} bytes of JSON, over the limit of {limit:,} bytes "
+            "(raise [runtime] payload_limit in fw.toml, or store large data elsewhere and "
+            "pass a reference)"
+        )
+    return data.decode()
+
+
+def load(text: str | None, annotation: Any) -> Any:
+    """Read JSON text back as the annotated type (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    return adapter(annotation).validate_json(text)
+
+
+def validate(value: Any, annotation: Any) -> Any:
+    """Validate plain data (or an instance) into the annotated type.
+
+    Raises:
+        pydantic.ValidationError: the value does not fit the type.
+    """
+    return adapter(annotation).validate_python(value)
+
+
+@lru_cache(maxsize=4096)
+def _return_type_of_code(fn: Callable[..., Any]) -> Any:
+    return _return_type(fn)
+
+
+def return_type(fn: Callable[..., Any]) -> Any:
+    """The declared return type of a step function, unwrapping ``async``; ``Any`` if none."""
+    try:
+        return _return_type_of_code(fn)
+    except TypeError:
+        return _return_type(fn)
+
+
+def _return_type(fn: Callable[..., Any]) -> Any:
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        return Any
+    return hints.get("return", Any)
+
+
+__all__ = ["ValidationError", "adapter", "dump", "load", "return_type", "validate"]

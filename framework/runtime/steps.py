@@ -1,0 +1,114 @@
+"""``ctx.step``: durable steps, timers and event waits."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from framework.runtime.durations import Duration, parse_duration
+from framework.runtime.retries import Retries
+
+if TYPE_CHECKING:
+    from framework.runtime.execution import InstanceRun
+
+R = TypeVar("R")
+M = TypeVar("M")
+
+
+class WorkflowStep:
+    """The durable operations of a workflow body.
+
+    Each operation is journaled under its name (and occurrence, when a name repeats): on
+    replay a finished step returns its stored result instead of running again.
+    """
+
+    def __init__(self, run: InstanceRun) -> None:
+        self._run = run
+
+    @overload
+    async def do(  # type: ignore[overload-overlap]
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[R]],
+        /,
+        *args: Any,
+        retries: Retries | None = None,
+        timeout: Duration | None = None,
+        **kwargs: Any,
+    ) -> R: ...
+
+    @overload
+    async def do(
+        self,
+        name: str,
+        fn: Callable[..., R],
+        /,
+        *args: Any,
+        retries: Retries | None = None,
+        timeout: Duration | None = None,
+        **kwargs: Any,
+    ) -> R: ...
+
+    async def do(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        retries: Retries | None = None,
+        timeout: Duration | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` (sync or async) once and journal its return value.
+
+        The value is stored as JSON typed by ``fn``'s return annotation, so a model comes
+        back as that model on replay. A failure is retried by ``retries`` (defaults from
+        ``fw.toml``), each attempt limited by ``timeout``; once retries are exhausted, or on
+        ``NonRetryableError``, a ``StepError`` is raised here.
+        """
+        return await self._run.run_function_step(name, fn, args, kwargs, retries, timeout)
+
+    async def sleep(self, name: str, duration: Duration) -> None:
+        """Wait ``duration`` durably: the instance holds no worker while it sleeps."""
+        seconds = parse_duration(duration)
+        await self._run.sleep_until(name, lambda now: now + seconds)
+
+    async def sleep_until(self, name: str, when: datetime | float) -> None:
+        """Wait until ``when`` (an aware datetime, or epoch seconds) durably."""
+        target = when.timestamp() if isinstance(when, datetime) else float(when)
+        await self._run.sleep_until(name, lambda now: target)
+
+    @overload
+    async def wait_for_event(
+        self, name: str, *, type: str, timeout: Duration | None = None, model: None = None
+    ) -> Any: ...
+
+    @overload
+    async def wait_for_event(
+        self, name: str, *, type: str, timeout: Duration | None = None, model: type[M]
+    ) -> M: ...
+
+    async def wait_for_event(
+        self,
+        name: str,
+        *,
+        type: str,
+        timeout: Duration | None = None,
+        model: type[Any] | None = None,
+    ) -> Any:
+        """Wait for an event of ``type`` sent with ``instance.send_event`` and return its
+        payload (validated into ``model`` when given). Events sent before the wait are
+        buffered. Raises ``EventTimeoutError`` when ``timeout`` passes first."""
+        seconds = None if timeout is None else parse_duration(timeout)
+        return await self._run.wait_for_event(name, type, seconds, model)
+
+    @property
+    def idempotency_key(self) -> str:
+        """Inside a step: a key stable across the retries and replays of this step of this
+        instance, to pass to external APIs so they deduplicate a repeated side effect."""
+        return self._run.current_idempotency_key()
+
+    def patched(self, change_id: str) -> bool:
+        """The same as ``ctx.patched``."""
+        return self._run.patched(change_id)

@@ -1,0 +1,232 @@
+"""The store: a small protocol over durable state, implemented for SQLite and PostgreSQL.
+
+The store knows rows, transactions and leases; what a step or a sleep means lives in the
+runtime. Every write a running instance makes goes through ``apply``, fenced by the lease
+token of the claim that is running it, so a worker that lost its lease can change nothing.
+Times are seconds since the epoch as the runtime's clock tells them; the store never reads
+a clock of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Status = Literal["queued", "running", "waiting", "paused", "complete", "errored", "terminated"]
+StepKind = Literal["do", "sleep", "event", "child", "rollback", "patch"]
+StepStatus = Literal["complete", "errored", "waiting"]
+
+STATUSES: tuple[Status, ...] = (
+    "queued", "running", "waiting", "paused", "complete", "errored", "terminated",
+)
+TERMINAL: frozenset[str] = frozenset({"complete", "errored", "terminated"})
+"""Statuses an instance never leaves (but by ``restart``)."""
+
+RUNNABLE: frozenset[str] = frozenset({"queued", "waiting", "running"})
+"""Statuses in which ``wake_at`` says when a worker should next claim the instance."""
+
+
+class LeaseLostError(Exception):
+    """The claim running an instance is no longer its lease holder (it expired, or the
+    instance was terminated or restarted meanwhile): the write was refused."""
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    """An instance to create."""
+
+    id: str
+    workflow: str
+    params: str
+    created_at: float
+    version: str | None = None
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """One instance as stored."""
+
+    seq: int
+    id: str
+    workflow: str
+    status: Status
+    params: str
+    output: str | None
+    error: str | None
+    version: str | None
+    parent_id: str | None
+    generation: int
+    created_at: float
+    updated_at: float
+    wake_at: float | None
+    lease_owner: str | None
+    crash_count: int
+    crashes: str | None
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One journal entry: the state of step ``name`` (occurrence ``count``) of an instance."""
+
+    instance_id: str
+    name: str
+    count: int
+    seq: int
+    kind: StepKind
+    status: StepStatus
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    wake_at: float | None = None
+    input: str | None = None
+    output: str | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An instance a worker now holds, with its journal in request order."""
+
+    instance: InstanceRow
+    steps: list[StepRow]
+    token: str
+    crashed: bool
+    """The previous holder's lease expired while it ran the instance (its worker died)."""
+
+
+@dataclass
+class Transition:
+    """Everything one commit of a running instance changes, applied atomically.
+
+    ``status`` None keeps the instance running under its lease. ``wake_on_events`` and
+    ``wake_on_children``, with a waiting status, make the instance runnable at once when a
+    matching event is already buffered or an awaited child already ended, closing the race
+    with a writer that saw the instance still running.
+    """
+
+    instance_id: str
+    token: str
+    steps: list[StepRow] = field(default_factory=list[StepRow])
+    status: Status | None = None
+    wake_at: float | None = None
+    output: str | None = None
+    error: str | None = None
+    release: bool = False
+    children: list[NewInstance] = field(default_factory=list[NewInstance])
+    wake_parent: str | None = None
+    wake_on_events: list[str] = field(default_factory=list[str])
+    wake_on_children: list[str] = field(default_factory=list[str])
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of instances, newest first, and the cursor of the next page (None: last)."""
+
+    instances: list[InstanceRow]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TakenEvent:
+    """An event consumed by a wait step."""
+
+    payload: str
+    created_at: float
+
+
+class Store(Protocol):
+    """Durable state of instances, journals and events."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and migrate the schema to the current version."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+        ...
+
+    # Instances, as handles see them.
+    async def create_instances(self, instances: Sequence[NewInstance]) -> list[InstanceRow]:
+        """Insert in one transaction; an id that exists is kept and returned as it is."""
+        ...
+
+    async def get_instance(self, instance_id: str) -> InstanceRow | None: ...
+
+    async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]: ...
+
+    async def list_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        search: str | None = None,
+        parent_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page: ...
+
+    async def count_by_status(self) -> dict[str, dict[str, int]]:
+        """workflow -> status -> number of instances."""
+        ...
+
+    async def list_steps(self, instance_id: str) -> list[StepRow]: ...
+
+    # Control.
+    async def pause(self, instance_id: str, now: float) -> InstanceRow: ...
+
+    async def resume(self, instance_id: str, now: float) -> InstanceRow: ...
+
+    async def terminate(self, instance_id: str, now: float) -> InstanceRow:
+        """Terminate the instance and, depth first, every child that has not ended."""
+        ...
+
+    async def restart(
+        self, instance_id: str, now: float, from_step: tuple[str, int] | None
+    ) -> InstanceRow:
+        """Queue the instance again, dropping its journal from ``from_step`` on (all of it
+        when None) and releasing the events those steps consumed."""
+        ...
+
+    async def send_event(
+        self, instance_id: str, event_type: str, payload: str, now: float
+    ) -> InstanceRow: ...
+
+    # Workers.
+    async def claim(
+        self, owner: str, limit: int, now: float, lease_until: float
+    ) -> list[Claim]: ...
+
+    async def heartbeat(self, owner: str, lease_until: float) -> set[str]:
+        """Extend the leases ``owner`` holds; return the ids it still holds."""
+        ...
+
+    async def apply(self, transition: Transition, now: float) -> Status:
+        """Commit a transition if ``transition.token`` still holds the lease; return the
+        instance's status after it. Raises LeaseLostError otherwise."""
+        ...
+
+    async def take_event(
+        self, token: str, instance_id: str, event_type: str, step: StepRow, now: float
+    ) -> TakenEvent | None:
+        """Consume the oldest buffered event of ``event_type`` and journal ``step`` complete
+        with its payload, in one fenced transaction; None when no such event waits."""
+        ...
+
+    async def next_wake_at(self) -> float | None:
+        """The earliest time an instance becomes runnable, if any is scheduled."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when another process may have made work runnable, or after ``timeout``."""
+        ...
+
+    async def prune(self, statuses: Sequence[str], before: float, batch: int) -> int:
+        """Delete up to ``batch`` instances in ``statuses`` last updated before ``before``,
+        with their journals and events; return how many."""
+        ...

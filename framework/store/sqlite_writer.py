@@ -1,0 +1,136 @@
+"""One writer thread per SQLite store, committing queued writes in groups.
+
+Every write is a function of the connection. The thread takes all writes queued while the
+previous commit ran and applies them in one transaction, each inside its own savepoint (a
+write that fails is rolled back alone and its caller gets the error). Under load many
+instances' journal entries share one fsync; alone, each write still commits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+MAX_GROUP = 256
+
+
+@dataclass
+class WriteResult:
+    """What a write function returns: its value, and whether workers should be woken."""
+
+    value: Any = None
+    wake_workers: bool = False
+
+
+@dataclass
+class _Write:
+    fn: Callable[[sqlite3.Connection], WriteResult]
+    future: Future[Any] = field(default_factory=Future[Any])
+
+
+class SQLiteWriter:
+    """The thread that owns the store's write connection."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        on_commit_wake: Callable[[], None],
+        translate_error: Callable[[BaseException], BaseException],
+    ) -> None:
+        self._connect = connect
+        self._on_commit_wake = on_commit_wake
+        self._translate_error = translate_error
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="fw-sqlite-writer", daemon=True)
+        self._ready: Future[None] = Future()
+
+    def start(self) -> Future[None]:
+        """Start the thread; the future completes once its connection is open."""
+        self._thread.start()
+        return self._ready
+
+    async def write(self, fn: Callable[[sqlite3.Connection], WriteResult]) -> Any:
+        """Run ``fn`` in the next group commit and return its value once committed."""
+        item = _Write(fn)
+        self._queue.put(item)
+        return await asyncio.wrap_future(item.future)
+
+    def stop(self) -> None:
+        """Finish queued writes, close the connection and join the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            connection = self._connect()
+        except BaseException as exc:
+            self._ready.set_exception(self._translate_error(exc))
+            return
+        self._ready.set_result(None)
+        try:
+            while (group := self._next_group()) is not None:
+                self._commit(connection, group)
+        finally:
+            connection.close()
+
+    def _next_group(self) -> list[_Write] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        group = [first]
+        while len(group) < MAX_GROUP:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)
+                break
+            group.append(item)
+        return group
+
+    def _commit(self, connection: sqlite3.Connection, group: list[_Write]) -> None:
+        outcomes: list[tuple[_Write, WriteResult | None, BaseException | None]] = []
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for item in group:
+                outcomes.append(self._apply_one(connection, item))
+            connection.execute("COMMIT")
+        except BaseException as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            error = self._translate_error(exc)
+            for item in group:
+                item.future.set_exception(error)
+            return
+        if any(result is not None and result.wake_workers for _, result, _ in outcomes):
+            self._on_commit_wake()
+        for item, result, error in outcomes:
+            if error is not None:
+                item.future.set_exception(error)
+            else:
+                assert result is not None
+                item.future.set_result(result.value)
+
+    def _apply_one(
+        self, connection: sqlite3.Connection, item: _Write
+    ) -> tuple[_Write, WriteResult | None, BaseException | None]:
+        connection.execute("SAVEPOINT write")
+        try:
+            result = item.fn(connection)
+        except sqlite3.OperationalError:
+            raise  # the database itself failed: the whole group fails
+        except Exception as exc:
+            connection.execute("ROLLBACK TO write")
+            connection.execute("RELEASE write")
+            return item, None, exc
+        connection.execute("RELEASE write")
+        return item, result, None
