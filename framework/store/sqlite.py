@@ -211,7 +211,7 @@ class SQLiteStore:
                     f"instance {instance_id!r} is already {row.status}: cannot terminate"
                 )
             _terminate_tree(c, instance_id, now)
-            woke = _wake_parent(c, row.parent_id, now)
+            woke = _wake_parent(c, instance_id, row.parent_id, now)
             return WriteResult(_require(c, instance_id), wake_workers=woke)
 
         return await self._writer.write(write)  # type: ignore[no-any-return]
@@ -535,7 +535,7 @@ def _apply(c: sqlite3.Connection, t: Transition, now: float) -> WriteResult:
          bool(t.steps), release, release, t.instance_id),
     )
     if status in TERMINAL:
-        wake = _wake_parent(c, parent_id, now) or wake
+        wake = _wake_parent(c, t.instance_id, parent_id, now) or wake
     return WriteResult(status, wake_workers=wake or bool(t.children))
 
 
@@ -584,11 +584,15 @@ def _has_ended_child(c: sqlite3.Connection, child_ids: Sequence[str]) -> bool:
     )
 
 
-def _wake_parent(c: sqlite3.Connection, parent_id: str | None, now: float) -> bool:
+def _wake_parent(c: sqlite3.Connection, child_id: str, parent_id: str | None, now: float) -> bool:
+    """Make the parent runnable now if it is waiting for this child (``ctx.parallel``)."""
     if parent_id is None:
         return False
     woke = c.execute(
-        "UPDATE instances SET wake_at=? WHERE id=? AND status='waiting'", (now, parent_id)
+        "UPDATE instances SET wake_at=? WHERE id=? AND status='waiting' AND EXISTS ("
+        "SELECT 1 FROM steps WHERE instance_id=? AND kind='child' AND status='waiting' "
+        "AND json_extract(detail, '$.child_id')=?)",
+        (now, parent_id, parent_id, child_id),
     ).rowcount
     return woke > 0
 
