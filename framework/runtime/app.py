@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from framework.runtime.handles import Instance, WorkflowHandle
     from framework.runtime.registry import Entrypoint
     from framework.store.base import Store
+    from framework.testing.faults import FaultPlan
 
 _apps: dict[Path, App] = {}
 _apps_lock = threading.Lock()
@@ -40,6 +41,8 @@ class App:
         self.settings: AppConfig = load_config(self.root)
         self.clock = clock or Clock()
         self.database_url = database or database_url(self.root, self.settings)
+        self.faults: FaultPlan | None = None
+        """Planned step failures (tests only; see framework.testing)."""
         self._entrypoints: dict[str, type[Entrypoint]] | None = None
         self._definitions: dict[str, WorkflowDefinition] = {}
         self._versions: dict[str, tuple[int, str]] = {}

@@ -447,9 +447,7 @@ class InstanceRun:
     ) -> Any:
         entry = self.journal.get(key)
         if entry is not None and entry.status == "complete":
-            value = serialization.load(entry.output, output_type)
-            self._step_outputs[key.name] = value
-            return value
+            return self._completed(key, kind, serialization.load(entry.output, output_type))
         if entry is not None and entry.status == "errored":
             raise step_error(entry)
         now = self.clock.now()
@@ -462,6 +460,8 @@ class InstanceRun:
         self._enter_step()
         scope = _current_step.set(_StepScope(self, key))
         try:
+            if self.app.faults is not None:
+                self.app.faults.before_attempt(self.workflow, key.name)
             value = await _with_timeout(attempt(number), limit, key)
             data = serialization.dump(
                 value, output_type, self.payload_limit,
@@ -485,8 +485,11 @@ class InstanceRun:
                 )
             ]
         )
-        value = serialization.load(data, output_type)
-        self._step_outputs[key.name] = value
+        return self._completed(key, kind, serialization.load(data, output_type))
+
+    def _completed(self, key: StepKey, kind: StepKind, value: Any) -> Any:
+        if kind == "do":
+            self._step_outputs[key.name] = value
         return value
 
     async def _step_failed(

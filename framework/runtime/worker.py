@@ -71,7 +71,8 @@ class Worker:
         await self.stop()
 
     async def start(self) -> None:
-        """Open the store and start working in the background."""
+        """Check the app's generated package, open the store and work in the background."""
+        self.app.entrypoints  # noqa: B018 - fails early and clearly when codegen never ran
         self._store = await self.app.store()
         self._main = asyncio.create_task(self.run(), name=f"fw-worker {self.id}")
 

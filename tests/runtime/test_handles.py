@@ -1,0 +1,135 @@
+"""Handles: create (idempotent, validated, batched), get, list, result, the sync facade."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import pytest
+from pydantic import ValidationError
+
+from framework import (
+    InstanceNotFoundError,
+    PayloadTooLargeError,
+    ResultTimeoutError,
+    UnknownWorkflowError,
+)
+from tests.runtime.conftest import MakeEnv
+
+ORDERS = """
+from pydantic import BaseModel, Field
+from framework import workflow, WorkflowContext
+
+class OrderParams(BaseModel):
+    order_id: str
+    amount: int = Field(gt=0)
+    note: str = ""
+
+class OrderResult(BaseModel):
+    receipt_id: str
+
+@workflow
+async def order_pipeline(ctx: WorkflowContext[OrderParams]) -> OrderResult:
+    receipt = await ctx.step.do("charge", lambda: f"rc-{ctx.params.order_id}")
+    await ctx.step.wait_for_event("hold", type="release")
+    return OrderResult(receipt_id=receipt)
+"""
+
+
+async def test_create_is_idempotent_by_id(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+    handle = env.get("order-pipeline")
+
+    first = await handle.create({"order_id": "o-1", "amount": 5}, id="o-1")
+    again = await handle.create({"order_id": "o-1", "amount": 999}, id="o-1")
+
+    assert again.id == first.id == "o-1"
+    assert (await again.status()).params == {"order_id": "o-1", "amount": 5, "note": ""}
+    assert len((await handle.list()).instances) == 1
+
+
+async def test_invalid_params_are_rejected_and_nothing_is_stored(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+    handle = env.get("order-pipeline")
+
+    with pytest.raises(ValidationError) as error:
+        await handle.create({"order_id": "o-1", "amount": -3}, id="bad")
+    with pytest.raises(ValidationError):
+        await handle.create_batch([{"params": {"order_id": "ok", "amount": 1}}, {"params": {"amount": 2}}])
+
+    assert error.value.errors()[0]["loc"] == ("amount",)
+    assert (await handle.list()).instances == []
+    with pytest.raises(InstanceNotFoundError):
+        await handle.get("bad")
+
+
+async def test_params_over_the_payload_limit_are_refused(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS}, settings="[runtime]\npayload_limit = 200\n")
+    handle = env.get("order-pipeline")
+
+    with pytest.raises(PayloadTooLargeError, match="over the limit of 200 bytes"):
+        await handle.create({"order_id": "o-1", "amount": 1, "note": "x" * 300})
+    assert (await handle.list()).instances == []
+
+
+async def test_create_batch_list_pagination_and_get(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+    handle = env.get("order-pipeline")
+
+    created = await handle.create_batch(
+        [{"params": {"order_id": f"o-{n}", "amount": n + 1}, "id": f"o-{n}"} for n in range(5)]
+    )
+    first = await handle.list(limit=2)
+    second = await handle.list(limit=2, cursor=first.next_cursor)
+    third = await handle.list(limit=2, cursor=second.next_cursor)
+
+    assert [i.id for i in created] == [f"o-{n}" for n in range(5)]
+    seen = [s.id for page in (first, second, third) for s in page.instances]
+    assert seen == ["o-4", "o-3", "o-2", "o-1", "o-0"]
+    assert third.next_cursor is None
+    assert (await handle.get("o-3")).id == "o-3"
+
+
+async def test_result_timeout_and_typed_output(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+    instance = await env.get("order-pipeline").create({"order_id": "o-9", "amount": 1})
+
+    with pytest.raises(ResultTimeoutError, match="still"):
+        await instance.result(timeout=0.3)
+    await instance.send_event("release")
+    output = await instance.result(timeout=10)
+
+    assert type(output).__name__ == "OrderResult" and output.receipt_id == "rc-o-9"
+    status = await instance.status()
+    assert status.version is not None and status.output == output
+
+
+async def test_unknown_workflow_names_close_matches(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+
+    with pytest.raises(UnknownWorkflowError, match="did you mean 'order-pipeline'"):
+        env.get("order-pipelin")
+
+
+async def test_generated_package_gives_the_same_handles(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+    generated = importlib.import_module(f"{env.app.package}._generated")
+
+    instance = await generated.workflows.get("order-pipeline").create({"order_id": "g", "amount": 1})
+
+    assert generated.env.ORDER_PIPELINE_WORKFLOW.name == "order-pipeline"
+    assert (await env.get("order-pipeline").get(instance.id)).id == instance.id
+
+
+async def test_sync_facade(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+    handle = env.get("order-pipeline").sync
+
+    def use_sync() -> object:
+        instance = handle.create({"order_id": "s-1", "amount": 3}, id="s-1")
+        instance.send_event("release")
+        return instance.result(timeout=10)
+
+    output = await asyncio.to_thread(use_sync)
+
+    assert output.receipt_id == "rc-s-1"  # type: ignore[attr-defined]

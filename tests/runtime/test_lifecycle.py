@@ -1,0 +1,141 @@
+"""Pause, resume, terminate and restart, on waiting and running instances."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from framework import Instance, InstanceStateError, InstanceTerminatedError
+from tests.runtime.conftest import MakeEnv
+
+STEPS = """
+import asyncio
+from framework import workflow, WorkflowContext
+
+RUNS: list[str] = []
+GATE = asyncio.Event()
+
+def record(name: str) -> str:
+    RUNS.append(name)
+    return name
+
+async def gated() -> str:
+    RUNS.append("gated")
+    await GATE.wait()
+    return "gated"
+
+@workflow
+async def steps(ctx: WorkflowContext[dict[str, bool]]) -> list[str]:
+    out = [await ctx.step.do("one", record, "one")]
+    if ctx.params.get("gate"):
+        out.append(await ctx.step.do("gated", gated))
+    await ctx.step.wait_for_event("go", type="go")
+    out.append(await ctx.step.do("two", record, "two"))
+    out.append(await ctx.step.do("three", record, "three"))
+    return out
+"""
+
+
+async def test_pause_and_resume_a_waiting_instance(make_env: MakeEnv) -> None:
+    env = await make_env({"steps_workflow.py": STEPS})
+    instance = await env.start("steps", {})
+    await _until(instance, "waiting")
+
+    await instance.pause()
+    await instance.send_event("go")
+    await asyncio.sleep(0.2)
+    assert (await instance.status()).status == "paused"
+
+    await instance.resume()
+    assert await instance.result(timeout=10) == ["one", "two", "three"]
+    with pytest.raises(InstanceStateError, match="complete"):
+        await instance.pause()
+
+
+async def test_pausing_a_running_instance_stops_it_at_its_next_step(make_env: MakeEnv) -> None:
+    env = await make_env({"steps_workflow.py": STEPS})
+    module = _module(env, "steps")
+    instance = await env.start("steps", {"gate": True})
+    await _until_true(lambda: "gated" in module.RUNS)
+
+    await instance.pause()
+    module.GATE.set()
+    await _until(instance, "paused")
+    await instance.send_event("go")
+    await asyncio.sleep(0.2)
+
+    assert [s.name for s in await instance.steps()] == ["one", "gated"]
+    await instance.resume()
+    assert await instance.result(timeout=10) == ["one", "gated", "two", "three"]
+    assert module.RUNS.count("gated") == 1
+
+
+async def test_terminate_stops_an_instance_for_good(make_env: MakeEnv) -> None:
+    env = await make_env({"steps_workflow.py": STEPS})
+    instance = await env.start("steps", {})
+    await _until(instance, "waiting")
+
+    await instance.terminate()
+
+    with pytest.raises(InstanceTerminatedError):
+        await instance.result(timeout=5)
+    with pytest.raises(InstanceStateError):
+        await instance.terminate()
+
+
+async def test_restart_from_a_step_keeps_the_journal_before_it(make_env: MakeEnv) -> None:
+    env = await make_env({"steps_workflow.py": STEPS})
+    module = _module(env, "steps")
+    instance = await env.start("steps", {})
+    await _until(instance, "waiting")
+    await instance.send_event("go")
+    await instance.result(timeout=10)
+    module.RUNS.clear()
+
+    await instance.restart(from_step="go")
+    await _until(instance, "complete")
+
+    assert module.RUNS == ["two", "three"]
+    assert [s.name for s in await instance.steps()] == ["one", "go", "two", "three"]
+
+    await instance.restart()
+    await _until(instance, "complete")
+    assert module.RUNS == ["two", "three", "one", "two", "three"]
+
+
+async def test_restart_from_an_unknown_step_names_the_steps(make_env: MakeEnv) -> None:
+    env = await make_env({"steps_workflow.py": STEPS})
+    instance = await env.start("steps", {})
+    await _until(instance, "waiting")
+
+    with pytest.raises(InstanceStateError, match="no step 'nope'.*one"):
+        await instance.restart(from_step="nope")
+
+
+def _module(env: object, name: str) -> object:
+    import sys
+
+    from framework.testing import WorkflowTestEnv
+
+    assert isinstance(env, WorkflowTestEnv)
+    return sys.modules[env.app.definition(name).target.__module__]
+
+
+async def _until(instance: Instance[object], status: str, timeout: float = 10.0) -> None:
+    await _until_true(lambda: None, instance=instance, status=status, timeout=timeout)
+
+
+async def _until_true(
+    check: object, *, instance: Instance[object] | None = None, status: str = "", timeout: float = 10.0
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if instance is not None:
+            if (await instance.status()).status == status:
+                return
+        elif check():  # type: ignore[operator]
+            return
+        assert loop.time() < deadline, f"timed out waiting for {status or check}"
+        await asyncio.sleep(0.01)
