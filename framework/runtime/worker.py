@@ -78,6 +78,7 @@ class Worker:
 
     async def run(self) -> None:
         """Work until ``stop()``; then release what is still held."""
+        self.app.entrypoints  # noqa: B018 - fails early and clearly when codegen never ran
         store = self._store or await self.app.store()
         self._store = store
         heartbeat = asyncio.create_task(self._heartbeat_loop(store))

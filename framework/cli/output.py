@@ -1,0 +1,94 @@
+"""Shared CLI plumbing: consoles, error reporting without tracebacks, JSON output, the app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+
+from framework.app_root import AppNotFoundError, resolve_app_root
+from framework.errors import FwError
+
+T = TypeVar("T")
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+AppOption = typer.Option(None, "--app", help="The app folder (default: nearest fw.toml upwards).")
+JsonOption = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` as an error and exit with ``code``."""
+    errors.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into one-line messages and exit 1."""
+    try:
+        yield
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"invalid params: {problems}")
+    except (FwError, AppNotFoundError, ValueError) as exc:
+        fail(str(exc))
+
+
+def run(coroutine_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run an async command body, reporting user errors plainly."""
+    with user_errors():
+        return asyncio.run(coroutine_fn())
+
+
+def app_root(app: Path | None) -> Path:
+    """The app folder of ``--app``, or a clear error."""
+    with user_errors():
+        return resolve_app_root(app)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log fw's messages to stderr through rich, with structured fields shown."""
+    handler: logging.Handler
+    if errors.is_terminal:
+        handler = RichHandler(console=errors, show_path=False, markup=False)
+        text = "%(message)s"
+    else:  # a log file or a pipe: one plain line per record, never wrapped
+        handler = logging.StreamHandler(sys.stderr)
+        text = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.addFilter(_StructuredFields())
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, handlers=[handler], format=text, force=True)
+    logging.getLogger("fw").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("uvicorn.access", "watchfiles.main", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _StructuredFields(logging.Filter):
+    """Append the ``extra={"fw": {...}}`` fields of ``ctx.log`` calls to the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = getattr(record, "fw", None)
+        if isinstance(fields, dict) and not getattr(record, "_fw_done", False):
+            shown = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+            record.msg = f"{record.msg} [{shown}]"
+            record._fw_done = True
+        return True

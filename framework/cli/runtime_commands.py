@@ -1,0 +1,288 @@
+"""Runtime commands: ``fw worker``, ``fw start``, ``fw workflows``, ``fw instances``,
+``fw instance``, ``fw event``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from framework.cli.output import (
+    AppOption,
+    JsonOption,
+    app_root,
+    configure_logging,
+    console,
+    fail,
+    print_json,
+    run,
+)
+from framework.runtime.app import App
+from framework.runtime.durations import format_duration
+from framework.runtime.handles import Instance, instance_status, step_record
+from framework.runtime.records import InstanceStatus, StepRecord
+from framework.runtime.worker import Worker
+
+STATUS_STYLE = {
+    "queued": "cyan", "running": "blue", "waiting": "yellow", "paused": "magenta",
+    "complete": "green", "errored": "red", "terminated": "dim",
+}
+
+workflows_app = typer.Typer(help="The app's workflows.", no_args_is_help=True)
+instances_app = typer.Typer(help="Instances of all workflows.", no_args_is_help=True)
+instance_app = typer.Typer(help="One instance: show and control it.", no_args_is_help=True)
+event_app = typer.Typer(help="Events for waiting instances.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the runtime commands to the ``fw`` CLI."""
+    app.command("worker")(worker)
+    app.command("start")(start)
+    app.add_typer(workflows_app, name="workflows")
+    app.add_typer(instances_app, name="instances")
+    app.add_typer(instance_app, name="instance")
+    app.add_typer(event_app, name="event")
+
+
+def worker(
+    app: Path | None = AppOption,
+    concurrency: int | None = typer.Option(None, "--concurrency", "-c", help="Instances run at once."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the app's instances until SIGTERM or Ctrl-C, then stop cleanly (exit 0)."""
+    stopped = _stop_on_signals()
+    root = app_root(app)
+    configure_logging(verbose)
+
+    async def main() -> None:
+        runner = Worker(App.for_root(root), concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.request_stop)
+        if not stopped.is_set():
+            await runner.run()
+
+    run(main)
+
+
+def start(
+    name: str = typer.Argument(..., help="The workflow's name."),
+    params: str = typer.Option("null", "--params", "-p", help="The params as JSON."),
+    id: str | None = typer.Option(None, "--id", help="The instance id (default: random)."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the instance to end."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds to wait at most."),
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Start an instance of workflow NAME (a worker runs it)."""
+    root = app_root(app)
+    try:
+        data = json.loads(params)
+    except json.JSONDecodeError as exc:
+        fail(f"--params is not JSON: {exc}")
+
+    async def main() -> InstanceStatus[Any]:
+        the_app = App.for_root(root)
+        instance = await the_app.handle(name).create(data, id=id)
+        if wait:
+            await _wait_quietly(instance, timeout)
+        return await instance.status()
+
+    status = run(main)
+    _show_status(status, [], as_json)
+    if status.status in ("errored", "terminated"):
+        raise typer.Exit(1)
+
+
+def _stop_on_signals() -> threading.Event:
+    """Note SIGTERM and SIGINT from now on, so a stop during start-up still exits 0."""
+    stopped = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    return stopped
+
+
+async def _wait_quietly(instance: Instance[Any], timeout: float | None) -> None:
+    from framework.errors import InstanceFailedError, InstanceTerminatedError
+
+    try:
+        await instance.result(timeout=timeout)
+    except (InstanceFailedError, InstanceTerminatedError):
+        pass
+
+
+@workflows_app.command("list")
+def workflows_list(app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
+    """The declared workflows and their instance counts."""
+    root = app_root(app)
+
+    async def main() -> tuple[App, dict[str, dict[str, int]]]:
+        the_app = App.for_root(root)
+        return the_app, await (await the_app.store()).count_by_status()
+
+    the_app, counts = run(main)
+    rows = [
+        {
+            "name": e.name, "binding": e.binding, "class_name": e.__name__, "file": e.file,
+            "counts": counts.get(e.name, {}),
+        }
+        for e in sorted(the_app.entrypoints.values(), key=lambda e: e.name)
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "binding", "class", "file", "instances")
+    for row in rows:
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(row["counts"].items())) or "none"
+        table.add_row(row["name"], row["binding"], row["class_name"], row["file"], shown)
+    console.print(table)
+
+
+@instances_app.command("list")
+def instances_list(
+    workflow: str | None = typer.Option(None, "--workflow", "-w"),
+    status: str | None = typer.Option(None, "--status", "-s"),
+    limit: int = typer.Option(50, "--limit"),
+    cursor: str | None = typer.Option(None, "--cursor"),
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Instances, newest first."""
+    root = app_root(app)
+
+    async def main() -> tuple[list[InstanceStatus[Any]], str | None]:
+        store = await App.for_root(root).store()
+        page = await store.list_instances(workflow=workflow, status=status, limit=limit, cursor=cursor)
+        return [instance_status(row, Any) for row in page.instances], page.next_cursor
+
+    instances, next_cursor = run(main)
+    if as_json:
+        print_json({"instances": [i.model_dump(mode="json") for i in instances], "next_cursor": next_cursor})
+        return
+    table = Table("id", "workflow", "status", "created", "updated")
+    for item in instances:
+        table.add_row(item.id, item.workflow, _styled(item.status),
+                      f"{item.created_at:%Y-%m-%d %H:%M:%S}", f"{item.updated_at:%H:%M:%S}")
+    console.print(table)
+    if next_cursor:
+        console.print(f"more: --cursor {next_cursor}")
+
+
+@instance_app.command("show")
+def instance_show(instance_id: str, app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
+    """An instance's status, output or error, and its step timeline."""
+    root = app_root(app)
+
+    async def main() -> tuple[InstanceStatus[Any], list[StepRecord]]:
+        store = await App.for_root(root).store()
+        row = await store.get_instance(instance_id)
+        if row is None:
+            from framework.errors import InstanceNotFoundError
+
+            raise InstanceNotFoundError(instance_id)
+        return instance_status(row, Any), [step_record(s) for s in await store.list_steps(instance_id)]
+
+    status, steps = run(main)
+    _show_status(status, steps, as_json)
+
+
+def _control(action: str, call: Callable[[Instance[Any]], Awaitable[None]]) -> Callable[..., None]:
+    def command(instance_id: str, app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
+        root = app_root(app)
+
+        async def main() -> InstanceStatus[Any]:
+            the_app = App.for_root(root)
+            row = await (await the_app.store()).get_instance(instance_id)
+            if row is None:
+                from framework.errors import InstanceNotFoundError
+
+                raise InstanceNotFoundError(instance_id)
+            instance = the_app.instance_handle(row.workflow, instance_id)
+            await call(instance)
+            return await instance.status()
+
+        status = run(main)
+        if as_json:
+            print_json(status.model_dump(mode="json"))
+        else:
+            console.print(f"{action} {instance_id}: now {_styled(status.status)}")
+
+    command.__doc__ = f"{action.capitalize()} an instance."
+    return command
+
+
+instance_app.command("pause")(_control("paused", lambda i: i.pause()))
+instance_app.command("resume")(_control("resumed", lambda i: i.resume()))
+instance_app.command("terminate")(_control("terminated", lambda i: i.terminate()))
+
+
+@instance_app.command("restart")
+def instance_restart(
+    instance_id: str,
+    from_step: str | None = typer.Option(None, "--from-step", help="Rerun from this step."),
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run an instance again, from the top or from a step."""
+    _control("restarted", lambda i: i.restart(from_step=from_step))(instance_id, app, as_json)
+
+
+@event_app.command("send")
+def event_send(
+    instance_id: str,
+    type: str = typer.Argument(..., help="The event type the instance waits for."),
+    payload: str = typer.Argument("null", help="The payload as JSON."),
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Send an event to an instance."""
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        fail(f"PAYLOAD is not JSON: {exc}")
+
+    async def call(instance: Instance[Any]) -> None:
+        await instance.send_event(type, data)
+
+    _control(f"sent {type!r} to", call)(instance_id, app, as_json)
+
+
+def _show_status(status: InstanceStatus[Any], steps: list[StepRecord], as_json: bool) -> None:
+    if as_json:
+        data = status.model_dump(mode="json")
+        data["steps"] = [s.model_dump(mode="json") for s in steps]
+        print_json(data)
+        return
+    console.print(f"[bold]{status.id}[/bold] ({status.workflow}) {_styled(status.status)}  version {status.version}")
+    if status.output is not None:
+        console.print(f"output: {json.dumps(_plain(status.output))}", highlight=False)
+    if status.error is not None:
+        console.print(f"[red]error:[/red] {status.error}", highlight=False)
+    if not steps:
+        return
+    table = Table("step", "kind", "status", "attempts", "duration", "detail")
+    for step in steps:
+        label = step.name if step.count == 1 else f"{step.name} #{step.count}"
+        duration = format_duration(step.duration) if step.duration is not None else ""
+        detail = step.event_type or step.child_id or (str(step.error) if step.error else "")
+        if step.status == "waiting" and step.wake_at is not None:
+            detail = f"until {step.wake_at:%Y-%m-%d %H:%M:%S} {detail}".strip()
+        table.add_row(label, step.kind, _styled(step.status), str(step.attempts), duration, detail)
+    console.print(table)
+
+
+def _styled(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _plain(value: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Any).dump_python(value, mode="json")

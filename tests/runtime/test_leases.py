@@ -1,0 +1,105 @@
+"""Leases: several worker processes on one SQLite file never run one instance at once, and a
+worker that stalls past its lease can write nothing once another worker took over."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from framework.runtime.app import App
+from tests.apps import write_app
+from tests.runtime.processes import start_worker, stop, wait_until_started
+
+TRACED = """
+import asyncio, os, time
+from framework import workflow, WorkflowContext
+
+async def traced(instance: str, step: str, seconds: float) -> int:
+    start = time.time()
+    await asyncio.sleep(seconds)
+    with open(os.environ["FW_TRACE_LOG"], "a") as log:
+        log.write(f"{instance} {step} {os.getpid()} {start} {time.time()}\\n")
+    return os.getpid()
+
+@workflow
+async def traced_flow(ctx: WorkflowContext[float]) -> list[int]:
+    pids = []
+    for n in range(4):
+        pids.append(await ctx.step.do(f"s{n}", traced, ctx.instance_id, f"s{n}", ctx.params))
+        if n == 1:
+            await ctx.step.sleep("yield", "50 ms")
+    return pids
+"""
+SETTINGS = '[runtime]\nlease = "2 seconds"\npoll_interval = "100 ms"\n'
+
+
+@pytest.mark.timeout(180)
+async def test_three_workers_on_one_file_never_share_an_instance(tmp_path: Path) -> None:
+    root = write_app(tmp_path, {"traced_workflow.py": TRACED}, SETTINGS)
+    trace = tmp_path / "trace.log"
+    env = {"FW_TRACE_LOG": str(trace)}
+    app = App(root)
+    app.install()
+    instances = await app.handle("traced").create_batch([{"params": 0.01} for _ in range(150)])
+
+    workers = [start_worker(root, tmp_path / f"w{n}.log", env, concurrency=10) for n in range(3)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(i.result() for i in instances)), timeout=120)
+    finally:
+        for n, worker in enumerate(workers):
+            wait_until_started(worker, tmp_path / f"w{n}.log")
+            assert stop(worker) == 0
+
+    spans: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    runs: dict[tuple[str, str], int] = defaultdict(int)
+    for line in trace.read_text().splitlines():
+        instance_id, step, pid, start, end = line.split()
+        spans[instance_id].append((float(start), float(end), int(pid)))
+        runs[(instance_id, step)] += 1
+    assert set(runs.values()) == {1}, "a step ran twice without any crash"
+    assert len({pid for s in spans.values() for _, _, pid in s}) == 3, "not all workers took part"
+    for instance_id, intervals in spans.items():
+        intervals.sort()
+        for (_, end, pid), (start, _, other) in zip(intervals, intervals[1:]):
+            assert start >= end or pid == other, f"{instance_id} ran in {pid} and {other} at once"
+    await app.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_stalled_worker_loses_its_lease_and_writes_nothing_after(tmp_path: Path) -> None:
+    root = write_app(tmp_path, {"traced_workflow.py": TRACED}, SETTINGS)
+    trace = tmp_path / "trace.log"
+    env = {"FW_TRACE_LOG": str(trace)}
+    app = App(root)
+    app.install()
+    first = start_worker(root, tmp_path / "first.log", env)
+    wait_until_started(first, tmp_path / "first.log")
+    instance = await app.handle("traced").create(1.5, id="stall-1")
+    await asyncio.sleep(0.5)
+
+    os.kill(first.pid, signal.SIGSTOP)
+    second = start_worker(root, tmp_path / "second.log", env)
+    try:
+        pids = await instance.result(timeout=60)
+        os.kill(first.pid, signal.SIGCONT)
+        await asyncio.sleep(2.5)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+        assert stop(first) == 0
+        wait_until_started(second, tmp_path / "second.log")
+        assert stop(second) == 0
+
+    assert set(pids) == {second.pid}
+    lines = [line.split() for line in trace.read_text().splitlines()]
+    by_first = [(step, float(end)) for _, step, pid, _, end in lines if int(pid) == first.pid]
+    assert [step for step, _ in by_first] == ["s0"], "the stalled worker ran past its in-flight step"
+    steps = await instance.steps()
+    assert all(s.output != first.pid for s in steps), "the stalled worker's result was journaled"
+    assert "no longer held" in (tmp_path / "first.log").read_text()
+    await app.close()
+
