@@ -43,6 +43,7 @@ from framework.errors import (
     SerializationError,
     StepError,
     StepTimeoutError,
+    StoreError,
 )
 from framework.runtime.journal import Journal, StepKey
 from framework.runtime.records import ErrorInfo
@@ -674,16 +675,32 @@ class InstanceRun:
 
     async def _commit(self, rows: Iterable[StepRow] = (), **changes: Any) -> Status:
         written = [*self._pending, *rows]
-        self._pending = []
         transition = Transition(
             self.instance_id, self.token, steps=written, version=self.version, **changes
         )
-        status = await self.store.apply(transition, self.clock.now())
+        status = await self._apply(transition)
+        self._pending = []
         for row in written:
             self.journal.record(row)
         if status == "paused" and "status" not in changes:
             self.stop("pause")
         return status
+
+    async def _apply(self, transition: Transition) -> Status:
+        """Commit, retrying a failing database (locked, full) for up to half a lease so a
+        step that ran is journaled rather than run again; then fail naming what was lost."""
+        delay, waited = 0.05, 0.0
+        budget = self.app.settings.runtime.lease / 2
+        while True:
+            try:
+                return await self.store.apply(transition, self.clock.now())
+            except StoreError as exc:
+                if waited + delay > budget:
+                    raise StoreError(f"{_describe(transition)}: {exc}") from None
+                LOG.warning("%s: %s; retrying in %.2f s", _describe(transition), exc, delay)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 2.0)
 
     def _enter_step(self) -> None:
         self._inflight += 1
@@ -758,6 +775,18 @@ def step_error(row: StepRow) -> StepError:
     """The StepError a journaled failed step raises again on replay."""
     error = ErrorInfo.model_validate_json(row.error or "{}")
     return StepError(row.name, error.name, error.message, row.attempts)
+
+
+def _describe(transition: Transition) -> str:
+    """What a failed commit would have recorded, for the error message."""
+    what = []
+    if transition.steps:
+        names = ", ".join(repr(s.name) for s in transition.steps)
+        what.append(f"the result of step {names}")
+    if transition.status is not None:
+        what.append(f"its status {transition.status!r}")
+    recorded = " and ".join(what) or "its progress"
+    return f"instance {transition.instance_id!r}: could not record {recorded}"
 
 
 def _detail(row: StepRow) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 import uuid
+from urllib.parse import parse_qs
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,7 +36,8 @@ from framework.store.sqlite_writer import SQLiteWriter, WriteResult
 from framework.store.wakeup import WakeupChannel
 
 T = TypeVar("T")
-BUSY_TIMEOUT_MS = 15_000
+BUSY_TIMEOUT = 15.0
+"""Seconds a write waits for another process's lock (``sqlite:///x.db?timeout=5``)."""
 INSTANCE_COLUMNS = (
     "seq, id, workflow, status, params, output, error, version, parent_id, generation, "
     "created_at, updated_at, wake_at, lease_owner, crash_count, crashes"
@@ -64,7 +66,10 @@ class SQLiteStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.path = Path(url.removeprefix("sqlite:///"))
+        location, _, query = url.removeprefix("sqlite:///").partition("?")
+        self.path = Path(location)
+        options = parse_qs(query)
+        self.busy_timeout = float(options.get("timeout", [BUSY_TIMEOUT])[0])
         self._wakeup = WakeupChannel(self.path)
         self._writer = SQLiteWriter(self._connect_writer, self._wakeup.notify, self._store_error)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="fw-sqlite-reader")
@@ -380,9 +385,8 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
         )
-        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA synchronous=FULL")
         return connection
 
@@ -435,7 +439,7 @@ class SQLiteStore:
             return exc
         text = str(exc)
         if "locked" in text or "busy" in text:
-            hint = f"is locked: another process held it for over {BUSY_TIMEOUT_MS // 1000} s"
+            hint = f"is locked: another process held it for over {self.busy_timeout:g} s"
         elif "full" in text:
             hint = "cannot grow: the disk is full; free space and the workers carry on"
         elif "not a database" in text or "malformed" in text:
