@@ -1,0 +1,264 @@
+"""Connections to PostgreSQL: the URL, the pool, retries across dropped connections, errors.
+
+Every store operation runs through ``Database.run``. A connection the server closed while it
+sat idle in the pool (a restart, ``pg_terminate_backend``, an idle timeout) is noticed before
+anything is sent on it, thrown away and replaced, so that costs no error at all. A connection
+lost *during* an operation leaves its outcome unknown: the operation is retried, with
+backoff, only when running it twice is harmless (``replay_safe``); otherwise the caller gets
+a ``StoreError`` that says so. A deadlock or serialization failure rolled the transaction
+back, so any operation is retried after one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import select
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+
+from framework.errors import ConfigError, StoreError
+
+T = TypeVar("T")
+LOG = logging.getLogger("fw.store")
+Connection = psycopg.AsyncConnection[Any]
+
+DEFAULT_POOL_SIZE = 10
+CONNECTION_DEFAULTS = {
+    "application_name": "fw",
+    "connect_timeout": "10",
+    # Notice a dead server or a cut network within about a minute, even on an idle socket.
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
+FW_PARAMETERS = ("pool_size", "pool_min_size", "retry_for")
+ROLLED_BACK = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """A PostgreSQL URL split into what psycopg gets and what fw keeps for itself.
+
+    fw's own query parameters: ``pool_size`` (connections per store, default 10),
+    ``pool_min_size`` (kept open when idle, default 1) and ``retry_for`` (seconds an
+    operation keeps retrying while the server is unreachable, default 30).
+    """
+
+    conninfo: str
+    display: str
+    pool_size: int
+    pool_min_size: int
+    retry_for: float
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresSettings:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        own = {k: v for k, v in query if k in FW_PARAMETERS}
+        libpq_query = urlencode([(k, v) for k, v in query if k not in FW_PARAMETERS])
+        stripped = urlunsplit(parts._replace(query=libpq_query))
+        try:
+            given = conninfo_to_dict(stripped)
+            pool_size = int(own.get("pool_size", DEFAULT_POOL_SIZE))
+            pool_min = int(own.get("pool_min_size", min(1, pool_size)))
+            retry_for = float(own.get("retry_for", 30))
+        except (psycopg.ProgrammingError, ValueError) as exc:
+            raise ConfigError(f"invalid PostgreSQL URL {_redact(url)!r}: {exc}") from None
+        if pool_size < 1 or not 0 <= pool_min <= pool_size:
+            raise ConfigError(
+                f"invalid PostgreSQL URL {_redact(url)!r}: need 1 <= pool_size and "
+                "0 <= pool_min_size <= pool_size"
+            )
+        merged = {**CONNECTION_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+        return cls(make_conninfo("", **merged), _redact(stripped), pool_size, pool_min, retry_for)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+class Database:
+    """A pool of connections to one PostgreSQL database and the retry policy around it."""
+
+    def __init__(self, settings: PostgresSettings) -> None:
+        self.settings = settings
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._purging: asyncio.Task[None] | None = None
+        self._failing = False
+
+    async def open(self) -> None:
+        """Open the pool (the first connection is made by the caller, to report errors)."""
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            self.settings.conninfo,
+            kwargs={"autocommit": True},
+            min_size=self.settings.pool_min_size,
+            max_size=self.settings.pool_size,
+            open=False,
+            name="fw",
+            timeout=min(10.0, self.settings.retry_for),
+        )
+        await pool.open(wait=False)
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._purging is not None:
+            self._purging.cancel()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def connect(self, **kwargs: Any) -> Connection:
+        """A new connection outside the pool; connection failures become a clear StoreError."""
+        try:
+            return await psycopg.AsyncConnection.connect(self.settings.conninfo, **kwargs)
+        except psycopg.Error as exc:
+            raise self.error(exc, "connecting") from None
+
+    async def run(
+        self, what: str, fn: Callable[[Connection], Awaitable[T]], *, replay_safe: bool
+    ) -> T:
+        """Run ``fn`` on a pooled connection, retrying as the module docstring says."""
+        if self._pool is None:
+            raise StoreError(f"the PostgreSQL store at {self.settings.display} is not open")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.retry_for
+        delay = 0.05
+        while True:
+            try:
+                async with self._pool.connection() as conn:
+                    if _dead_while_idle(conn):
+                        await conn.close()  # the pool discards it; no statement was sent
+                        self._purge_idle()
+                        continue
+                    result = await fn(conn)
+                if self._failing:
+                    self._failing = False
+                    LOG.warning("PostgreSQL at %s: connected again", self.settings.display)
+                return result
+            except ROLLED_BACK as exc:
+                LOG.info("%s: %s; retrying", what, type(exc).__name__)
+                retry = True
+                error: BaseException = exc
+            except PoolTimeout as exc:  # no connection could be had: nothing was sent
+                retry, error = True, exc
+            except PoolClosed:
+                raise StoreError(
+                    f"the PostgreSQL store at {self.settings.display} is closed"
+                ) from None
+            except psycopg.Error as exc:
+                if not _connection_lost(exc):
+                    raise self.error(exc, what) from None
+                self._purge_idle()
+                if not replay_safe:
+                    raise StoreError(
+                        f"the connection to PostgreSQL at {self.settings.display} was lost "
+                        f"during {what} ({_first_line(exc)}); it may or may not have been "
+                        "applied: check the instance before trying again"
+                    ) from None
+                retry, error = True, exc
+            if not retry or loop.time() + delay > deadline:
+                raise await self._unreachable(error, what)
+            self._failing = True
+            LOG.warning(
+                "PostgreSQL at %s: %s failed (%s); retrying in %.2f s",
+                self.settings.display, what, _first_line(error), delay,
+            )
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+
+    async def _unreachable(self, exc: BaseException, what: str) -> StoreError:
+        if isinstance(exc, PoolTimeout):
+            try:  # find out why the pool has no connection, for the message
+                probe = await psycopg.AsyncConnection.connect(self.settings.conninfo)
+                await probe.close()
+            except psycopg.Error as cause:
+                return self.error(cause, what)
+            return StoreError(
+                f"no connection to PostgreSQL at {self.settings.display} was free for "
+                f"{self.settings.retry_for:g} s during {what}: the pool (pool_size="
+                f"{self.settings.pool_size}) is exhausted; raise pool_size in the URL or "
+                "lower the worker's concurrency"
+            )
+        if isinstance(exc, psycopg.Error):
+            return self.error(exc, what)
+        return StoreError(f"PostgreSQL at {self.settings.display}: {what} failed: {exc}")
+
+    def error(self, exc: psycopg.Error, what: str) -> StoreError:
+        """A StoreError that says what failed and what to do about it."""
+        text = _first_line(exc)
+        where = f"PostgreSQL at {self.settings.display}"
+        lowered = text.lower()
+        auth = pg_errors.InvalidPassword | pg_errors.InvalidAuthorizationSpecification
+        if isinstance(exc, auth) or "password authentication failed" in lowered \
+                or "no password supplied" in lowered:
+            hint = "authentication failed: check the user and password in the URL (or ~/.pgpass)"
+        elif isinstance(exc, pg_errors.InvalidCatalogName) or (
+            "database" in lowered and "does not exist" in lowered
+        ):
+            hint = "the database does not exist: create it (createdb) or fix the URL"
+        elif "connection refused" in lowered or "could not translate host" in lowered \
+                or "timeout expired" in lowered or "no route to host" in lowered:
+            hint = "is unreachable: is the server running and accepting TCP connections there?"
+        elif isinstance(exc, pg_errors.TooManyConnections) or "too many clients" in lowered:
+            hint = ("refused the connection: too many clients; lower pool_size per worker or "
+                    "raise max_connections (see docs/postgres.md, connection budgeting)")
+        elif isinstance(exc, pg_errors.InsufficientPrivilege):
+            hint = "refused: the user lacks a privilege fw needs"
+        elif isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedFunction):
+            hint = "has no fw schema (or an incomplete one): run `fw migrate`"
+        elif _connection_lost(exc):
+            hint = "closed the connection"
+        else:
+            hint = "failed"
+        return StoreError(f"{where} {hint} during {what} ({type(exc).__name__}: {text})")
+
+    def _purge_idle(self) -> None:
+        """Check the pool's idle connections in the background, dropping dead ones, so the
+        next operations after a server restart do not each meet a dead connection."""
+        if self._pool is None or (self._purging is not None and not self._purging.done()):
+            return
+        self._purging = asyncio.get_running_loop().create_task(self._pool.check())
+
+
+def _dead_while_idle(conn: Connection) -> bool:
+    """Whether the server closed (or is closing) this idle connection.
+
+    An idle connection in the pool has nothing to read: no query runs and pool connections
+    never LISTEN. Readable means the server sent its goodbye (an admin shutdown, a
+    terminated backend) or the socket reached end of file.
+    """
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    shutdown = pg_errors.AdminShutdown | pg_errors.CrashShutdown | pg_errors.CannotConnectNow
+    if isinstance(exc, shutdown):
+        return True
+    sqlstate = exc.sqlstate or ""
+    if sqlstate.startswith("08"):
+        return True
+    return isinstance(exc, psycopg.OperationalError) and not sqlstate
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
