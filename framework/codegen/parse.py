@@ -1,0 +1,373 @@
+"""Reading one ``*_workflow.py`` file with libcst, without importing it.
+
+A workflow is a top-level ``async def`` decorated with ``@workflow`` / ``@workflow(...)``
+(function form), or a top-level class whose bases include ``WorkflowEntrypoint[P, O]``
+(class form). Its params type is the argument of ``WorkflowContext[P]`` on the first
+parameter (or ``P``); its output is the return annotation (or ``O``).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from framework.codegen.annotations import AnnotationRewriter
+from framework.codegen.model import ANY, FileScan, Problem, TypeRef, WorkflowSpec
+from framework.codegen.scope import ModuleScope, collect_scope
+from framework.naming import (
+    binding_for,
+    class_name_for,
+    identifier_for,
+    name_from_file,
+    name_problem,
+)
+
+WORKFLOW = "workflow"
+ENTRYPOINT = "WorkflowEntrypoint"
+CONTEXT = "WorkflowContext"
+_EMPTY_MODULE = cst.Module(body=[])
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A top-level statement that declares a workflow, and how."""
+
+    index: int
+    node: cst.FunctionDef | cst.ClassDef
+    decorator: cst.Decorator | None
+
+
+class _Positions:
+    """Where nodes are, computed only when a problem needs it (it walks the whole tree)."""
+
+    def __init__(self, module: cst.Module) -> None:
+        self._module = module
+        self._ranges: dict[cst.CSTNode, CodeRange] | None = None
+
+    def of(self, node: cst.CSTNode) -> tuple[int | None, int | None]:
+        if self._ranges is None:
+            wrapper = MetadataWrapper(self._module, unsafe_skip_copy=True)
+            self._ranges = dict(wrapper.resolve(PositionProvider))
+        found = self._ranges.get(node)
+        return (None, None) if found is None else (found.start.line, found.start.column + 1)
+
+
+class _FileReader:
+    """Collects the workflow and the problems of one file."""
+
+    def __init__(self, module: cst.Module, file: str, module_name: str) -> None:
+        self.module = module
+        self.file = file
+        self.module_name = module_name
+        self.scope: ModuleScope = collect_scope(module, module_name)
+        self.positions = _Positions(module)
+        self.problems: list[Problem] = []
+
+    def problem(self, node: cst.CSTNode | None, message: str, code: str) -> None:
+        line, col = (None, None) if node is None else self.positions.of(node)
+        self.problems.append(Problem(self.file, line, col, message, code))
+
+    def scan(self) -> WorkflowSpec | None:
+        candidates = list(self._candidates())
+        if not candidates:
+            self.problems.append(Problem(self.file, 1, 1, _NO_WORKFLOW, "no_workflow"))
+            return None
+        if len(candidates) > 1:
+            self._too_many(candidates)
+            return None
+        return self._workflow(candidates[0])
+
+    def _candidates(self) -> list[_Candidate]:
+        found: list[_Candidate] = []
+        for index, statement in enumerate(self.module.body):
+            if not isinstance(statement, cst.FunctionDef | cst.ClassDef):
+                continue
+            decorator = self._workflow_decorator(statement.decorators)
+            if decorator is not None or (
+                isinstance(statement, cst.ClassDef) and self._entrypoint_base(statement)
+            ):
+                found.append(_Candidate(index, statement, decorator))
+        return found
+
+    def _workflow_decorator(self, decorators: Sequence[cst.Decorator]) -> cst.Decorator | None:
+        for decorator in decorators:
+            target = decorator.decorator
+            if isinstance(target, cst.Call):
+                target = target.func
+            if self.scope.framework_symbol(target) == WORKFLOW:
+                return decorator
+        return None
+
+    def _entrypoint_base(self, node: cst.ClassDef) -> cst.Arg | None:
+        for base in node.bases:
+            value = base.value
+            if isinstance(value, cst.Subscript):
+                value = value.value
+            if _names(self.scope, value, ENTRYPOINT):
+                return base
+        return None
+
+    def _too_many(self, candidates: list[_Candidate]) -> None:
+        lines = [statement_line(self.module, c.index) for c in candidates]
+        listing = ", ".join(
+            f"{c.node.name.value} (line {n})" for c, n in zip(candidates, lines, strict=True)
+        )
+        for line in lines:
+            message = (
+                f"this file declares {len(candidates)} workflows: {listing}; one file declares "
+                "one workflow, so move the others into their own *_workflow.py files"
+            )
+            self.problems.append(Problem(self.file, line, 1, message, "multiple_workflows"))
+
+    def _workflow(self, candidate: _Candidate) -> WorkflowSpec | None:
+        name = self._name(candidate)
+        if name is None:
+            return None
+        rewriter = AnnotationRewriter(
+            self.scope, f"_{identifier_for(name)}__", candidate.node.name.value
+        )
+        if isinstance(candidate.node, cst.FunctionDef):
+            types = self._function_types(candidate.node, rewriter)
+        else:
+            types = self._class_types(candidate.node, candidate.decorator, rewriter)
+        for found in rewriter.problems:
+            self.problem(found.node, found.message, found.code)
+        if types is None or self.problems:
+            return None
+        params, output = types
+        return WorkflowSpec(
+            name=name,
+            binding=binding_for(name),
+            class_name=class_name_for(name),
+            module=self.module_name,
+            attribute=candidate.node.name.value,
+            file=self.file,
+            line=statement_line(self.module, candidate.index),
+            form="function" if isinstance(candidate.node, cst.FunctionDef) else "class",
+            params=params,
+            output=output,
+        )
+
+    def _name(self, candidate: _Candidate) -> str | None:
+        """The workflow's name: ``@workflow(name="...")``, else derived from the file name."""
+        decorator = candidate.decorator
+        if decorator is not None and isinstance(decorator.decorator, cst.Call):
+            return self._override(decorator.decorator)
+        name = name_from_file(self.file.rsplit("/", 1)[-1])
+        problem = name_problem(name)
+        if problem is not None:
+            message = f"{problem} (derived from the file name)"
+            self.problems.append(Problem(self.file, None, None, message, "invalid_name"))
+            return None
+        return name
+
+    def _override(self, call: cst.Call) -> str | None:
+        default = name_from_file(self.file.rsplit("/", 1)[-1])
+        for arg in call.args:
+            if arg.keyword is None:
+                message = (
+                    '@workflow takes its options by keyword: @workflow(name="...")'
+                    if arg.star == ""
+                    else "@workflow(**options) cannot be read; pass name=\"...\" as a literal"
+                )
+                self.problem(arg, message, "non_literal_name")
+                return None
+            if arg.keyword.value != "name":
+                continue
+            value = arg.value
+            if isinstance(value, cst.Name) and value.value == "None":
+                break
+            literal = (
+                value.evaluated_value
+                if isinstance(value, cst.SimpleString | cst.ConcatenatedString)
+                else None
+            )
+            if not isinstance(literal, str):
+                message = (
+                    "the workflow name must be a string literal (codegen reads it without "
+                    'running the file), like @workflow(name="payments")'
+                )
+                self.problem(value, message, "non_literal_name")
+                return None
+            problem = name_problem(literal)
+            if problem is not None:
+                self.problem(value, problem, "invalid_name")
+                return None
+            return literal
+        problem = name_problem(default)
+        if problem is not None:
+            self.problem(call, f"{problem} (derived from the file name)", "invalid_name")
+            return None
+        return default
+
+    def _function_types(
+        self, node: cst.FunctionDef, rewriter: AnnotationRewriter
+    ) -> tuple[TypeRef, TypeRef] | None:
+        name = node.name.value
+        if node.asynchronous is None:
+            message = f"@workflow needs an `async def`; {name} is a plain def"
+            self.problem(node.name, message, "not_async")
+            return None
+        positional = [*node.params.posonly_params, *node.params.params]
+        if not positional:
+            message = (
+                f"{name} takes no context; declare it as "
+                f"`async def {name}(ctx: WorkflowContext[Params])`"
+            )
+            self.problem(node.name, message, "invalid_signature")
+            return None
+        params = self._context_params(positional[0], name, rewriter)
+        output = ANY if node.returns is None else rewriter.type_ref(node.returns.annotation)
+        return None if params is None else (params, output)
+
+    def _context_params(
+        self, param: cst.Param, owner: str, rewriter: AnnotationRewriter
+    ) -> TypeRef | None:
+        if param.annotation is None:
+            return ANY
+        annotation = param.annotation.annotation
+        anchor: cst.CSTNode | None = None
+        if isinstance(annotation, cst.SimpleString | cst.ConcatenatedString):
+            text = annotation.evaluated_value
+            parsed = _parse_expression(text) if isinstance(text, str) else None
+            if parsed is not None:
+                anchor, annotation = annotation, parsed
+        base = annotation.value if isinstance(annotation, cst.Subscript) else annotation
+        if not _names(self.scope, base, CONTEXT):
+            message = f"annotate the first parameter of {owner} as `WorkflowContext[Params]`"
+            self.problem(param.annotation, message, "invalid_signature")
+            return None
+        if not isinstance(annotation, cst.Subscript):
+            return ANY
+        arguments = _subscript_values(annotation)
+        if len(arguments) != 1:
+            message = f"WorkflowContext takes one type argument (the params) in {owner}"
+            self.problem(anchor or annotation, message, "invalid_signature")
+            return None
+        return rewriter.type_ref(arguments[0], anchor)
+
+    def _class_types(
+        self, node: cst.ClassDef, decorator: cst.Decorator | None, rewriter: AnnotationRewriter
+    ) -> tuple[TypeRef, TypeRef] | None:
+        name = node.name.value
+        base = self._entrypoint_base(node)
+        if base is None:
+            message = (
+                f"@workflow on a class needs a `WorkflowEntrypoint[Params, Output]` base; "
+                f"{name} has none"
+            )
+            self.problem(node.name, message, "invalid_signature")
+            return None
+        if decorator is not None and not isinstance(decorator.decorator, cst.Call):
+            message = (
+                "a WorkflowEntrypoint class needs no bare @workflow; use "
+                '@workflow(name="...") only to rename it'
+            )
+            self.problem(decorator, message, "invalid_signature")
+            return None
+        if not isinstance(base.value, cst.Subscript):
+            return ANY, ANY
+        arguments = _subscript_values(base.value)
+        if len(arguments) != 2:
+            message = f"{name}: WorkflowEntrypoint takes two type arguments, [Params, Output]"
+            self.problem(base, message, "invalid_signature")
+            return None
+        return rewriter.type_ref(arguments[0]), rewriter.type_ref(arguments[1])
+
+
+_NO_WORKFLOW = (
+    "this file declares no workflow: decorate a top-level `async def` with @workflow "
+    "(from framework), or subclass WorkflowEntrypoint[Params, Output]"
+)
+
+
+def scan_workflow_file(source: bytes, file: str, module_name: str) -> FileScan:
+    """The workflow declared by one file's ``source``, or the problems that prevent it.
+
+    Args:
+        source: the file's bytes.
+        file: its path relative to the app root, with ``/`` separators.
+        module_name: its dotted import path from the app's parent folder.
+    """
+    path_problem = module_path_problem(file, module_name)
+    if path_problem is not None:
+        return FileScan(None, (path_problem,))
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        return FileScan(None, (syntax_problem(source, file, exc),))
+    reader = _FileReader(module, file, module_name)
+    workflow = reader.scan()
+    return FileScan(workflow, tuple(reader.problems))
+
+
+def module_path_problem(file: str, module_name: str) -> Problem | None:
+    """A problem when the file's dotted module path is not importable."""
+    bad = [part for part in module_name.split(".") if not part.isidentifier()]
+    if not bad:
+        return None
+    message = (
+        f"{bad[0]!r} is not a Python identifier, so module {module_name!r} cannot be imported; "
+        "rename the file or folder (letters, digits and underscores)"
+    )
+    return Problem(file, None, None, message, "invalid_module_path")
+
+
+def syntax_problem(source: bytes, file: str, exc: cst.ParserSyntaxError) -> Problem:
+    """The syntax error, located by Python's own parser when it agrees the code is invalid
+    (its positions and messages are the ones users know), else by libcst's."""
+    try:
+        ast.parse(source)
+    except SyntaxError as error:
+        col = None if error.offset is None else max(error.offset, 1)
+        return Problem(file, error.lineno, col, error.msg, "syntax_error")
+    except ValueError as error:
+        return Problem(file, 1, 1, str(error), "syntax_error")
+    return Problem(file, exc.editor_line, exc.editor_column, exc.message, "syntax_error")
+
+
+def statement_line(module: cst.Module, index: int) -> int:
+    """The line of the ``def`` / ``class`` keyword of top-level statement ``index``, computed
+    from the code before it (cheaper than position metadata for the whole tree)."""
+    line = 1 + len(module.header)
+    for statement in module.body[:index]:
+        line += module.code_for_node(statement).count("\n")
+    node = module.body[index]
+    if isinstance(node, cst.FunctionDef | cst.ClassDef):
+        line += len(node.leading_lines) + len(node.lines_after_decorators)
+        line += sum(module.code_for_node(d).count("\n") for d in node.decorators)
+    return line
+
+
+def module_name_for(package: str, file: str) -> str:
+    """The dotted module of ``file`` in app ``package``, from the app's parent folder.
+
+    ``shop``, ``workflows/billing/refund_workflow.py`` -> ``shop.workflows.billing.refund_workflow``
+    """
+    return ".".join([package, *file.removesuffix(".py").split("/")])
+
+
+def _names(scope: ModuleScope, expr: cst.BaseExpression, symbol: str) -> bool:
+    """Whether ``expr`` is framework's ``symbol`` (imported, aliased, or spelled that way)."""
+    if scope.framework_symbol(expr) == symbol:
+        return True
+    return isinstance(expr, cst.Name | cst.Attribute) and _last_name(expr) == symbol
+
+
+def _last_name(expr: cst.Name | cst.Attribute) -> str:
+    return expr.value if isinstance(expr, cst.Name) else expr.attr.value
+
+
+def _subscript_values(node: cst.Subscript) -> list[cst.BaseExpression]:
+    return [e.slice.value for e in node.slice if isinstance(e.slice, cst.Index)]
+
+
+def _parse_expression(text: str) -> cst.BaseExpression | None:
+    try:
+        return cst.parse_expression(text.strip())
+    except cst.ParserSyntaxError:
+        return None

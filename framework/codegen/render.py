@@ -1,0 +1,64 @@
+"""Rendering text from the Jinja2 templates of ``templates/`` (a wheel: ``framework/templates``)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import framework
+from framework.codegen.model import WorkflowSpec
+
+GENERATED_FILES = ("__init__.py", "entrypoints.py", "workflows.py")
+
+
+def templates_dir() -> Path:
+    """``framework/templates`` in an installed wheel, else the repository's ``templates/``."""
+    package_dir = Path(framework.__file__).parent
+    shipped = package_dir / "templates"
+    return shipped if shipped.is_dir() else package_dir.parent / "templates"
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment of every generated text (strict: an unknown variable fails)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["py"] = python_string
+    env.filters["pyrepr"] = lambda value: repr(" ".join(str(value).split()))
+    return env
+
+
+def render_template(template: str, /, **context: Any) -> str:
+    """Render ``templates/<template>``."""
+    return environment().get_template(template).render(**context)
+
+
+def render_generated(app_name: str, workflows: Sequence[WorkflowSpec]) -> dict[str, str]:
+    """The files of ``_generated/`` (name -> text) for ``workflows``, sorted by name."""
+    ordered = sorted(workflows, key=lambda w: w.name)
+    imports = sorted(
+        {i.sort_key: i for w in ordered for i in (*w.params.imports, *w.output.imports)}.values(),
+        key=lambda i: i.sort_key,
+    )
+    context = {
+        "app_name": app_name,
+        "workflows": ordered,
+        "imports": [i.statement for i in imports],
+    }
+    return {name: render_template(f"codegen/{name}.j2", **context) for name in GENERATED_FILES}
+
+
+def python_string(value: object) -> str:
+    """A Python string literal in double quotes (JSON's escapes are valid Python)."""
+    return json.dumps(str(value), ensure_ascii=False)
