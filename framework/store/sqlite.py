@@ -287,6 +287,11 @@ class SQLiteStore:
     # Workers.
 
     async def claim(self, owner: str, limit: int, now: float, lease_until: float) -> list[Claim]:
+        # Look before taking the write lock: idle workers polling never block writers.
+        due = await self.next_wake_at()
+        if due is None or due > now:
+            return []
+
         def write(c: sqlite3.Connection) -> WriteResult:
             due = c.execute(
                 f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE wake_at <= ? "

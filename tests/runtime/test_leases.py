@@ -97,9 +97,10 @@ async def test_a_stalled_worker_loses_its_lease_and_writes_nothing_after(tmp_pat
     assert set(pids) == {second.pid}
     lines = [line.split() for line in trace.read_text().splitlines()]
     by_first = [(step, float(end)) for _, step, pid, _, end in lines if int(pid) == first.pid]
-    assert [step for step, _ in by_first] == ["s0"], "the stalled worker ran past its in-flight step"
+    assert [step for step, _ in by_first] in ([], ["s0"]), "the stalled worker ran past its step"
     steps = await instance.steps()
     assert all(s.output != first.pid for s in steps), "the stalled worker's result was journaled"
-    assert "no longer held" in (tmp_path / "first.log").read_text()
+    log = (tmp_path / "first.log").read_text()
+    assert "lease lost" in log or "no longer held" in log
     await app.close()
 
