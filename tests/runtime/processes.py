@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def worker_command(app_dir: Path, concurrency: int = 20) -> list[str]:
     """The command line of ``fw worker`` for ``app_dir``."""
-    return [sys.executable, "-c", "import typer; from framework.cli.runtime_commands import worker; typer.run(worker)", "--app", str(app_dir), "--concurrency", str(concurrency)]  # TEMPORARY until cli.main lands
+    return [sys.executable, "-m", "framework", "worker", "--app", str(app_dir), "--concurrency", str(concurrency)]
 
 
 def start_worker(app_dir: Path, log: Path, env: dict[str, str] | None = None, concurrency: int = 20) -> subprocess.Popen[bytes]:
