@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-from framework.codegen.annotations import AnnotationRewriter
+from framework.codegen.annotations import TYPING_MODULES, AnnotationRewriter
 from framework.codegen.model import ANY, FileScan, Problem, TypeRef, WorkflowSpec
-from framework.codegen.scope import ModuleScope, collect_scope
+from framework.codegen.scope import ImportedName, ModuleScope, collect_scope, dotted_name
 from framework.naming import (
     binding_for,
     class_name_for,
@@ -236,6 +236,8 @@ class _FileReader:
             parsed = _parse_expression(text) if isinstance(text, str) else None
             if parsed is not None:
                 anchor, annotation = annotation, parsed
+        if _is_typing_any(self.scope, annotation):
+            return ANY
         base = annotation.value if isinstance(annotation, cst.Subscript) else annotation
         if not _names(self.scope, base, CONTEXT):
             message = f"annotate the first parameter of {owner} as `WorkflowContext[Params]`"
@@ -356,6 +358,18 @@ def _names(scope: ModuleScope, expr: cst.BaseExpression, symbol: str) -> bool:
     if scope.framework_symbol(expr) == symbol:
         return True
     return isinstance(expr, cst.Name | cst.Attribute) and _last_name(expr) == symbol
+
+
+def _is_typing_any(scope: ModuleScope, expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.Name):
+        binding = scope.bindings.get(expr.value)
+        return isinstance(binding, ImportedName) and binding.module in TYPING_MODULES and (
+            binding.name == "Any"
+        )
+    if isinstance(expr, cst.Attribute) and expr.attr.value == "Any":
+        owner = dotted_name(expr.value)
+        return owner is not None and scope.module_of(owner) in TYPING_MODULES
+    return False
 
 
 def _last_name(expr: cst.Name | cst.Attribute) -> str:
