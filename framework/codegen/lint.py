@@ -125,12 +125,20 @@ def _unknown_message(reference: Reference, names: set[str], bindings: set[str]) 
     else:
         what = f"{_NAMED_BY[reference.kind]}({reference.target!r}) names no declared workflow"
         choices = names
-    close = difflib.get_close_matches(reference.target, sorted(choices), n=3, cutoff=0.6)
+    close = _close_matches(reference.target, sorted(choices))
     if close:
         return f"{what}; did you mean {' or '.join(repr(c) for c in close)}?"
     if not names:
         return f"{what}; the app declares no workflows yet (run `fw new workflow NAME`)"
     return f"{what}; declared: {', '.join(sorted(choices))}"
+
+
+def _close_matches(target: str, choices: list[str]) -> list[str]:
+    """Close matches, ignoring the ``_WORKFLOW`` every binding ends with."""
+    stems = {choice.removesuffix("_WORKFLOW"): choice for choice in choices}
+    stem = target.removesuffix("_WORKFLOW")
+    close = difflib.get_close_matches(stem, list(stems), n=3, cutoff=0.6)
+    return [stems[match] for match in close]
 
 
 def _unused(workflows: Sequence[WorkflowSpec], used: set[str]) -> list[Problem]:
