@@ -70,6 +70,7 @@ class CodegenWatcher:
         self.step_ms = step_ms
         self.force_polling = force_polling
         self.runs = 0
+        self._manifest: bytes | None = None
         self._pending: set[Path] = set()
         self._changed = asyncio.Event()
 
@@ -84,7 +85,8 @@ class CodegenWatcher:
                     break
                 self._changed.clear()
                 changed, self._pending = frozenset(self._pending), set()
-                await self.regenerate(changed)
+                if not self._only_own_manifest_write(changed):
+                    await self.regenerate(changed)
         finally:
             stop.set()
             await collector
@@ -97,11 +99,17 @@ class CodegenWatcher:
         except Exception:
             LOGGER.exception("fw codegen crashed; the watch goes on")
             return None
+        self._manifest = _read(self.root / CONFIG_FILE)
         if result.ok:
             await _call(self.on_success, result, changed)
         else:
             await _call(self.on_problems, result)
         return result
+
+    def _only_own_manifest_write(self, changed: frozenset[Path]) -> bool:
+        """Whether the only change is codegen's own update of fw.toml (no run needed)."""
+        manifest = self.root / CONFIG_FILE
+        return changed == {manifest} and _read(manifest) == self._manifest
 
     async def _collect(self, stop: asyncio.Event) -> None:
         async for changes in watchfiles.awatch(  # pyright: ignore[reportUnknownMemberType]
@@ -113,6 +121,13 @@ class CodegenWatcher:
         ):
             self._pending.update(Path(path) for _, path in changes)
             self._changed.set()
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 async def _first_of(changed: asyncio.Event, stop: asyncio.Event) -> bool:

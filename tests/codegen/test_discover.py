@@ -35,7 +35,8 @@ def test_skips_generated_hidden_caches_venvs_nested_apps_and_excludes(tmp_path: 
         "legacy/old_workflow.py",
         "workflows/tmp/scratch_workflow.py",
     )
-    found = discover_workflow_files(tmp_path, ["scripts/**", "old_workflow.py", "workflows/*/scratch*"])
+    excluded = ["scripts/**", "old_workflow.py", "workflows/*/scratch*"]
+    found = discover_workflow_files(tmp_path, excluded)
     assert found == ["a_workflow.py", "workflows/b_workflow.py", "workflows/deep/c_workflow.py"]
     assert "workflows/helpers.py" in discover_python_files(tmp_path)
 

@@ -70,7 +70,7 @@ def test_invalid_toml_is_reported_with_its_line(tmp_path: Path) -> None:
 def test_an_app_folder_that_is_not_a_python_name(tmp_path: Path) -> None:
     root = write_app(tmp_path, "my-shop", {"workflows/a_workflow.py": "x = 1\n"})
     result = run_codegen(root)
-    assert [(p.file, p.code) for p in result.problems][0] == ("", "invalid_app_name")
+    assert (result.problems[0].file, result.problems[0].code) == ("", "invalid_app_name")
     assert "'my-shop' is not a Python package name" in result.problems[0].message
 
 
@@ -105,8 +105,11 @@ def test_the_cli_prints_one_unwrapped_line_per_problem_and_no_traceback(tmp_path
 
 def test_two_names_with_one_entrypoint_class_are_reported(tmp_path: Path) -> None:
     def flow(name: str) -> str:
-        return f"from framework import workflow\n@workflow(name={name!r})\nasync def run(ctx): ...\n"
+        return f"from framework import workflow\n@workflow(name={name!r})\nasync def f(ctx): ...\n"
 
-    root = write_app(tmp_path, "shop", {"a_workflow.py": flow("a-1b"), "b_workflow.py": flow("a1b")})
-    assert locations(root) == ["a_workflow.py:3:None:duplicate_class", "b_workflow.py:3:None:duplicate_class"]
+    files = {"a_workflow.py": flow("a-1b"), "b_workflow.py": flow("a1b")}
+    root = write_app(tmp_path, "shop", files)
+    assert locations(root) == [
+        "a_workflow.py:3:None:duplicate_class", "b_workflow.py:3:None:duplicate_class"
+    ]
     assert "entrypoint class name 'A1bWorkflow'" in run_codegen(root).problems[0].message

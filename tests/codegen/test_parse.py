@@ -88,7 +88,8 @@ def test_class_form_reads_generic_arguments_and_name_override() -> None:
             async def run(self, event, step): ...
         """
     )
-    assert (found.name, found.attribute, found.form, found.line) == ("migration", "Migrate", "class", 6)
+    assert (found.name, found.attribute, found.form) == ("migration", "Migrate", "class")
+    assert found.line == 6
     assert found.params.expression == "_migration__Params"
     assert found.output.expression == "list[int]"
     bare = spec("import framework\nclass Migrate(framework.WorkflowEntrypoint): ...\n")
@@ -132,7 +133,9 @@ def test_imported_types_are_imported_again_relative_made_absolute() -> None:
         from framework import WorkflowContext, workflow
 
         @workflow
-        async def refund(ctx: WorkflowContext[list[It]]) -> "collections.abc.Mapping[str, m.Total] | billing.Receipt": ...
+        async def refund(
+            ctx: WorkflowContext[list[It]],
+        ) -> "collections.abc.Mapping[str, m.Total] | billing.Receipt": ...
         """,
         "workflows/billing/refund_workflow.py",
     )
@@ -169,19 +172,20 @@ def test_builtins_literal_and_annotated() -> None:
     assert found.params.expression == "dict[str, list[int | None]]"
     assert found.params.imports == ()
     assert found.output.expression == (
-        "_order_pipeline__Literal['a', 'b'] | _order_pipeline__t.Literal[_order_pipeline__Color.RED]"
+        "_order_pipeline__Literal['a', 'b'] | "
+        "_order_pipeline__t.Literal[_order_pipeline__Color.RED]"
     )
 
 
 def test_missing_or_bare_annotations_are_any() -> None:
     found = spec(HEADER + "@workflow\nasync def order_pipeline(ctx: WorkflowContext): ...\n")
     assert (found.params, found.output) == (ANY, ANY)
-    found = spec("import typing\n" + HEADER + "@workflow\nasync def f(ctx: typing.Any) -> int: ...\n")
+    found = spec(f"import typing\n{HEADER}@workflow\nasync def f(ctx: typing.Any) -> int: ...\n")
     assert (found.params, found.output.expression) == (ANY, "int")
 
 
 def test_two_workflows_with_a_params_class_each_never_collide() -> None:
-    source = HEADER + "class Params: ...\n@workflow\nasync def f(ctx: WorkflowContext[Params]): ...\n"
+    source = f"{HEADER}class Params: ...\n@workflow\nasync def f(ctx: WorkflowContext[Params]): 1"
     first = spec(source, "workflows/a_workflow.py")
     second = spec(source, "workflows/b_workflow.py")
     assert first.params.expression == "_a__Params"
@@ -239,11 +243,11 @@ def test_statement_line_agrees_with_position_metadata() -> None:
             ["3:34:unresolved_type", "3:52:unresolved_type"],
         ),
         (
-            HEADER + "from .. import deep\n@workflow\nasync def a(ctx: WorkflowContext[deep.X]): ...\n",
+            HEADER + "from .. import deep\n@workflow\nasync def a(ctx: WorkflowContext[deep.X]): 1",
             ["2:1:unresolved_type"],
         ),
         (HEADER + "class A(WorkflowEntrypoint[int]): ...\n", ["2:9:invalid_signature"]),
-        (HEADER + "@workflow\nclass A(WorkflowEntrypoint[int, int]): ...\n", ["2:1:invalid_signature"]),
+        (HEADER + "@workflow\nclass A(WorkflowEntrypoint[int, int]): 1", ["2:1:invalid_signature"]),
     ],
 )
 def test_problems_name_line_and_column(source: str, expected: list[str]) -> None:
@@ -260,5 +264,6 @@ def test_file_name_problems_have_no_line() -> None:
 
 
 def test_star_imports_are_named_in_the_error() -> None:
-    found = scan(HEADER + "from .models import *\n@workflow\nasync def a(ctx: WorkflowContext[X]): ...\n")
+    source = f"{HEADER}from .models import *\n@workflow\nasync def a(ctx: WorkflowContext[X]): 1"
+    found = scan(source)
     assert "import *" in found.problems[0].message

@@ -42,7 +42,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for case in sorted(CASES.glob("*_cases.py")):
         shutil.copy(case, base / case.name)
     (base / "mypy.ini").write_text("[mypy]\nstrict = True\nwarn_unreachable = True\n")
-    pyright = {"typeCheckingMode": "strict", "pythonVersion": "3.11", "reportUnusedExpression": False}
+    pyright: dict[str, object] = {"typeCheckingMode": "strict", "pythonVersion": "3.11"}
+    pyright["reportUnusedExpression"] = False
     (base / "pyrightconfig.json").write_text(json.dumps(pyright))
     return base
 
