@@ -109,7 +109,7 @@ class CodegenWatcher:
     def _only_own_manifest_write(self, changed: frozenset[Path]) -> bool:
         """Whether the only change is codegen's own update of fw.toml (no run needed)."""
         manifest = self.root / CONFIG_FILE
-        return changed == {manifest} and _read(manifest) == self._manifest
+        return changed == frozenset({manifest}) and _read(manifest) == self._manifest
 
     async def _collect(self, stop: asyncio.Event) -> None:
         async for changes in watchfiles.awatch(  # pyright: ignore[reportUnknownMemberType]
