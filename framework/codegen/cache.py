@@ -3,8 +3,10 @@
 A workflow file whose path, ``mtime_ns`` and size match its entry is not parsed again. An entry
 written less than two seconds after the file's mtime is "racy" (a later edit within the
 filesystem's timestamp granularity could keep the same mtime), so it is trusted only after its
-content hash matches. The cache also remembers the fw.toml it last reconciled, so an unchanged
-fw.toml with unchanged workflows skips tomlkit entirely.
+content hash matches. The cache also remembers the settings of the fw.toml it last read, the
+fw.toml it last reconciled (an unchanged fw.toml with unchanged workflows skips tomlkit
+entirely), and the generated files it last wrote (unchanged inputs and untouched files skip
+rendering).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class CodegenCache:
     key: str
     files: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     manifest: dict[str, str] = field(default_factory=dict[str, str])
+    settings: dict[str, Any] = field(default_factory=dict[str, Any])
+    generated: dict[str, Any] = field(default_factory=dict[str, Any])
     dirty: bool = False
 
     @classmethod
@@ -55,7 +59,14 @@ class CodegenCache:
         stored = cast(dict[str, Any], data)
         if stored.get("key") != key:
             return cls(path, key, dirty=True)
-        return cls(path, key, dict(stored.get("files", {})), dict(stored.get("manifest", {})))
+        return cls(
+            path,
+            key,
+            dict(stored.get("files", {})),
+            dict(stored.get("manifest", {})),
+            dict(stored.get("settings", {})),
+            dict(stored.get("generated", {})),
+        )
 
     def lookup(self, rel: str, file: Path, stat: os.stat_result) -> FileScan | None:
         """The cached scan of ``rel`` when the file is unchanged since it was cached."""
@@ -98,11 +109,46 @@ class CodegenCache:
             self.manifest = {"toml": toml_digest, "workflows": workflows_digest}
             self.dirty = True
 
+    def cached_settings(self, toml_digest: str) -> dict[str, Any] | None:
+        """What codegen read from fw.toml when its content had this digest."""
+        return self.settings if self.settings.get("digest") == toml_digest else None
+
+    def remember_settings(self, toml_digest: str, values: dict[str, Any]) -> None:
+        self.settings = {"digest": toml_digest, **values}
+        self.dirty = True
+
+    def generated_is(self, inputs: str, folder: Path) -> bool:
+        """Whether ``folder`` still holds exactly what was generated from ``inputs`` (same
+        files, sizes and mtimes, none written within the racy window)."""
+        if self.generated.get("inputs") != inputs:
+            return False
+        stats = directory_stats(folder)
+        if not stats or stats != self.generated.get("files"):
+            return False
+        newest = max(mtime for mtime, _ in stats.values())
+        return bool(self.generated["cached_at_ns"] - newest >= RACY_NS)
+
+    def remember_generated(self, inputs: str, folder: Path) -> None:
+        if self.generated_is(inputs, folder):
+            return
+        self.generated = {
+            "inputs": inputs,
+            "files": directory_stats(folder),
+            "cached_at_ns": time.time_ns(),
+        }
+        self.dirty = True
+
     def save(self) -> None:
         """Write the cache if it changed; a cache that cannot be written is skipped silently."""
         if not self.dirty:
             return
-        data = {"key": self.key, "files": self.files, "manifest": self.manifest}
+        data = {
+            "key": self.key,
+            "files": self.files,
+            "manifest": self.manifest,
+            "settings": self.settings,
+            "generated": self.generated,
+        }
         try:
             ignore = self.path.parent / ".gitignore"
             if not ignore.exists():
@@ -112,3 +158,18 @@ class CodegenCache:
         except OSError:
             return
         self.dirty = False
+
+
+def directory_stats(folder: Path) -> dict[str, list[int]]:
+    """``name -> [mtime_ns, size]`` of the regular, non-hidden files directly in ``folder``."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return {}
+    stats: dict[str, list[int]] = {}
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+            continue
+        stat = entry.stat(follow_symlinks=False)
+        stats[entry.name] = [stat.st_mtime_ns, stat.st_size]
+    return stats

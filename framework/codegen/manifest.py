@@ -10,6 +10,7 @@ renamed workflow is renamed in place, keeping its keys. Comments directly above 
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -45,23 +46,25 @@ def reconcile_manifest(text: str, workflows: Sequence[WorkflowSpec]) -> tuple[st
         if wanted:
             doc.append(WORKFLOWS_KEY, _new_array(doc, list(wanted.values())))
         return doc.as_string(), []
-    problems = _table_problems(text, tables)
+    plain: list[dict[str, Any]] = tomllib.loads(text)[WORKFLOWS_KEY]
+    problems = _table_problems(text, plain)
     if problems:
         return text, problems
-    _reconcile_tables(doc, tables, wanted)
+    _reconcile_tables(doc, tables, plain, wanted)
     return doc.as_string(), []
 
 
 def _reconcile_tables(
-    doc: tomlkit.TOMLDocument, tables: AoT, wanted: dict[str, dict[str, str]]
+    doc: tomlkit.TOMLDocument,
+    tables: AoT,
+    plain: list[dict[str, Any]],
+    wanted: dict[str, dict[str, str]],
 ) -> None:
-    names = [str(table["name"]) for table in _tables(tables)]
+    """Edit ``tables`` in place; ``plain`` holds their values (read with the faster tomllib,
+    so tables that already match are never touched through tomlkit)."""
+    names = [str(table["name"]) for table in plain]
     unmatched = [name for name in wanted if name not in names]
-    by_file = {
-        str(_get(t, "file")): i
-        for i, t in enumerate(_tables(tables))
-        if str(t["name"]) not in wanted
-    }
+    by_file = {str(t.get("file")): i for i, t in enumerate(plain) if str(t["name"]) not in wanted}
     for name in list(unmatched):
         index = by_file.get(wanted[name]["file"])
         if index is not None:
@@ -70,9 +73,10 @@ def _reconcile_tables(
     for index in reversed(range(len(tables))):
         if names[index] not in wanted:
             _remove_table(doc, tables, index)
-            del names[index]
-    for table, name in zip(_tables(tables), names, strict=True):
-        _update_keys(table, wanted[name])
+            del names[index], plain[index]
+    for table, values, name in zip(_tables(tables), plain, names, strict=True):
+        if any(values.get(key) != value for key, value in wanted[name].items()):
+            _update_keys(table, wanted[name])
     for name in unmatched:
         position = next((i for i, existing in enumerate(names) if existing > name), len(names))
         _insert_table(tables, position, wanted[name])
@@ -81,13 +85,13 @@ def _reconcile_tables(
         doc.remove(WORKFLOWS_KEY)
 
 
-def _table_problems(text: str, tables: AoT) -> list[Problem]:
+def _table_problems(text: str, tables: list[dict[str, Any]]) -> list[Problem]:
     lines = [text.count("\n", 0, m.start()) + 1 for m in _HEADER.finditer(text)]
     problems: list[Problem] = []
     seen: set[str] = set()
-    for index, table in enumerate(_tables(tables)):
+    for index, table in enumerate(tables):
         line = lines[index] if index < len(lines) else None
-        name = _get(table, "name")
+        name = table.get("name")
         if not isinstance(name, str):
             message = "this [[workflows]] table has no string `name`; add one or delete the table"
             problems.append(Problem(CONFIG_FILE, line, None, message, "invalid_manifest"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +58,20 @@ def render_generated(app_name: str, workflows: Sequence[WorkflowSpec]) -> dict[s
         "imports": [i.statement for i in imports],
     }
     return {name: render_template(f"codegen/{name}.j2", **context) for name in GENERATED_FILES}
+
+
+def generated_inputs(app_name: str, workflows: Sequence[WorkflowSpec]) -> str:
+    """A fingerprint of everything the generated files depend on (templates included)."""
+    specs = [{**w.to_dict(), "line": None} for w in sorted(workflows, key=lambda w: w.name)]
+    payload = json.dumps([app_name, specs, _templates_digest()], sort_keys=True)
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+@functools.cache
+def _templates_digest() -> str:
+    folder = templates_dir() / "codegen"
+    data = b"".join(path.read_bytes() for path in sorted(folder.glob("*.j2")))
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def python_string(value: object) -> str:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from framework.app_root import CONFIG_FILE
+from framework.app_root import CONFIG_FILE, package_name
 from framework.codegen.cache import CodegenCache, digest
 from framework.codegen.discover import GENERATED_DIR, discover_workflow_files
 from framework.codegen.model import FileScan, Problem, WorkflowSpec, sort_problems
@@ -62,11 +62,11 @@ class CodegenResult:
 
 def scan_app(root: Path, *, use_cache: bool = True) -> AppScan:
     """Read the app's fw.toml and workflow files (through the cache) and cross-check them."""
-    settings = read_settings(root)
+    cache = CodegenCache.load(root, package_name(root)) if use_cache else None
+    settings = read_settings(root, cache)
     if isinstance(settings, list):
-        return AppScan(root, None, problems=settings)
+        return AppScan(root, None, problems=settings, cache=cache)
     files = discover_workflow_files(root, settings.exclude)
-    cache = CodegenCache.load(root, settings.package) if use_cache else None
     scan = AppScan(root, settings, files=files, cache=cache)
     for rel in files:
         found, parsed = _scan_file(root, settings.package, rel, cache)
@@ -100,7 +100,7 @@ def run_codegen(root: Path, check: bool = False) -> CodegenResult:
         if result.ok and not check:
             apply_changes([c for c in result.changes if c.path.name != CONFIG_FILE])
             apply_changes([c for c in result.changes if c.path.name == CONFIG_FILE], durable=True)
-            _remember_manifest(root, scan)
+            _remember_outputs(root, scan)
     if scan.cache is not None and not check:
         scan.cache.save()
     result.seconds = time.perf_counter() - started
@@ -159,15 +159,24 @@ def _scan_file(
 
 
 def _plan(root: Path, scan: AppScan) -> tuple[list[FileChange], list[Problem]]:
-    from framework.codegen.render import render_generated
-
-    assert scan.settings is not None
-    files = render_generated(scan.settings.app_name, scan.workflows)
-    changes = plan_directory(root / GENERATED_DIR, files)
+    changes = _plan_generated(root, scan)
     manifest_change, problems = _plan_manifest(root, scan)
     if manifest_change is not None:
         changes.append(manifest_change)
     return changes, problems
+
+
+def _plan_generated(root: Path, scan: AppScan) -> list[FileChange]:
+    """The changes to ``_generated/``; none without rendering when the cache shows that its
+    files are untouched since they were generated from the same inputs."""
+    from framework.codegen.render import generated_inputs, render_generated
+
+    assert scan.settings is not None
+    folder = root / GENERATED_DIR
+    inputs = generated_inputs(scan.settings.app_name, scan.workflows)
+    if scan.cache is not None and scan.cache.generated_is(inputs, folder):
+        return []
+    return plan_directory(folder, render_generated(scan.settings.app_name, scan.workflows))
 
 
 def _plan_manifest(root: Path, scan: AppScan) -> tuple[FileChange | None, list[Problem]]:
@@ -187,9 +196,13 @@ def _plan_manifest(root: Path, scan: AppScan) -> tuple[FileChange | None, list[P
     return FileChange(root / CONFIG_FILE, read_text(root / CONFIG_FILE), new_text), []
 
 
-def _remember_manifest(root: Path, scan: AppScan) -> None:
-    if scan.cache is None:
+def _remember_outputs(root: Path, scan: AppScan) -> None:
+    if scan.cache is None or scan.settings is None:
         return
+    from framework.codegen.render import generated_inputs
+
+    inputs = generated_inputs(scan.settings.app_name, scan.workflows)
+    scan.cache.remember_generated(inputs, root / GENERATED_DIR)
     try:
         raw = (root / CONFIG_FILE).read_bytes()
     except OSError:

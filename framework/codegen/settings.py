@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from framework.app_root import CONFIG_FILE, package_name
+from framework.codegen.cache import CodegenCache, digest
 from framework.codegen.model import Problem
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -24,13 +25,23 @@ class CodegenSettings:
     toml_bytes: bytes
 
 
-def read_settings(root: Path) -> CodegenSettings | list[Problem]:
-    """Read ``root/fw.toml``; the problems when it is unreadable, not TOML or has bad values."""
+def read_settings(
+    root: Path, cache: CodegenCache | None = None
+) -> CodegenSettings | list[Problem]:
+    """Read ``root/fw.toml``; the problems when it is unreadable, not TOML or has bad values.
+
+    With a ``cache``, a fw.toml whose content was read before is not parsed again.
+    """
     problems = package_problems(root)
+    package = package_name(root)
     try:
         raw = (root / CONFIG_FILE).read_bytes()
     except OSError as exc:
         return [*problems, Problem(CONFIG_FILE, None, None, f"cannot read: {exc}", "invalid_toml")]
+    toml_digest = digest(raw)
+    known = None if cache is None or problems else cache.cached_settings(toml_digest)
+    if known is not None:
+        return CodegenSettings(known["app_name"], package, tuple(known["exclude"]), raw)
     try:
         data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -43,10 +54,10 @@ def read_settings(root: Path) -> CodegenSettings | list[Problem]:
         return problems
     app = data.get("app")
     app_name = cast(dict[str, Any], app).get("name") if isinstance(app, dict) else None
-    package = package_name(root)
-    return CodegenSettings(
-        app_name if isinstance(app_name, str) and app_name else package, package, exclude, raw
-    )
+    name = app_name if isinstance(app_name, str) and app_name else package
+    if cache is not None:
+        cache.remember_settings(toml_digest, {"app_name": name, "exclude": list(exclude)})
+    return CodegenSettings(name, package, exclude, raw)
 
 
 def package_problems(root: Path) -> list[Problem]:

@@ -6,8 +6,11 @@ import os
 import time
 from pathlib import Path
 
-from framework.codegen import run_codegen
+import pytest
+
+from framework.codegen import render, run_codegen
 from framework.codegen.cache import RACY_NS, CodegenCache
+from framework.codegen.model import WorkflowSpec
 from tests.codegen.sample_apps import SHOP, write_app, write_file
 
 FLOW = """
@@ -119,3 +122,36 @@ def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     (root / ".fw/codegen-cache.json").write_text("{not json")
     result = run_codegen(root)
     assert result.ok and result.files_parsed == 1 and result.changes == []
+
+
+def test_untouched_output_is_not_rendered_again_but_a_hand_edit_is_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_app(tmp_path, "shop", {"workflows/a_workflow.py": FLOW})
+    age(root)
+    assert run_codegen(root).ok
+    age(root / "_generated", seconds=5)
+    assert run_codegen(root).ok  # remembers the aged files as generated
+    renders: list[int] = []
+    real = render.render_generated
+
+    def counting(app_name: str, workflows: list[WorkflowSpec]) -> dict[str, str]:
+        renders.append(1)
+        return real(app_name, workflows)
+
+    monkeypatch.setattr(render, "render_generated", counting)
+    assert run_codegen(root).changes == [] and renders == []
+    generated = root / "_generated/workflows.py"
+    generated.write_text(generated.read_text() + "# hand edit\n")
+    result = run_codegen(root)
+    assert renders == [1] and [c.path.name for c in result.changes] == ["workflows.py"]
+    assert "# hand edit" not in generated.read_text()
+
+
+def test_settings_are_read_again_when_fw_toml_changes(tmp_path: Path) -> None:
+    files = {"workflows/a_workflow.py": FLOW, "tools/b_workflow.py": FLOW}
+    root = write_app(tmp_path, "shop", files)
+    assert [w.name for w in run_codegen(root).workflows] == ["a", "b"]
+    with (root / "fw.toml").open("a") as handle:
+        handle.write('\n[codegen]\nexclude = ["tools/**"]\n')
+    assert [w.name for w in run_codegen(root).workflows] == ["a"]
