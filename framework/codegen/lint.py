@@ -20,11 +20,11 @@ from typing import Literal
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from framework.codegen.discover import discover_python_files
+from framework.codegen.discover import GENERATED_DIR, discover_python_files
 from framework.codegen.model import Problem, WorkflowSpec, sort_problems
 from framework.codegen.parse import syntax_problem
 from framework.codegen.run import scan_app
-from framework.codegen.scope import ModuleScope, collect_scope
+from framework.codegen.scope import ImportedName, ModuleScope, collect_scope
 
 ReferenceKind = Literal["get", "env", "spawn", "branch", "constant"]
 BINDING_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*_WORKFLOW$")
@@ -177,7 +177,7 @@ class _ReferenceCollector(cst.CSTVisitor):
                 self.references.append(Reference(kind, literal, value))
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        if BINDING_PATTERN.match(node.attr.value) and _last_name(node.value) == "env":
+        if BINDING_PATTERN.match(node.attr.value) and self._generated_owner(node.value, "env"):
             self.references.append(Reference("env", node.attr.value, node))
 
     def visit_Name(self, node: cst.Name) -> None:
@@ -187,15 +187,30 @@ class _ReferenceCollector(cst.CSTVisitor):
     def _call_kind(self, func: cst.BaseExpression) -> ReferenceKind | None:
         if isinstance(func, cst.Attribute):
             attr, owner = func.attr.value, _last_name(func.value)
-            if attr in ("get", "get_dynamic") and owner == "workflows":
+            if attr in ("get", "get_dynamic") and self._generated_owner(func.value, "workflows"):
                 return "get"
             if attr == "spawn" and owner is not None and "ctx" in owner.lower():
                 return "spawn"
         if self.scope.framework_symbol(func) == "branch":
             return "branch"
         if isinstance(func, cst.Name) and func.value in ("spawn", "branch"):
-            return "spawn" if func.value == "spawn" else "branch"
+            unbound = func.value not in self.scope.bindings
+            return ("spawn" if func.value == "spawn" else "branch") if unbound else None
         return None
+
+    def _generated_owner(self, owner: cst.BaseExpression, name: str) -> bool:
+        """Whether ``owner`` can be the generated ``workflows`` / ``env``: so named, and not
+        bound at module level to something else (``ctx.env`` and parameters count)."""
+        if _last_name(owner) != name:
+            return False
+        if not isinstance(owner, cst.Name):
+            return True
+        binding = self.scope.bindings.get(name)
+        return binding is None or (
+            isinstance(binding, ImportedName)
+            and binding.module is not None
+            and GENERATED_DIR in binding.module.split(".")
+        )
 
 
 def _first_argument(args: Sequence[cst.Arg], keyword: str) -> cst.Arg | None:

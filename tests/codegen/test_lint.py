@@ -71,6 +71,15 @@ FILES = {
             {}.get("not-a-workflow")
     """,
     "_generated/ignored.py": "workflows.get('nope')\n",
+    "unrelated.py": """
+        from pexpect import spawn
+
+        workflows = {"a": 1}
+        workflows.get("not-a-workflow")
+        spawn("ls")
+        env = {"X_WORKFLOW": 1}
+        env.X_WORKFLOW
+    """,
     "scripts/tool.py": "workflows.get('excluded')\n",
 }
 
@@ -123,7 +132,7 @@ def test_the_cli_exits_1_on_errors_and_prints_each_finding(tmp_path: Path) -> No
     assert lines[0].startswith("api.py:8:30: error: workflows.get('order-pipline') names no")
     assert lines[0].endswith("  [workflow_unknown_target]")
     assert "workflows/nightly_workflow.py:5: info: workflow 'nightly'" in completed.stdout
-    assert lines[-1] == "fw check: 8 files, 5 workflows: 6 errors, 1 info"
+    assert lines[-1] == "fw check: 9 files, 5 workflows: 6 errors, 1 info"
 
 
 def test_codegen_problems_are_findings_too(tmp_path: Path) -> None:
