@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder of the new app (created if missing).")],
     name: Annotated[
-        str | None, typer.Option(help="[app] name in fw.toml. Default: the folder's name.")
+        str | None, typer.Option(help="\\[app] name in fw.toml. Default: the folder's name.")
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -121,7 +121,7 @@ def codegen(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Regenerate _generated/ and the [[workflows]] tables of fw.toml."""
+    """Regenerate _generated/ and the \\[\\[workflows]] tables of fw.toml."""
     from framework.codegen.run import run_codegen
 
     result = run_codegen(app_root(app), check=check_only)
