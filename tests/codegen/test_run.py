@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from framework.codegen import render, run_codegen
 from framework.codegen.cache import RACY_NS, CodegenCache
 from framework.codegen.model import WorkflowSpec
+from framework.codegen.render import templates_dir
 from tests.codegen.sample_apps import SHOP, write_app, write_file
 
 FLOW = """
@@ -155,3 +158,22 @@ def test_settings_are_read_again_when_fw_toml_changes(tmp_path: Path) -> None:
     with (root / "fw.toml").open("a") as handle:
         handle.write('\n[codegen]\nexclude = ["tools/**"]\n')
     assert [w.name for w in run_codegen(root).workflows] == ["a"]
+
+
+def test_codegen_never_imports_the_runtime_or_user_code(tmp_path: Path) -> None:
+    root = write_app(tmp_path, "shop", SHOP)
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from framework.codegen import run_codegen\n"
+        "from framework.codegen import lint, scaffold, watch\n"
+        "assert run_codegen(Path(sys.argv[1])).ok\n"
+        "assert lint.lint_app(Path(sys.argv[1])).ok\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('framework.runtime', 'shop'))))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(root)],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )
+    assert completed.stdout.strip() == "[]"
+    assert (templates_dir() / "codegen" / "workflows.py.j2").is_file()
