@@ -11,6 +11,7 @@ rendering).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -24,13 +25,21 @@ from framework.codegen.write import write_atomic
 
 CACHE_DIR = ".fw"
 CACHE_NAME = "codegen-cache.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 RACY_NS = 2_000_000_000
+PARSER_MODULES = ("annotations.py", "model.py", "parse.py", "scope.py")
 
 
 def digest(data: bytes) -> str:
     """A short content hash."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@functools.cache
+def source_digest(modules: tuple[str, ...]) -> str:
+    """A hash of codegen's own modules: a new fw version never reuses stale results."""
+    folder = Path(__file__).parent
+    return digest(b"".join((folder / module).read_bytes() for module in modules))
 
 
 @dataclass
@@ -49,7 +58,7 @@ class CodegenCache:
     def load(cls, root: Path, package: str) -> CodegenCache:
         """The app's cache, or an empty one when it is missing, unreadable or stale."""
         path = root / CACHE_DIR / CACHE_NAME
-        key = f"{CACHE_VERSION}:{package}"
+        key = f"{CACHE_VERSION}:{package}:{source_digest(PARSER_MODULES)}"
         try:
             data = json.loads(path.read_bytes())
         except (OSError, ValueError):

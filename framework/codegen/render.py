@@ -69,8 +69,9 @@ def generated_inputs(app_name: str, workflows: Sequence[WorkflowSpec]) -> str:
 
 @functools.cache
 def _templates_digest() -> str:
-    folder = templates_dir() / "codegen"
-    data = b"".join(path.read_bytes() for path in sorted(folder.glob("*.j2")))
+    """A hash of the codegen templates and of this module."""
+    paths = [*sorted((templates_dir() / "codegen").glob("*.j2")), Path(__file__)]
+    data = b"".join(path.read_bytes() for path in paths)
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 

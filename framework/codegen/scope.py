@@ -64,6 +64,8 @@ class ModuleScope:
             binding = self.bindings.get(expr.value)
             if isinstance(binding, ImportedName) and _in_framework(binding.module):
                 return binding.name
+            if binding is None and any(_in_framework(m) for m in self.star_imports):
+                return expr.value
             return None
         if isinstance(expr, cst.Attribute):
             owner = dotted_name(expr.value)

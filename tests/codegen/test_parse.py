@@ -69,6 +69,7 @@ def test_a_literal_name_overrides_and_derives_binding_and_class() -> None:
         "import framework\n@framework.workflow\nasync def flow(ctx): ...",
         "import framework as fw\n@fw.workflow(name='order-pipeline')\nasync def flow(ctx): ...",
         "from framework.runtime.definition import workflow\n@workflow\nasync def flow(ctx): ...",
+        "from framework import *\n@workflow\nasync def flow(ctx): ...",
     ],
 )
 def test_function_form_decorator_spellings(declaration: str) -> None:
