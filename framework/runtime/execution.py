@@ -448,6 +448,8 @@ class InstanceRun:
     ) -> Any:
         entry = self.journal.get(key)
         if entry is not None and entry.status == "complete":
+            if output_type is Any:
+                output_type = serialization.recorded_type(_detail(entry).get("output_type"))
             return self._completed(key, kind, serialization.load(entry.output, output_type))
         if entry is not None and entry.status == "errored":
             raise step_error(entry)
@@ -468,6 +470,9 @@ class InstanceRun:
                 value, output_type, self.payload_limit,
                 f"the output of step {key.name!r} of instance {self.instance_id!r}",
             )
+            detail = None
+            if output_type is Any and (named := serialization.type_name(value)) is not None:
+                output_type, detail = type(value), {"output_type": named}
         except (Suspend, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -482,7 +487,7 @@ class InstanceRun:
                 self._row(
                     key, kind, "complete", attempts=number, started_at=started_at,
                     finished_at=self.clock.now(), input=input_json, output=data,
-                    concurrent=concurrent,
+                    concurrent=concurrent, detail=detail,
                 )
             ]
         )

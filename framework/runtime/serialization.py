@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import inspect
 import typing
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from framework.errors import PayloadTooLargeError, SerializationError
@@ -86,6 +88,31 @@ def _return_type(fn: Callable[..., Any]) -> Any:
     except Exception:
         return Any
     return hints.get("return", Any)
+
+
+def type_name(value: Any) -> str | None:
+    """``module:qualname`` of a model or dataclass value whose class is importable by name,
+    so a step without a return annotation still gets its value back typed on replay."""
+    cls = type(value)
+    if not (isinstance(value, BaseModel) or dataclasses.is_dataclass(cls)):
+        return None
+    if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
+        return None
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def recorded_type(name: str | None) -> Any:
+    """The class ``type_name`` recorded, or ``Any`` if there is none or it is gone."""
+    if not name:
+        return Any
+    module_name, _, qualname = name.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError):
+        return Any
+    return target
 
 
 __all__ = ["ValidationError", "adapter", "dump", "load", "return_type", "validate"]

@@ -1,0 +1,20 @@
+"""A refund, with its params a TypedDict and its output a plain string."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from example_app.services import refund_card
+from framework import WorkflowContext, workflow
+
+
+class RefundParams(TypedDict):
+    receipt_id: str
+    amount: int
+
+
+@workflow
+async def refund(ctx: WorkflowContext[RefundParams]) -> str:
+    return await ctx.step.do(
+        "refund", refund_card, ctx.params["receipt_id"], ctx.params["amount"]
+    )
