@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -190,8 +189,8 @@ def display_path(root: Path, file: str) -> str:
     path = root / file if file else root
     try:
         return path.relative_to(Path.cwd()).as_posix() or "."
-    except ValueError:
-        return os.fspath(path) if os.sep == "/" else path.as_posix()
+    except (ValueError, OSError):
+        return path.as_posix()
 
 
 def sort_problems(problems: list[Problem]) -> list[Problem]:
