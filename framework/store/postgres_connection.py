@@ -141,7 +141,7 @@ class Database:
                 async with self._pool.connection() as conn:
                     if _dead_while_idle(conn):
                         await conn.close()  # the pool discards it; no statement was sent
-                        self._purge_idle()
+                        self._replace_dead_connections()
                         continue
                     result = await fn(conn)
                 if self._failing:
@@ -161,7 +161,7 @@ class Database:
             except psycopg.Error as exc:
                 if not _connection_lost(exc):
                     raise self.error(exc, what) from None
-                self._purge_idle()
+                self._replace_dead_connections()
                 if not replay_safe:
                     raise StoreError(
                         f"the connection to PostgreSQL at {self.settings.display} was lost "
@@ -225,11 +225,15 @@ class Database:
             hint = "failed"
         return StoreError(f"{where} {hint} during {what} ({type(exc).__name__}: {text})")
 
-    def _purge_idle(self) -> None:
-        """Check the pool's idle connections in the background, dropping dead ones, so the
-        next operations after a server restart do not each meet a dead connection."""
+    def _replace_dead_connections(self) -> None:
+        """Say so once, and check the pool's idle connections in the background, dropping
+        dead ones, so the next operations after a server restart do not each meet one."""
         if self._pool is None or (self._purging is not None and not self._purging.done()):
             return
+        LOG.warning(
+            "PostgreSQL at %s closed pooled connections (a restart, a failover or "
+            "pg_terminate_backend); replacing them", self.settings.display,
+        )
         self._purging = asyncio.get_running_loop().create_task(self._pool.check())
 
 

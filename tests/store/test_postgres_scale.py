@@ -55,8 +55,11 @@ async def test_concurrent_claimers_with_separate_pools_never_share_an_instance(
                 claims[instance_id] += 1
                 again = requeued[instance_id] == 0 and rng.random() < 0.2
                 transition = Transition(
-                    instance_id, claim.token, status="queued" if again else "complete",
-                    release=True, wake_at=now,
+                    instance_id,
+                    claim.token,
+                    status="queued" if again else "complete",
+                    release=True,
+                    wake_at=now,
                 )
                 try:
                     await store.apply(transition, now)
@@ -110,7 +113,10 @@ def test_workers_starting_together_migrate_once(postgres_url: str) -> None:
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", OPEN_AT, postgres_url, str(start_at)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(count)
     ]
