@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -152,22 +153,59 @@ def dev(
     raise typer.Exit(0)
 
 
-async def run_dev(options: DevOptions) -> None:
-    """The ``fw dev`` loop: regenerate on change until SIGINT / SIGTERM."""
+DevService = Callable[[asyncio.Event], Awaitable[None]]
+OnRegenerated = Callable[["CodegenResult", frozenset[Path]], Awaitable[None] | None]
+
+
+async def run_dev(
+    options: DevOptions,
+    *,
+    on_success: OnRegenerated | None = None,
+    services: Sequence[DevService] = (),
+) -> None:
+    """The ``fw dev`` loop: regenerate on change until SIGINT / SIGTERM.
+
+    Args:
+        options: the app and the address to serve on.
+        on_success: called after each good codegen run, after it is reported (reload the
+            workflows there), with the result and the paths that changed.
+        services: more work to run beside the watch (a worker, the HTTP server), each given
+            the stop event, which is set on SIGINT / SIGTERM or when any of them ends.
+    """
     from framework.codegen.watch import CodegenWatcher
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    _say(f"fw dev: watching {display_path(options.root, '')} (Ctrl-C to stop)")
+
+    async def regenerated(result: CodegenResult, changed: frozenset[Path]) -> None:
+        _print_codegen(result, stamp=True)
+        if on_success is not None:
+            outcome = on_success(result, changed)
+            if inspect.isawaitable(outcome):
+                await outcome
+
     watcher = CodegenWatcher(
         options.root,
-        on_success=lambda result, changed: _print_codegen(result, stamp=True),
+        on_success=regenerated,
         on_problems=lambda result: _print_codegen(result, stamp=True, waiting=True),
     )
-    await watcher.run(stop)
+    _say(f"fw dev: watching {display_path(options.root, '')} (Ctrl-C to stop)")
+    try:
+        async with asyncio.TaskGroup() as group:
+            for service in (watcher.run, *services):
+                group.create_task(_until_stopped(service, stop))
+    finally:
+        stop.set()
     _say("fw dev: stopped")
+
+
+async def _until_stopped(service: DevService, stop: asyncio.Event) -> None:
+    try:
+        await service(stop)
+    finally:
+        stop.set()
 
 
 def check(app: AppOption = None, json_output: JsonOption = False) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -121,3 +122,28 @@ def test_codegen_check_json_and_up_to_date(tmp_path: Path) -> None:
     assert failed.returncode == 1 and not report["ok"]
     assert report["problems"][0]["path"] == "workflows/ping_workflow.py"
     assert report["problems"][0]["code"] == "syntax_error"
+
+
+async def test_run_dev_runs_services_beside_the_watch(tmp_path: Path) -> None:
+    from framework.cli.codegen_commands import DevOptions, run_dev
+    from framework.codegen.run import CodegenResult
+
+    assert fw("init", "shop", cwd=tmp_path).returncode == 0
+    regenerated: list[int] = []
+    started: list[str] = []
+
+    async def reload(result: CodegenResult, changed: frozenset[Path]) -> None:
+        regenerated.append(len(result.workflows))
+
+    async def worker(stop: asyncio.Event) -> None:
+        started.append("worker")
+        while not regenerated:
+            await asyncio.sleep(0.01)
+
+    async def server(stop: asyncio.Event) -> None:
+        started.append("server")
+        await stop.wait()
+
+    options = DevOptions(tmp_path / "shop", port=9999)
+    await asyncio.wait_for(run_dev(options, on_success=reload, services=[worker, server]), 20)
+    assert regenerated == [0] and started == ["worker", "server"]
