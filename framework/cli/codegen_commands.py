@@ -281,5 +281,7 @@ def _result_json(result: CodegenResult) -> dict[str, Any]:
         "workflows": [w.to_dict() for w in result.workflows],
         "changes": [{"path": _label(root, c.path), "action": c.action} for c in result.changes],
         "problems": [p.to_json(root) for p in result.problems],
+        "files_scanned": result.files_scanned,
+        "files_parsed": result.files_parsed,
         "seconds": round(result.seconds, 4),
     }

@@ -29,7 +29,6 @@ from framework.naming import (
 WORKFLOW = "workflow"
 ENTRYPOINT = "WorkflowEntrypoint"
 CONTEXT = "WorkflowContext"
-_EMPTY_MODULE = cst.Module(body=[])
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class _FileReader:
         self.problems.append(Problem(self.file, line, col, message, code))
 
     def scan(self) -> WorkflowSpec | None:
-        candidates = list(self._candidates())
+        candidates = self._candidates()
         if not candidates:
             self.problems.append(Problem(self.file, 1, 1, _NO_WORKFLOW, "no_workflow"))
             return None

@@ -55,10 +55,6 @@ class CodegenResult:
     def up_to_date(self) -> bool:
         return self.ok and not self.changes
 
-    @property
-    def generated_dir(self) -> Path:
-        return self.root / GENERATED_DIR
-
 
 def scan_app(root: Path, *, use_cache: bool = True) -> AppScan:
     """Read the app's fw.toml and workflow files (through the cache) and cross-check them."""
