@@ -171,6 +171,8 @@ CREATE FUNCTION fw_apply(
 DECLARE
     v_current text;
     v_parent text;
+    v_crash_count integer;
+    v_version text;
     v_status text;
     v_wake_at double precision;
     v_wake boolean := false;
@@ -178,7 +180,7 @@ DECLARE
     v_keep boolean;
     v_has_steps boolean := coalesce(cardinality(p_step_names), 0) > 0;
 BEGIN
-    SELECT status, parent_id INTO v_current, v_parent
+    SELECT status, parent_id, crash_count, version INTO v_current, v_parent, v_crash_count, v_version
     FROM instances WHERE id = p_id AND lease_token = p_token FOR UPDATE;
     IF NOT FOUND THEN
         RETURN NULL;
@@ -197,6 +199,18 @@ BEGIN
             finished_at = excluded.finished_at, wake_at = excluded.wake_at,
             input = excluded.input, output = excluded.output, error = excluded.error,
             detail = excluded.detail;
+    END IF;
+
+    -- A journal entry mid-run: the step rows are the whole write, but for the first write
+    -- after a crash (which resets the count) and the first that records the code version.
+    IF p_status IS NULL AND NOT p_release AND p_output IS NULL AND p_error IS NULL
+       AND coalesce(cardinality(p_child_ids), 0) = 0 THEN
+        IF (v_crash_count > 0 AND v_has_steps) OR (v_version IS NULL AND p_version IS NOT NULL) THEN
+            UPDATE instances SET crash_count = CASE WHEN v_has_steps THEN 0 ELSE crash_count END,
+                                 version = coalesce(version, p_version)
+            WHERE id = p_id;
+        END IF;
+        RETURN v_current;
     END IF;
 
     IF coalesce(cardinality(p_child_ids), 0) > 0 THEN
