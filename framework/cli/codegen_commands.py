@@ -1,4 +1,5 @@
-"""Code generation commands: ``init``, ``new workflow|step``, ``codegen``, ``dev``, ``check``."""
+"""Code generation commands: ``init``, ``new workflow|step``, ``codegen``, ``check``, and the
+watch loop of ``dev`` (``run_dev``), which ``dev_command`` runs beside a worker and the server."""
 
 from __future__ import annotations
 
@@ -41,7 +42,6 @@ def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.add_typer(new_app, name="new")
     app.command("codegen")(codegen)
-    app.command("dev")(dev)
     app.command("check")(check)
 
 
@@ -140,17 +140,6 @@ class DevOptions:
     root: Path
     host: str = "127.0.0.1"
     port: int = 8787
-
-
-def dev(
-    app: AppOption = None,
-    host: Annotated[str, typer.Option(help="Address of the HTTP API and Studio.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the HTTP API and Studio.")] = 8787,
-) -> None:
-    """Watch the app and regenerate on every change (Ctrl-C or SIGTERM stops, exit 0)."""
-    options = DevOptions(app_root(app), host, port)
-    asyncio.run(run_dev(options))
-    raise typer.Exit(0)
 
 
 DevService = Callable[[asyncio.Event], Awaitable[None]]

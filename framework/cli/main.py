@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from framework.cli import codegen_commands, runtime_commands
+from framework.cli import codegen_commands, dev_command, runtime_commands
 
 app = typer.Typer(
     name="fw",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 
 codegen_commands.register(app)
+dev_command.register(app)
 runtime_commands.register(app)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic_core import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 

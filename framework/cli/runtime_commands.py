@@ -9,7 +9,7 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -24,11 +24,11 @@ from framework.cli.output import (
     print_json,
     run,
 )
-from framework.runtime.app import App
-from framework.runtime.durations import format_duration
-from framework.runtime.handles import Instance, instance_status, step_record
-from framework.runtime.records import InstanceStatus, StepRecord
-from framework.runtime.worker import Worker
+
+if TYPE_CHECKING:  # the runtime loads when a runtime command runs, not for `fw codegen`
+    from framework.runtime.app import App
+    from framework.runtime.handles import Instance
+    from framework.runtime.records import InstanceStatus, StepRecord
 
 STATUS_STYLE = {
     "queued": "cyan", "running": "blue", "waiting": "yellow", "paused": "magenta",
@@ -58,6 +58,9 @@ def worker(
 ) -> None:
     """Run the app's instances until SIGTERM or Ctrl-C, then stop cleanly (exit 0)."""
     stopped = _stop_on_signals()
+    from framework.runtime.app import App
+    from framework.runtime.worker import Worker
+
     root = app_root(app)
     configure_logging(verbose)
 
@@ -89,6 +92,8 @@ def start(
         fail(f"--params is not JSON: {exc}")
 
     async def main() -> InstanceStatus[Any]:
+        from framework.runtime.app import App
+
         the_app = App.for_root(root)
         instance = await the_app.handle(name).create(data, id=id)
         if wait:
@@ -124,6 +129,8 @@ def workflows_list(app: Path | None = AppOption, as_json: bool = JsonOption) -> 
     root = app_root(app)
 
     async def main() -> tuple[App, dict[str, dict[str, int]]]:
+        from framework.runtime.app import App
+
         the_app = App.for_root(root)
         return the_app, await (await the_app.store()).count_by_status()
 
@@ -158,6 +165,9 @@ def instances_list(
     root = app_root(app)
 
     async def main() -> tuple[list[InstanceStatus[Any]], str | None]:
+        from framework.runtime.app import App
+        from framework.runtime.handles import instance_status
+
         store = await App.for_root(root).store()
         page = await store.list_instances(workflow=workflow, status=status, limit=limit, cursor=cursor)
         return [instance_status(row, Any) for row in page.instances], page.next_cursor
@@ -181,6 +191,9 @@ def instance_show(instance_id: str, app: Path | None = AppOption, as_json: bool 
     root = app_root(app)
 
     async def main() -> tuple[InstanceStatus[Any], list[StepRecord]]:
+        from framework.runtime.app import App
+        from framework.runtime.handles import instance_status, step_record
+
         store = await App.for_root(root).store()
         row = await store.get_instance(instance_id)
         if row is None:
@@ -198,6 +211,8 @@ def _control(action: str, call: Callable[[Instance[Any]], Awaitable[None]]) -> C
         root = app_root(app)
 
         async def main() -> InstanceStatus[Any]:
+            from framework.runtime.app import App
+
             the_app = App.for_root(root)
             row = await (await the_app.store()).get_instance(instance_id)
             if row is None:
@@ -267,6 +282,8 @@ def _show_status(status: InstanceStatus[Any], steps: list[StepRecord], as_json: 
         console.print(f"[red]error:[/red] {status.error}", highlight=False)
     if not steps:
         return
+    from framework.runtime.durations import format_duration
+
     table = Table("step", "kind", "status", "attempts", "duration", "detail")
     for step in steps:
         label = step.name if step.count == 1 else f"{step.name} #{step.count}"

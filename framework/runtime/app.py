@@ -46,6 +46,7 @@ class App:
         self._entrypoints: dict[str, type[Entrypoint]] | None = None
         self._definitions: dict[str, WorkflowDefinition] = {}
         self._versions: dict[str, tuple[int, str]] = {}
+        self._retry_policies: dict[str, RetryPolicy] = {}
         self._stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopStore] = (
             weakref.WeakKeyDictionary()
         )
@@ -165,6 +166,12 @@ class App:
     def default_retries(self, workflow: str) -> RetryPolicy:
         """The retry policy of a step that names none: ``[[workflows]] retries`` of the
         workflow, else ``[defaults.retries]``."""
+        policy = self._retry_policies.get(workflow)
+        if policy is None:
+            policy = self._retry_policies[workflow] = self._resolve_retries(workflow)
+        return policy
+
+    def _resolve_retries(self, workflow: str) -> RetryPolicy:
         section = self.settings.defaults.retries
         custom = self.settings.workflow_settings(workflow)
         extra = (custom.model_extra or {}) if custom is not None else {}

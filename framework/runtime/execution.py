@@ -754,10 +754,12 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
 
 
 async def _with_timeout(work: Awaitable[Any], limit: float, key: StepKey) -> Any:
+    timer = asyncio.timeout(limit)
     try:
-        return await asyncio.wait_for(work, limit)
-    except TimeoutError as exc:
-        if isinstance(exc, FwError):
+        async with timer:
+            return await work
+    except TimeoutError:
+        if not timer.expired():
             raise
         raise StepTimeoutError(
             f"step {key.name!r} ran over its timeout of {format_duration(limit)}"

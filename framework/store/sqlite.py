@@ -95,6 +95,11 @@ class SQLiteStore:
         self._reader.submit(self._close_reader).result()
         self._reader.shutdown(wait=True)
 
+    @property
+    def commits(self) -> int:
+        """Write transactions this store committed."""
+        return self._writer.commits
+
     def schema_version(self) -> int:
         """The schema version of the file (0 when it has none yet)."""
         return int(self._read_sync(lambda c: c.execute("PRAGMA user_version").fetchone()[0]))
@@ -493,13 +498,15 @@ def _cursor_seq(cursor: str) -> int:
         raise ValueError(f"invalid cursor {cursor!r}: pass the next_cursor of a page") from None
 
 
-def _fence(c: sqlite3.Connection, instance_id: str, token: str) -> tuple[str, str | None]:
+def _fence(c: sqlite3.Connection, instance_id: str, token: str) -> tuple[str, str | None, int, str | None]:
+    """The instance's status, parent, crash count and version, if ``token`` holds its lease."""
     row = c.execute(
-        "SELECT status, lease_token, parent_id FROM instances WHERE id=?", (instance_id,)
+        "SELECT status, lease_token, parent_id, crash_count, version FROM instances WHERE id=?",
+        (instance_id,),
     ).fetchone()
     if row is None or row[1] != token:
         raise LeaseLostError(instance_id)
-    return row[0], row[2]
+    return row[0], row[2], row[3], row[4]
 
 
 def _upsert_steps(c: sqlite3.Connection, steps: Sequence[StepRow]) -> None:
@@ -520,9 +527,17 @@ def _with_output(step: StepRow, payload: str) -> StepRow:
 
 
 def _apply(c: sqlite3.Connection, t: Transition, now: float) -> WriteResult:
-    current, parent_id = _fence(c, t.instance_id, t.token)
+    current, parent_id, crash_count, version = _fence(c, t.instance_id, t.token)
     if t.steps:
         _upsert_steps(c, t.steps)
+    if t.status is None and not (t.children or t.release or t.output or t.error):
+        # A journal entry mid-run: the step row is the whole write (one row, one commit).
+        if (crash_count and t.steps) or (version is None and t.version):
+            c.execute(
+                "UPDATE instances SET crash_count=0, version=coalesce(version, ?) WHERE id=?",
+                (t.version, t.instance_id),
+            )
+        return WriteResult(current)
     if t.children:
         c.executemany(
             INSERT_INSTANCE,

@@ -50,6 +50,8 @@ class SQLiteWriter:
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="fw-sqlite-writer", daemon=True)
         self._ready: Future[None] = Future()
+        self.commits = 0
+        """Transactions committed so far (benchmarks report commits per step)."""
 
     def start(self) -> Future[None]:
         """Start the thread; the future completes once its connection is open."""
@@ -104,6 +106,7 @@ class SQLiteWriter:
             for item in group:
                 outcomes.append(self._apply_one(connection, item))
             connection.execute("COMMIT")
+            self.commits += 1
         except BaseException as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")

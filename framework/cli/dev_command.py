@@ -1,0 +1,90 @@
+"""``fw dev``: regenerate on every save, run the app's instances, serve the API and Studio."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from framework.cli.codegen_commands import AppOption, DevOptions, DevService, run_dev
+from framework.cli.output import app_root, configure_logging
+
+if TYPE_CHECKING:
+    from framework.codegen.run import CodegenResult
+    from framework.runtime.app import App
+
+LOG = logging.getLogger("fw.dev")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``fw dev`` to the ``fw`` app."""
+    app.command("dev")(dev)
+
+
+def dev(
+    app: AppOption = None,
+    host: Annotated[str, typer.Option(help="Address of the HTTP API and Studio.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the HTTP API and Studio.")] = 8787,
+) -> None:
+    """Watch and regenerate on every change, run a worker that reloads the workflows, and
+    serve the HTTP API and Studio (Ctrl-C or SIGTERM stops, exit 0)."""
+    options = DevOptions(app_root(app), host, port)
+    configure_logging()
+    session = DevSession(options)
+    asyncio.run(run_dev(options, on_success=session.regenerated, services=session.services()))
+    raise typer.Exit(0)
+
+
+class DevSession:
+    """The runtime side of ``fw dev``: a worker started after the first good codegen run,
+    whose app forgets its loaded workflow code after every later one."""
+
+    def __init__(self, options: DevOptions) -> None:
+        self.options = options
+        self._generated = asyncio.Event()
+        self._app: App | None = None
+
+    def services(self) -> list[DevService]:
+        """What runs beside the watch."""
+        return [self.run_worker]
+
+    def regenerated(self, result: CodegenResult, changed: frozenset[Path]) -> None:
+        """After each good codegen run: load the new code at the next claim."""
+        if self._app is not None and self._generated.is_set():
+            self._app.reload()
+            LOG.info("workflows reloaded")
+        self._generated.set()
+
+    @property
+    def app(self) -> App:
+        from framework.runtime.app import App
+
+        if self._app is None:
+            self._app = App.for_root(self.options.root)
+        return self._app
+
+    async def run_worker(self, stop: asyncio.Event) -> None:
+        """Run a worker beside the watch once the generated package exists."""
+        from framework.runtime.worker import Worker
+
+        await _first(self._generated.wait(), stop.wait())
+        if stop.is_set():
+            return
+        worker = Worker(self.app)
+        await worker.start()
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop()
+
+
+async def _first(*waits: object) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
