@@ -41,6 +41,10 @@ CONNECTION_DEFAULTS = {
     "keepalives_interval": "10",
     "keepalives_count": "3",
 }
+if psycopg.pq.version() >= 120000:
+    # Give up on a request the network stopped acknowledging (a partition) after 15 s,
+    # rather than the kernel's retransmission timeout of many minutes; it is then retried.
+    CONNECTION_DEFAULTS["tcp_user_timeout"] = "15000"
 FW_PARAMETERS = ("pool_size", "pool_min_size", "retry_for")
 ROLLED_BACK = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
@@ -80,7 +84,8 @@ class PostgresSettings:
                 "0 <= pool_min_size <= pool_size"
             )
         merged = {**CONNECTION_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
-        return cls(make_conninfo("", **merged), _redact(stripped), pool_size, pool_min, retry_for)
+        display = _redact(urlunsplit(parts._replace(query="")))
+        return cls(make_conninfo("", **merged), display, pool_size, pool_min, retry_for)
 
 
 def _redact(url: str) -> str:
@@ -231,8 +236,8 @@ class Database:
         if self._pool is None or (self._purging is not None and not self._purging.done()):
             return
         LOG.warning(
-            "PostgreSQL at %s closed pooled connections (a restart, a failover or "
-            "pg_terminate_backend); replacing them", self.settings.display,
+            "PostgreSQL at %s: pooled connections were lost (a server restart or failover, "
+            "the network, or pg_terminate_backend); replacing them", self.settings.display,
         )
         self._purging = asyncio.get_running_loop().create_task(self._pool.check())
 

@@ -25,7 +25,10 @@ import pytest
 class PrivatePostgres:
     """A PostgreSQL server in a temporary folder."""
 
-    def __init__(self, bindir: Path, folder: Path, port: int, as_postgres: bool) -> None:
+    def __init__(
+        self, bindir: Path, folder: Path, port: int, as_postgres: bool, listen: list[str]
+    ) -> None:
+        self.listen = ["127.0.0.1", *listen]
         self.bindir = bindir
         self.folder = folder
         self.data = folder / "data"
@@ -46,10 +49,14 @@ class PrivatePostgres:
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        if len(self.listen) > 1:  # it listens only on the given addresses: trust them all
+            hba = self.data / "pg_hba.conf"
+            hba.write_text(hba.read_text() + "host all all 0.0.0.0/0 trust\n")
 
     def start(self) -> None:
         options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.folder} -c listen_addresses={','.join(self.listen)} "
+            "-c fsync=off "
             "-c max_connections=200"
         )
         self._run(
@@ -97,8 +104,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """Start a private server (or skip the test when that is impossible here)."""
+def private_postgres(listen: list[str] | None = None) -> Iterator[PrivatePostgres]:
+    """Start a private server, on 127.0.0.1 and the ``listen`` addresses (or skip the test
+    when that is impossible here)."""
     bindir = _bindir()
     if bindir is None:
         pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) on this machine")
@@ -108,7 +116,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     folder = Path(tempfile.mkdtemp(prefix="fw-pg-"))
     if as_postgres:
         shutil.chown(folder, "postgres", "postgres")
-    server = PrivatePostgres(bindir, folder, _free_port(), as_postgres)
+    server = PrivatePostgres(bindir, folder, _free_port(), as_postgres, listen or [])
     try:
         try:
             server.init()
