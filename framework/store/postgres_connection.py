@@ -204,7 +204,6 @@ class Database:
     def error(self, exc: psycopg.Error, what: str) -> StoreError:
         """A StoreError that says what failed and what to do about it."""
         text = _first_line(exc)
-        where = f"PostgreSQL at {self.settings.display}"
         lowered = text.lower()
         auth = pg_errors.InvalidPassword | pg_errors.InvalidAuthorizationSpecification
         if isinstance(exc, auth) or "password authentication failed" in lowered \
@@ -213,22 +212,25 @@ class Database:
         elif isinstance(exc, pg_errors.InvalidCatalogName) or (
             "database" in lowered and "does not exist" in lowered
         ):
-            hint = "the database does not exist: create it (createdb) or fix the URL"
+            hint = "the database does not exist: create it (createdb NAME) or fix the URL"
         elif "connection refused" in lowered or "could not translate host" in lowered \
                 or "timeout expired" in lowered or "no route to host" in lowered:
-            hint = "is unreachable: is the server running and accepting TCP connections there?"
+            hint = "the server is unreachable: is it running and accepting TCP connections there?"
         elif isinstance(exc, pg_errors.TooManyConnections) or "too many clients" in lowered:
-            hint = ("refused the connection: too many clients; lower pool_size per worker or "
-                    "raise max_connections (see docs/postgres.md, connection budgeting)")
+            hint = ("too many connections: lower pool_size per worker or raise max_connections "
+                    "(see connection budgeting in docs/postgres.md)")
         elif isinstance(exc, pg_errors.InsufficientPrivilege):
-            hint = "refused: the user lacks a privilege fw needs"
+            hint = "permission denied: the user lacks a privilege fw needs"
         elif isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedFunction):
-            hint = "has no fw schema (or an incomplete one): run `fw migrate`"
+            hint = "the fw schema is missing or incomplete: run `fw migrate`"
         elif _connection_lost(exc):
-            hint = "closed the connection"
+            hint = "the connection was closed"
         else:
-            hint = "failed"
-        return StoreError(f"{where} {hint} during {what} ({type(exc).__name__}: {text})")
+            hint = f"{what} failed"
+        return StoreError(
+            f"PostgreSQL at {self.settings.display}: {hint} "
+            f"(while {what}: {type(exc).__name__}: {text})"
+        )
 
     def _replace_dead_connections(self) -> None:
         """Say so once, and check the pool's idle connections in the background, dropping

@@ -1,0 +1,175 @@
+"""Operations commands: ``fw migrate`` and ``fw doctor``.
+
+Both find the store as workers do (``FW_DATABASE_URL``, else ``fw.toml [runtime] database``,
+else the app's SQLite file); with ``FW_DATABASE_URL`` set they also work outside an app.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from framework.app_root import AppNotFoundError, resolve_app_root
+from framework.cli.output import AppOption, JsonOption, console, fail, print_json, run
+
+if TYPE_CHECKING:
+    from framework.store.diagnostics import Diagnosis
+
+LAG_WARNING = 60.0
+"""Seconds a runnable instance may wait unclaimed before ``fw doctor`` calls it lag."""
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``fw migrate`` and ``fw doctor`` to the ``fw`` CLI."""
+    app.command("migrate")(migrate)
+    app.command("doctor")(doctor)
+
+
+def migrate(app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
+    """Bring the store's schema to the version this fw writes (workers also do it on start)."""
+    url = _database_url(app)
+
+    async def main() -> tuple[int | None, int]:
+        from framework.store import open_store
+        from framework.store.diagnostics import diagnose
+
+        before = (await diagnose(url, time.time())).schema_version
+        store = open_store(url)
+        await store.open()
+        await store.close()
+        after = (await diagnose(url, time.time())).schema_version
+        assert after is not None
+        return before, after
+
+    before, after = run(main)
+    shown = _display(url)
+    if as_json:
+        print_json({"database": shown, "from_version": before or 0, "version": after})
+    elif before == after:
+        console.print(f"{shown}: schema version {after}, up to date", highlight=False)
+    else:
+        console.print(f"{shown}: migrated the schema from version {before or 0} to {after}",
+                      highlight=False)
+
+
+def doctor(app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
+    """Check the store: connectivity, schema version, lag of runnable instances, workers.
+
+    Exits 1 when the store is unreachable or its schema is not the one this fw writes.
+    """
+    url = _database_url(app)
+
+    async def main() -> Diagnosis:
+        from framework.store.diagnostics import diagnose
+
+        return await diagnose(url, time.time())
+
+    found = run(main)
+    problems, warnings = _findings(found)
+    if as_json:
+        print_json({**found.as_json(), "problems": problems, "warnings": warnings})
+    else:
+        _show(found, problems, warnings)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _database_url(app: Path | None) -> str:
+    from framework.errors import ConfigError
+    from framework.runtime.config import DATABASE_ENV, database_url, load_config
+
+    try:
+        root = resolve_app_root(app)
+    except AppNotFoundError as exc:
+        if app is None and os.environ.get(DATABASE_ENV):
+            return os.environ[DATABASE_ENV]
+        fail(str(exc))
+    try:
+        return database_url(root, load_config(root))
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def _display(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return url
+    from framework.store.postgres_connection import PostgresSettings
+
+    return PostgresSettings.from_url(url).display
+
+
+def _findings(d: Diagnosis) -> tuple[list[str], list[str]]:
+    problems: list[str] = []
+    warnings: list[str] = []
+    if not d.reachable:
+        problems.append(d.error or "the database cannot be reached")
+        return problems, warnings
+    if d.error:
+        problems.append(d.error)
+    if d.schema_version is not None and d.schema_version < d.latest_version:
+        problems.append(
+            f"schema version {d.schema_version} is behind this fw's {d.latest_version}: "
+            "run `fw migrate` (or start a worker)"
+        )
+    elif d.schema_version is not None and d.schema_version > d.latest_version:
+        problems.append(
+            f"schema version {d.schema_version} is newer than this fw's {d.latest_version}: "
+            "upgrade fw here"
+        )
+    live = [w for w in d.workers if w.alive]
+    if d.runnable and d.oldest_runnable_age is not None and d.oldest_runnable_age > LAG_WARNING:
+        who = "no worker holds any instance" if not live else f"{len(live)} workers are busy"
+        warnings.append(
+            f"{d.runnable} runnable instances wait unclaimed, the oldest for "
+            f"{d.oldest_runnable_age:.0f} s ({who}): start workers or raise their concurrency"
+        )
+    if d.expired_leases:
+        warnings.append(
+            f"{d.expired_leases} running instances have expired leases (their worker died or "
+            "stalled); a worker reclaims them on its next claim"
+        )
+    if d.max_connections and d.connections and d.connections > 0.8 * d.max_connections:
+        warnings.append(
+            f"{d.connections} of max_connections={d.max_connections} are in use: see "
+            "connection budgeting in docs/postgres.md"
+        )
+    return problems, warnings
+
+
+def _show(d: Diagnosis, problems: list[str], warnings: list[str]) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("database", d.database)
+    table.add_row("reachable", f"yes ({d.server})" if d.reachable else "no")
+    if d.schema_version is not None:
+        state = "current" if d.schema_current else f"latest is {d.latest_version}"
+        table.add_row("schema", f"version {d.schema_version} ({state})")
+    if d.connections is not None:
+        table.add_row("connections", f"{d.connections} of {d.max_connections}")
+    if d.reachable and d.schema_version:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(d.counts.items())) or "none"
+        table.add_row("instances", counts)
+        oldest = d.oldest_runnable_age
+        age = "" if oldest is None else f", the oldest waited {oldest:.1f} s"
+        table.add_row("lag", f"{d.runnable} runnable unclaimed{age}")
+        live = [w for w in d.workers if w.alive]
+        table.add_row("workers", f"{len(live)} holding leases" + (
+            f", {len(d.workers) - len(live)} with expired leases" if len(live) < len(d.workers)
+            else ""
+        ))
+        for w in d.workers:
+            state = "alive" if w.alive else "lease expired"
+            table.add_row("", f"{w.id}: {w.held} held, {state}")
+    console.print(table, highlight=False)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for problem in problems:
+        console.print(f"[red]problem:[/red] {problem}", highlight=False)
+    if not problems and not warnings:
+        console.print("[green]ok[/green]")

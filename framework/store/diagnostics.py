@@ -1,0 +1,156 @@
+"""What ``fw doctor`` reports about a store, read without changing anything (no migration).
+
+Connectivity, the schema version against the one this fw writes, how far the workers are
+behind (runnable instances nobody holds, and how long the oldest has waited) and the workers
+seen through the leases they hold. A worker that holds nothing leaves no trace here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from framework.errors import StoreError
+from framework.store.migrations import latest_version
+
+LAG_QUERY = (
+    "SELECT count(*), min(wake_at), "
+    "sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END) FROM instances "
+    "WHERE wake_at <= %s AND status IN ('queued', 'waiting', 'running')"
+)
+OWNERS_QUERY = (
+    "SELECT lease_owner, count(*), max(wake_at) FROM instances WHERE lease_owner IS NOT NULL "
+    "GROUP BY lease_owner ORDER BY lease_owner"
+)
+COUNTS_QUERY: Final = "SELECT status, count(*) FROM instances GROUP BY status"
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    """A worker that holds leases: its id (``host:pid:nonce``), how many instances it holds
+    and when the latest of its leases runs out."""
+
+    id: str
+    held: int
+    lease_until: float
+    alive: bool
+
+
+@dataclass
+class Diagnosis:
+    """A store's health, as ``fw doctor`` shows it."""
+
+    database: str
+    dialect: str
+    reachable: bool = False
+    error: str | None = None
+    schema_version: int | None = None
+    latest_version: int = 0
+    server: str | None = None
+    connections: int | None = None
+    max_connections: int | None = None
+    counts: dict[str, int] = field(default_factory=dict[str, int])
+    runnable: int = 0
+    """Instances due now that no worker holds (including expired leases, awaiting reclaim)."""
+    oldest_runnable_age: float | None = None
+    """Seconds since the longest-waiting of those became due: the workers' lag."""
+    expired_leases: int = 0
+    """Running instances whose worker stopped renewing its lease (died or stalled)."""
+    workers: list[WorkerSeen] = field(default_factory=list[WorkerSeen])
+
+    @property
+    def schema_current(self) -> bool:
+        return self.schema_version == self.latest_version
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema_current"] = self.schema_current
+        return data
+
+
+async def diagnose(url: str, now: float) -> Diagnosis:
+    """Inspect the store at ``url`` as of ``now`` (seconds since the epoch)."""
+    if url.startswith("sqlite:///"):
+        return _diagnose_sqlite(Path(url.removeprefix("sqlite:///")), url, now)
+    return await _diagnose_postgres(url, now)
+
+
+def _fill(d: Diagnosis, rows: dict[str, list[tuple[Any, ...]]], now: float) -> None:
+    d.counts = {status: int(n) for status, n in rows["counts"]}
+    (due, oldest, expired), = rows["lag"]
+    d.runnable = int(due or 0)
+    d.oldest_runnable_age = None if oldest is None else max(0.0, now - float(oldest))
+    d.expired_leases = int(expired or 0)
+    d.workers = [
+        WorkerSeen(str(owner), int(held), float(until), float(until) > now)
+        for owner, held, until in rows["owners"]
+    ]
+
+
+def _diagnose_sqlite(path: Path, url: str, now: float) -> Diagnosis:
+    d = Diagnosis(database=url, dialect="sqlite", latest_version=latest_version("sqlite"))
+    if not path.exists():
+        d.error = f"{path} does not exist yet (a worker or `fw migrate` creates it)"
+        return d
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        d.error = f"cannot open {path}: {exc}"
+        return d
+    try:
+        d.schema_version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        d.reachable = True
+        d.server = f"SQLite {sqlite3.sqlite_version}"
+        if d.schema_version > 0:
+            _fill(d, {
+                "counts": connection.execute(COUNTS_QUERY).fetchall(),
+                "lag": connection.execute(LAG_QUERY.replace("%s", "?"), (now,)).fetchall(),
+                "owners": connection.execute(OWNERS_QUERY).fetchall(),
+            }, now)
+    except sqlite3.Error as exc:
+        d.error = f"{path}: {exc}"
+    finally:
+        connection.close()
+    return d
+
+
+async def _diagnose_postgres(url: str, now: float) -> Diagnosis:
+    import psycopg
+
+    from framework.store.postgres import schema_version
+    from framework.store.postgres_connection import Database, PostgresSettings
+
+    settings = PostgresSettings.from_url(url)
+    d = Diagnosis(database=settings.display, dialect="postgres",
+                  latest_version=latest_version("postgres"))
+    database = Database(settings)
+    try:
+        connection = await database.connect(autocommit=True)
+    except StoreError as exc:
+        d.error = str(exc)
+        return d
+    try:
+        d.reachable = True
+        d.schema_version = await schema_version(connection)
+        cur = await connection.execute(
+            "SELECT version(), (SELECT count(*) FROM pg_stat_activity WHERE datname = "
+            "current_database()), current_setting('max_connections')::int"
+        )
+        server = await cur.fetchone()
+        if server is not None:
+            d.server = str(server[0]).split(" on ")[0]
+            d.connections, d.max_connections = int(server[1]), int(server[2])
+        if d.schema_version > 0:
+            counts = await connection.execute(COUNTS_QUERY)
+            owners = await connection.execute(OWNERS_QUERY)
+            lag = await connection.execute(LAG_QUERY, [now])
+            rows = {"counts": await counts.fetchall(), "owners": await owners.fetchall(),
+                    "lag": await lag.fetchall()}
+            _fill(d, rows, now)
+    except psycopg.Error as exc:
+        d.error = str(database.error(exc, "inspecting the database"))
+    finally:
+        await connection.close()
+    return d

@@ -1,0 +1,140 @@
+"""``fw migrate`` and ``fw doctor``, run as the real command line on both stores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from framework.store import open_store
+from framework.store.base import NewInstance
+from framework.store.migrations import latest_version
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fw(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "FW_DATABASE_URL"}
+    environment.update(env or {}, PYTHONPATH=str(REPO), COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "framework", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def make_app(parent: Path, database: str | None = None) -> Path:
+    root = parent / "opsapp"
+    (root / "workflows").mkdir(parents=True)
+    runtime = f'\n[runtime]\ndatabase = "{database}"\n' if database else ""
+    (root / "fw.toml").write_text(f'[app]\nname = "opsapp"\n{runtime}')
+    return root
+
+
+def doctor_json(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, Any]:
+    result = fw("doctor", "--json", *args, cwd=cwd, env=env)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_migrate_and_doctor_on_the_apps_sqlite_file(tmp_path: Path) -> None:
+    root = make_app(tmp_path)
+    before = fw("doctor", "--app", str(root), cwd=tmp_path)
+    assert before.returncode == 1
+    assert "does not exist yet" in before.stdout
+
+    migrated = fw("migrate", "--app", str(root), cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    latest = latest_version("sqlite")
+    assert f"migrated the schema from version 0 to {latest}" in migrated.stdout
+    again = fw("migrate", "--app", str(root), "--json", cwd=tmp_path)
+    assert json.loads(again.stdout)["version"] == latest
+    assert json.loads(again.stdout)["from_version"] == latest
+
+    healthy = fw("doctor", cwd=root)  # the app is found from the working directory
+    assert healthy.returncode == 0, healthy.stdout
+    assert f"version {latest} (current)" in healthy.stdout
+    assert healthy.stdout.rstrip().endswith("ok")
+
+
+def test_doctor_reports_lag_and_workers(tmp_path: Path, database_url: str) -> None:
+    root = make_app(tmp_path, database_url)
+    now = time.time()
+
+    async def fill() -> None:
+        store = open_store(database_url)
+        await store.open()
+        await store.create_instances(
+            [NewInstance(f"old{n}", "wf", "{}", now - 300) for n in range(3)]
+            + [
+                NewInstance("held", "wf", "{}", now - 400),
+                NewInstance("dead", "wf", "{}", now - 500),
+            ]
+        )
+        await store.claim("host:1:dead", 1, now - 500, now - 100)  # its lease ran out
+        await store.claim("host:2:alive", 1, now - 400, now + 600)
+        await store.close()
+
+    asyncio.run(fill())
+    code, report = doctor_json("--app", str(root), cwd=tmp_path)
+    assert code == 0, report
+    assert report["schema_current"] is True
+    assert report["runnable"] == 4  # three due and queued, one with an expired lease
+    assert report["expired_leases"] == 1
+    assert 299 < report["oldest_runnable_age"] < 400  # the expired lease has been due 100 s
+    workers = {w["id"]: w for w in report["workers"]}
+    assert workers["host:2:alive"]["alive"] is True and workers["host:2:alive"]["held"] == 1
+    assert workers["host:1:dead"]["alive"] is False
+    assert any("wait unclaimed" in w for w in report["warnings"])
+    assert any("expired leases" in w for w in report["warnings"])
+    assert report["counts"] == {"queued": 3, "running": 2}
+
+    human = fw("doctor", "--app", str(root), cwd=tmp_path)
+    assert "4 runnable unclaimed" in human.stdout
+    assert "host:2:alive: 1 held, alive" in human.stdout
+
+
+def test_postgres_through_the_environment_outside_an_app(tmp_path: Path, postgres_url: str) -> None:
+    env = {"FW_DATABASE_URL": postgres_url}
+    code, report = doctor_json(cwd=tmp_path, env=env)
+    assert code == 1
+    assert report["reachable"] is True and report["schema_version"] == 0
+    assert "run `fw migrate`" in report["problems"][0]
+    migrated = fw("migrate", cwd=tmp_path, env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    code, report = doctor_json(cwd=tmp_path, env=env)
+    assert code == 0, report
+    assert report["schema_version"] == latest_version("postgres")
+    assert report["connections"] >= 1 and report["max_connections"] > 0
+
+
+def test_an_unreachable_postgres_is_reported_not_raised(tmp_path: Path) -> None:
+    env = {"FW_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nothing?connect_timeout=2"}
+    result = fw("doctor", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "the server is unreachable" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    failed = fw("migrate", cwd=tmp_path, env=env)
+    assert failed.returncode == 1
+    assert "the server is unreachable" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+@pytest.mark.parametrize("command", ["migrate", "doctor"])
+def test_without_an_app_or_a_database_url_the_error_says_what_to_do(
+    tmp_path: Path, command: str
+) -> None:
+    result = fw(command, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "fw.toml" in result.stderr and "--app" in result.stderr
