@@ -157,7 +157,9 @@ async def test_a_database_outage_under_running_workers_loses_and_repeats_nothing
 async def test_an_unreachable_server_is_a_clear_error(server: PrivatePostgres) -> None:
     server.stop()
     store = PostgresStore(server.url)
-    with pytest.raises(StoreError, match=r"127\.0\.0\.1.* the server is unreachable: is it running"):
+    with pytest.raises(
+        StoreError, match=r"127\.0\.0\.1.* the server is unreachable: is it running"
+    ):
         await store.open()
 
 
