@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(instances_app, name="instances")
     app.add_typer(instance_app, name="instance")
     app.add_typer(event_app, name="event")
+    app.command("prune")(prune)
+    app.command("replay")(replay)
 
 
 def worker(
@@ -235,7 +237,42 @@ def _control(action: str, call: Callable[[Instance[Any]], Awaitable[None]]) -> C
 
 instance_app.command("pause")(_control("paused", lambda i: i.pause()))
 instance_app.command("resume")(_control("resumed", lambda i: i.resume()))
-instance_app.command("terminate")(_control("terminated", lambda i: i.terminate()))
+
+
+@instance_app.command("terminate")
+def instance_terminate(
+    instance_id: str,
+    compensate: bool = typer.Option(
+        False, "--compensate", help="Run rollbacks and on_failure before ending it."
+    ),
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """End an instance and its children now."""
+    _control("terminated", lambda i: i.terminate(compensate))(instance_id, app, as_json)
+
+
+@instance_app.command("export")
+def instance_export(
+    instance_id: str,
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+    app: Path | None = AppOption,
+) -> None:
+    """Write an instance and its journal as JSON (for `fw replay`)."""
+    root = app_root(app)
+
+    async def main() -> dict[str, Any]:
+        from framework.runtime.app import App
+        from framework.runtime.replay import export_instance
+
+        return await export_instance(App.for_root(root), instance_id)
+
+    data = json.dumps(run(main), indent=2)
+    if output is None:
+        print(data)
+    else:
+        output.write_text(data + "\n")
+        console.print(f"wrote {output}")
 
 
 @instance_app.command("restart")
@@ -303,3 +340,73 @@ def _plain(value: Any) -> Any:
     from pydantic import TypeAdapter
 
     return TypeAdapter(Any).dump_python(value, mode="json")
+
+
+def prune(
+    older_than: str | None = typer.Option(
+        None, "--older-than", help="Delete ended instances older than this (e.g. '30 days')."
+    ),
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete ended instances past their retention (\\[runtime] success_retention,
+    error_retention or retention in fw.toml), in batches; safe while workers run."""
+    root = app_root(app)
+
+    async def main() -> dict[str, int]:
+        from framework.runtime.app import App
+        from framework.runtime.durations import parse_duration
+        from framework.runtime.retention import Retention, prune
+
+        the_app = App.for_root(root)
+        retention = Retention.of(the_app)
+        if older_than is not None:
+            seconds = parse_duration(older_than)
+            retention = Retention(success=seconds, error=seconds)
+        if not retention.configured:
+            fail("no retention: pass --older-than or set [runtime] retention in fw.toml")
+        return (await prune(the_app, retention)).deleted
+
+    deleted = run(main)
+    if as_json:
+        print_json({"deleted": deleted})
+    else:
+        shown = ", ".join(f"{n} {status}" for status, n in deleted.items()) or "nothing"
+        console.print(f"pruned {shown}")
+
+
+def replay(
+    file: Path = typer.Argument(..., help="A file written by `fw instance export`."),
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Replay an exported journal against the current code; exit 1 on non-determinism."""
+    root = app_root(app)
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        fail(f"{file}: cannot read the export: {exc}")
+
+    async def main() -> Any:
+        from framework.runtime.app import App
+        from framework.runtime.replay import replay_export
+
+        return await replay_export(App.for_root(root), data)
+
+    report = run(main)
+    if as_json:
+        print_json({**report.model_dump(), "ok": report.ok})
+    else:
+        versions = f"recorded version {report.recorded_version}, current {report.current_version}"
+        console.print(
+            f"{report.instance_id} ({report.workflow}): replayed {report.replayed_steps} of "
+            f"{report.journaled_steps} journaled steps; {versions}"
+        )
+        if report.stopped_at:
+            console.print(f"stops at {report.stopped_at}, where a worker would go on")
+        if report.nondeterminism:
+            console.print(f"[red]non-determinism:[/red] {report.nondeterminism}", highlight=False)
+        else:
+            console.print("[green]ok:[/green] the current code replays this journal")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -59,9 +59,11 @@ class RuntimeSection(_Section):
     success_retention: float | None = None
     error_retention: float | None = None
     retention: float | None = None
+    prune_interval: float = 3600.0
 
     _parse_durations = field_validator(
         "lease", "poll_interval", "success_retention", "error_retention", "retention",
+        "prune_interval",
         mode="before",
     )(lambda value: None if value is None else _seconds(value))
 

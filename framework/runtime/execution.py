@@ -49,6 +49,7 @@ from framework.runtime.journal import Journal, StepKey
 from framework.runtime.records import ErrorInfo
 from framework.runtime.retries import Retries, RetryPolicy
 from framework.runtime.steps import WorkflowStep
+from framework.runtime.tracing import step_span
 from framework.store.base import (
     Claim,
     InstanceRow,
@@ -118,7 +119,7 @@ _current_step: ContextVar[_StepScope | None] = ContextVar("fw_current_step", def
 class InstanceRun:
     """Runs one claim of one instance."""
 
-    def __init__(self, app: App, store: Store, claim: Claim) -> None:
+    def __init__(self, app: App, store: Store, claim: Claim, *, replay_only: bool = False) -> None:
         row = claim.instance
         self.app = app
         self.store = store
@@ -132,6 +133,13 @@ class InstanceRun:
         self.journal = Journal(row.id, claim.steps)
         self.version: str | None = None
         self.stop_reason: StopReason | None = None
+        self.replay_only = replay_only
+        """Check the code against the journal, executing nothing (``fw replay``)."""
+        self.frontier: str | None = None
+        """In replay-only mode, the first step the journal did not hold."""
+        self._last_key: StepKey | None = None
+        self.terminating = row.control == "terminate"
+        """Terminated with compensation: replay to the end of the journal, compensate, end."""
         self.fatal: FwError | None = None
         self.in_body = True
         self._pending: list[StepRow] = []
@@ -173,14 +181,14 @@ class InstanceRun:
             output = await definition.invoke(ctx)
         except Suspend:
             await self._settle()
-            await self._stop()
+            await (self._terminate(definition) if self.terminating else self._stop())
             return
         except Exception as exc:
             await self._settle()
-            await self._fail(definition, exc)
+            await (self._terminate(definition) if self.terminating else self._fail(definition, exc))
             return
         await self._settle()
-        await self._complete(definition, output)
+        await (self._terminate(definition) if self.terminating else self._complete(definition, output))
 
     async def _complete(self, definition: WorkflowDefinition, output: Any) -> None:
         leftover = [r for r in self.journal.unreplayed() if r.kind in ("do", "sleep", "event", "child")]
@@ -222,6 +230,20 @@ class InstanceRun:
 
     async def _fail(self, definition: WorkflowDefinition, exc: Exception) -> None:
         error = error_info(exc)
+        if await self._compensate_all(definition, error):
+            await self._commit(status="errored", error=error.model_dump_json(), release=True)
+            LOG.warning("instance %s (%s): errored: %s", self.instance_id, self.workflow, error)
+
+    async def _terminate(self, definition: WorkflowDefinition) -> None:
+        """Terminated with compensation: roll back what completed, call on_failure, end."""
+        error = ErrorInfo(name="Terminated", message="terminated on request; compensation ran")
+        if await self._compensate_all(definition, error):
+            await self._commit(status="terminated", error=error.model_dump_json(), release=True)
+            LOG.info("instance %s (%s): terminated after compensating", self.instance_id, self.workflow)
+
+    async def _compensate_all(self, definition: WorkflowDefinition, error: ErrorInfo) -> bool:
+        """Run the rollbacks of completed steps in reverse, then ``on_failure``; False when
+        a retry wait suspended them (the next run carries on)."""
         self.in_body = False
         self.stop_reason = None
         try:
@@ -232,9 +254,8 @@ class InstanceRun:
         except Suspend:
             await self._settle()
             await self._stop()
-            return
-        await self._commit(status="errored", error=error.model_dump_json(), release=True)
-        LOG.warning("instance %s (%s): errored: %s", self.instance_id, self.workflow, error)
+            return False
+        return True
 
     async def _hold(self, exc: FwError) -> None:
         error = error_info(exc)
@@ -463,9 +484,10 @@ class InstanceRun:
         self._enter_step()
         scope = _current_step.set(_StepScope(self, key))
         try:
-            if self.app.faults is not None:
-                self.app.faults.before_attempt(self.workflow, key.name)
-            value = await _with_timeout(attempt(number), limit, key)
+            with step_span(self.workflow, self.instance_id, key.name, key.count, number):
+                if self.app.faults is not None:
+                    self.app.faults.before_attempt(self.workflow, key.name)
+                value = await _with_timeout(attempt(number), limit, key)
             data = serialization.dump(
                 value, output_type, self.payload_limit,
                 f"the output of step {key.name!r} of instance {self.instance_id!r}",
@@ -598,6 +620,9 @@ class InstanceRun:
             if row.status == "errored":
                 raise _child_error(row)
         waiting = [row for row in journaled if row.status == "waiting"]
+        if waiting and self.replay_only:
+            self.frontier = self.frontier or waiting[0].name
+            raise Suspend()
         if waiting:
             await self._settle_children(waiting)
         return [
@@ -654,6 +679,10 @@ class InstanceRun:
             self.fatal = exc
             self.stop_reason = "fatal"
             raise Suspend() from None
+        self._last_key = key
+        if self.journal.get(key) is None and (self.replay_only or (self.terminating and self.in_body)):
+            self.frontier = self.frontier or key.label
+            raise Suspend()  # the end of the journal: run nothing new
         return key, self._inflight > 0
 
     def _suspend(
@@ -664,6 +693,8 @@ class InstanceRun:
         children: Iterable[str] = (),
     ) -> None:
         self._waits.add(wake_at, event_type, children)
+        if self.replay_only and self.frontier is None and self._last_key is not None:
+            self.frontier = f"{self._last_key.label} (waiting)"
         if self.stop_reason is None:
             self.stop_reason = "wait"
         raise Suspend()

@@ -177,9 +177,13 @@ class Instance(Generic[O]):
         """Resume a paused instance."""
         await (await self._app.store()).resume(self.id, self._app.clock.now())
 
-    async def terminate(self) -> None:
-        """End the instance (and its children) now; it runs no further step."""
-        await (await self._app.store()).terminate(self.id, self._app.clock.now())
+    async def terminate(self, compensate: bool = False) -> None:
+        """End the instance (and its children) now; it runs no further step.
+
+        With ``compensate``, a worker first runs the rollbacks of its completed steps and
+        its ``on_failure`` handler, then ends it ``terminated``.
+        """
+        await (await self._app.store()).terminate(self.id, self._app.clock.now(), compensate)
 
     async def restart(self, from_step: str | None = None, occurrence: int = 1) -> None:
         """Run again from the top, or from step ``from_step`` (keeping the journal before it)."""

@@ -100,8 +100,8 @@ class SyncInstance(Generic[O]):
     def resume(self) -> None:
         _runner.run(self._instance.resume())
 
-    def terminate(self) -> None:
-        _runner.run(self._instance.terminate())
+    def terminate(self, compensate: bool = False) -> None:
+        _runner.run(self._instance.terminate(compensate))
 
     def restart(self, from_step: str | None = None, occurrence: int = 1) -> None:
         _runner.run(self._instance.restart(from_step, occurrence))

@@ -82,14 +82,15 @@ class Worker:
         store = self._store or await self.app.store()
         self._store = store
         heartbeat = asyncio.create_task(self._heartbeat_loop(store))
+        pruner = asyncio.create_task(self._prune_loop())
         LOG.info("worker %s: started on %s (concurrency %d)", self.id, self.app.database_url, self.concurrency)
         try:
             await self._claim_loop(store)
         finally:
             await self._drain(store)
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in (heartbeat, pruner):
+                task.cancel()
+            await asyncio.gather(heartbeat, pruner, return_exceptions=True)
             LOG.info("worker %s: stopped", self.id)
 
     def request_stop(self) -> None:
@@ -175,6 +176,22 @@ class Worker:
                 if instance_id not in held and not task.done():
                     LOG.info("instance %s: lease lost (terminated, restarted or expired); stopping it", instance_id)
                     task.cancel()
+
+    async def _prune_loop(self) -> None:
+        """Delete ended instances past their retention, when fw.toml sets one."""
+        from framework.runtime.retention import Retention, prune
+
+        retention = Retention.of(self.app)
+        if not retention.configured:
+            return
+        while True:
+            try:
+                report = await prune(self.app, retention)
+                if report.total:
+                    LOG.info("worker %s: pruned %d ended instances", self.id, report.total)
+            except StoreError as exc:
+                LOG.error("worker %s: pruning failed: %s", self.id, exc)
+            await asyncio.sleep(self.app.settings.runtime.prune_interval)
 
     async def _drain(self, store: Store) -> None:
         """Let running instances reach a step boundary, then release the rest."""

@@ -64,6 +64,8 @@ class InstanceRow:
     lease_owner: str | None
     crash_count: int
     crashes: str | None
+    control: str | None = None
+    """A pending request a worker must carry out: ``"terminate"`` (compensate, then end)."""
 
 
 @dataclass(frozen=True)
@@ -182,8 +184,12 @@ class Store(Protocol):
 
     async def resume(self, instance_id: str, now: float) -> InstanceRow: ...
 
-    async def terminate(self, instance_id: str, now: float) -> InstanceRow:
-        """Terminate the instance and, depth first, every child that has not ended."""
+    async def terminate(self, instance_id: str, now: float, compensate: bool = False) -> InstanceRow:
+        """Terminate the instance and, depth first, every child that has not ended.
+
+        With ``compensate``, each is instead queued with ``control = "terminate"`` for a
+        worker to run its rollbacks and ``on_failure`` and then end it terminated.
+        """
         ...
 
     async def restart(

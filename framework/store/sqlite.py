@@ -40,7 +40,7 @@ BUSY_TIMEOUT = 15.0
 """Seconds a write waits for another process's lock (``sqlite:///x.db?timeout=5``)."""
 INSTANCE_COLUMNS = (
     "seq, id, workflow, status, params, output, error, version, parent_id, generation, "
-    "created_at, updated_at, wake_at, lease_owner, crash_count, crashes"
+    "created_at, updated_at, wake_at, lease_owner, crash_count, crashes, control"
 )
 STEP_COLUMNS = (
     "instance_id, name, count, seq, kind, status, attempts, started_at, finished_at, wake_at, "
@@ -201,7 +201,8 @@ class SQLiteStore:
                 raise InstanceStateError(f"instance {instance_id!r} is {row.status}: not paused")
             if row.lease_owner is None:
                 c.execute(
-                    "UPDATE instances SET status='queued', wake_at=?, updated_at=? WHERE id=?",
+                    "UPDATE instances SET status='queued', wake_at=?, updated_at=?, error=NULL "
+                    "WHERE id=?",
                     (now, now, instance_id),
                 )
             else:  # still held by the worker that was running it when paused
@@ -213,15 +214,15 @@ class SQLiteStore:
 
         return await self._writer.write(write)  # type: ignore[no-any-return]
 
-    async def terminate(self, instance_id: str, now: float) -> InstanceRow:
+    async def terminate(self, instance_id: str, now: float, compensate: bool = False) -> InstanceRow:
         def write(c: sqlite3.Connection) -> WriteResult:
             row = _require(c, instance_id)
             if row.status in TERMINAL:
                 raise InstanceStateError(
                     f"instance {instance_id!r} is already {row.status}: cannot terminate"
                 )
-            _terminate_tree(c, instance_id, now)
-            woke = _wake_parent(c, instance_id, row.parent_id, now)
+            _terminate_tree(c, instance_id, now, compensate)
+            woke = compensate or _wake_parent(c, instance_id, row.parent_id, now)
             return WriteResult(_require(c, instance_id), wake_workers=woke)
 
         return await self._writer.write(write)  # type: ignore[no-any-return]
@@ -258,7 +259,7 @@ class SQLiteStore:
             )
             c.execute(
                 "UPDATE instances SET status='queued', wake_at=?, updated_at=?, output=NULL, "
-                "error=NULL, lease_owner=NULL, lease_token=NULL, crash_count=0, "
+                "error=NULL, lease_owner=NULL, lease_token=NULL, crash_count=0, control=NULL, "
                 "generation=generation+1 WHERE id=?",
                 (now, now, instance_id),
             )
@@ -380,8 +381,9 @@ class SQLiteStore:
             ids = [
                 row[0]
                 for row in c.execute(
-                    f"SELECT id FROM instances WHERE status IN ({marks}) AND updated_at < ? "
-                    "LIMIT ?",
+                    f"SELECT id FROM instances AS i WHERE status IN ({marks}) AND updated_at < ? "
+                    "AND NOT EXISTS (SELECT 1 FROM instances AS p WHERE p.id = i.parent_id "
+                    "AND p.status NOT IN ('complete', 'errored', 'terminated')) LIMIT ?",
                     (*statuses, before, batch),
                 )
             ]
@@ -553,10 +555,11 @@ def _apply(c: sqlite3.Connection, t: Transition, now: float) -> WriteResult:
         "UPDATE instances SET status=?, wake_at=CASE WHEN ? THEN wake_at ELSE ? END, "
         "updated_at=?, output=coalesce(?, output), error=coalesce(?, error), "
         "version=coalesce(version, ?), crash_count=CASE WHEN ? THEN 0 ELSE crash_count END, "
+        "control=CASE WHEN ? THEN NULL ELSE control END, "
         "lease_owner=CASE WHEN ? THEN NULL ELSE lease_owner END, "
         "lease_token=CASE WHEN ? THEN NULL ELSE lease_token END WHERE id=?",
         (status, keep_lease_expiry, wake_at, now, t.output, t.error, t.version,
-         bool(t.steps), release, release, t.instance_id),
+         bool(t.steps), status in TERMINAL, release, release, t.instance_id),
     )
     if status in TERMINAL:
         wake = _wake_parent(c, t.instance_id, parent_id, now) or wake
@@ -621,16 +624,23 @@ def _wake_parent(c: sqlite3.Connection, child_id: str, parent_id: str | None, no
     return woke > 0
 
 
-def _terminate_tree(c: sqlite3.Connection, instance_id: str, now: float) -> None:
-    c.execute(
-        "UPDATE instances SET status='terminated', wake_at=NULL, lease_owner=NULL, "
-        "lease_token=NULL, updated_at=? WHERE id=?",
-        (now, instance_id),
-    )
+def _terminate_tree(c: sqlite3.Connection, instance_id: str, now: float, compensate: bool) -> None:
+    if compensate:  # a worker compensates, then ends it
+        c.execute(
+            "UPDATE instances SET status='queued', control='terminate', wake_at=?, "
+            "lease_owner=NULL, lease_token=NULL, updated_at=? WHERE id=?",
+            (now, now, instance_id),
+        )
+    else:
+        c.execute(
+            "UPDATE instances SET status='terminated', control=NULL, wake_at=NULL, "
+            "lease_owner=NULL, lease_token=NULL, updated_at=? WHERE id=?",
+            (now, instance_id),
+        )
     children = c.execute(
         "SELECT id FROM instances WHERE parent_id=? "
         "AND status NOT IN ('complete', 'errored', 'terminated')",
         (instance_id,),
     ).fetchall()
     for (child_id,) in children:
-        _terminate_tree(c, child_id, now)
+        _terminate_tree(c, child_id, now, compensate)

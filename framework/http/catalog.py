@@ -1,0 +1,116 @@
+"""The app's workflows as the API, Studio and the OpenAPI document describe them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+from pydantic.errors import PydanticUserError
+
+from framework.runtime import serialization
+from framework.store.base import STATUSES
+
+if TYPE_CHECKING:
+    from framework.runtime.app import App
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """One declared workflow: where it lives, its code version, counts and schemas.
+
+    ``load_error`` says why its module could not be imported (its schemas are then empty).
+    """
+
+    name: str
+    binding: str
+    class_name: str
+    module: str
+    file: str
+    version: str
+    counts: dict[str, int]
+    params_type: Any = None
+    output_type: Any = None
+    load_error: str | None = None
+    params_schema: dict[str, Any] = field(default_factory=dict[str, Any])
+    output_schema: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    @property
+    def total(self) -> int:
+        """How many instances the workflow has."""
+        return sum(self.counts.values())
+
+    @property
+    def live(self) -> int:
+        """How many of its instances have not ended."""
+        return sum(n for s, n in self.counts.items() if s not in ("complete", "errored", "terminated"))
+
+    def to_json(self) -> dict[str, Any]:
+        """The workflow in ``GET /api/workflows``."""
+        return {
+            "name": self.name,
+            "binding": self.binding,
+            "class_name": self.class_name,
+            "module": self.module,
+            "file": self.file,
+            "version": self.version,
+            "counts": self.counts,
+            "total": self.total,
+            "params_schema": self.params_schema,
+            "output_schema": self.output_schema,
+            "load_error": self.load_error,
+        }
+
+
+async def list_workflows(app: App) -> list[WorkflowInfo]:
+    """Every declared workflow, sorted by name, with its instance counts."""
+    counts = await (await app.store()).count_by_status()
+    return [describe(app, name, counts.get(name, {})) for name in sorted(app.entrypoints)]
+
+
+async def one_workflow(app: App, name: str) -> WorkflowInfo:
+    """Workflow ``name``.
+
+    Raises:
+        UnknownWorkflowError: no workflow has that name (with close matches).
+    """
+    app.handle(name)  # an unknown name raises here, with close matches
+    counts = await (await app.store()).count_by_status()
+    return describe(app, name, counts.get(name, {}))
+
+
+def describe(app: App, name: str, counts: dict[str, int]) -> WorkflowInfo:
+    """Workflow ``name`` with ``counts``; a module that fails to import is reported, not raised."""
+    entrypoint = app.entrypoints[name]
+    base = {
+        "name": name,
+        "binding": entrypoint.binding,
+        "class_name": entrypoint.__name__,
+        "module": entrypoint.module,
+        "file": entrypoint.file,
+        "version": app.version_of(name),
+        "counts": {status: counts.get(status, 0) for status in STATUSES},
+    }
+    try:
+        definition = app.definition(name)
+        params_type, output_type = definition.params_type, definition.output_type
+    except Exception as exc:  # a user's module that fails to import must not hide the rest
+        return WorkflowInfo(**base, load_error=f"{type(exc).__name__}: {exc}")
+    return WorkflowInfo(
+        **base,
+        params_type=params_type,
+        output_type=output_type,
+        params_schema=json_schema(params_type),
+        output_schema=json_schema(output_type, mode="serialization"),
+    )
+
+
+def json_schema(annotation: Any, mode: str = "validation") -> dict[str, Any]:
+    """The JSON schema of a type (``{}``, any JSON, when pydantic cannot describe it)."""
+    adapter: TypeAdapter[Any] = serialization.adapter(annotation)
+    try:
+        if mode == "serialization":
+            return adapter.json_schema(mode="serialization")
+        return adapter.json_schema()
+    except PydanticUserError:
+        return {}

@@ -1,0 +1,80 @@
+"""How errors become HTTP answers: one JSON shape for every API error.
+
+An error body is ``{"error": "<kind>", "message": "<what happened and what to do>"}`` plus
+fields of its kind: ``close_matches`` (404), ``detail`` (422: pydantic's ``loc``, ``msg``,
+``type`` of each invalid field), ``steps`` (an unknown restart step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+from framework.errors import (
+    ConfigError,
+    InstanceStateError,
+    PayloadTooLargeError,
+    SerializationError,
+    StoreError,
+    UnknownWorkflowError,
+)
+
+_HTTP_KINDS = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
+    415: "unsupported_media_type", 422: "invalid", 503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answered as ``status`` with a JSON body (or a Studio error page)."""
+
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of this error."""
+        return {"error": self.error, "message": self.message, **self.extra}
+
+    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+        """This error as a JSON response."""
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+def field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    """pydantic's errors as ``{"loc", "msg", "type"}`` dicts, each ``loc`` under ``prefix``."""
+    return [
+        {"loc": [*prefix, *error["loc"]], "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def as_api_error(exc: Exception) -> ApiError | None:
+    """The API error an exception raised by fw (or Starlette) stands for, if any."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, HTTPException):
+        kind = _HTTP_KINDS.get(exc.status_code, "error")
+        return ApiError(exc.status_code, kind, str(exc.detail))
+    if isinstance(exc, UnknownWorkflowError):
+        return ApiError(404, "unknown_workflow", str(exc), close_matches=exc.close_matches)
+    if isinstance(exc, ValidationError):
+        return ApiError(422, "invalid_params", "the params are invalid", detail=field_errors(exc))
+    if isinstance(exc, PayloadTooLargeError):
+        return ApiError(413, "payload_too_large", str(exc))
+    if isinstance(exc, SerializationError):
+        return ApiError(422, "not_serializable", str(exc))
+    if isinstance(exc, InstanceStateError):
+        return ApiError(409, "invalid_state", str(exc))
+    if isinstance(exc, ConfigError):
+        return ApiError(503, "app_not_ready", str(exc))
+    if isinstance(exc, StoreError):
+        return ApiError(503, "store_unavailable", str(exc))
+    return None

@@ -1,0 +1,73 @@
+"""What every endpoint shares: the fw app, the HTTP settings and URL helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.types import Scope
+
+if TYPE_CHECKING:
+    from framework.runtime.app import App
+
+DEFAULT_BODY_LIMIT = 1024 * 1024
+"""The largest request body accepted, in bytes (1 MiB)."""
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """How the API and Studio behave.
+
+    Attributes:
+        token: the API token; when set, the API wants ``Authorization: Bearer <token>`` and
+            Studio a login. None (or empty) serves everyone who can reach the address.
+        body_limit: the largest request body accepted, in bytes (larger: 413).
+        allowed_hosts: ``Host`` header names accepted (None: any).
+        studio_poll: seconds between the refreshes of a Studio page showing live work.
+    """
+
+    token: str | None = None
+    body_limit: int = DEFAULT_BODY_LIMIT
+    allowed_hosts: tuple[str, ...] | None = None
+    studio_poll: float = 1.0
+
+
+@dataclass
+class HttpState:
+    """The fw app served, its settings and the key that signs Studio's forms."""
+
+    app: App
+    settings: HttpSettings
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    def __post_init__(self) -> None:
+        if self.settings.token:  # forms survive a restart when a token is set
+            self.secret = hashlib.sha256(b"fw-csrf:" + self.settings.token.encode()).digest()
+
+    def sign(self, value: str) -> str:
+        """An HMAC of ``value`` under this server's secret, as hex."""
+        return hmac.new(self.secret, value.encode(), hashlib.sha256).hexdigest()
+
+
+def url(request: Request, path: str) -> str:
+    """``path`` under the prefix the app is mounted at (``/fw`` + ``/studio``)."""
+    return f"{request.scope.get('root_path', '')}{path}"
+
+
+def quote_id(instance_id: str) -> str:
+    """An instance id as one URL path segment."""
+    return quote(instance_id, safe=":@!$&'()*+,;=-._~")
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path under the app's mount prefix."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
