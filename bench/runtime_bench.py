@@ -114,7 +114,9 @@ def run_floor(folder: Path, instances: int, long_steps: int) -> dict[str, float]
     start = time.perf_counter()
     for n in range(steps):
         connection.execute("BEGIN IMMEDIATE")
-        connection.execute("INSERT INTO steps VALUES (?, ?, 1, ?)", (f"i-{n // 3}", f"s{n % 3}", "1"))
+        connection.execute(
+            "INSERT INTO steps VALUES (?, ?, 1, ?)", (f"i-{n // 3}", f"s{n % 3}", "1")
+        )
         connection.execute("COMMIT")
     elapsed = time.perf_counter() - start
     start = time.perf_counter()
@@ -135,7 +137,9 @@ def run_floor_threaded(folder: Path, long_steps: int) -> dict[str, float]:
     and awaited, one after another (no workflow logic at all)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    connection = sqlite3.connect(folder / "threaded.db", isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(
+        folder / "threaded.db", isolation_level=None, check_same_thread=False
+    )
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("CREATE TABLE steps (n INTEGER PRIMARY KEY, output TEXT)")
@@ -211,7 +215,8 @@ async def run_fw_memory(folder: Path, count: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{REPO}"}
     worker = subprocess.Popen(
         [sys.executable, "-m", "framework", "worker", "--app", str(root), "--concurrency", "200"],
-        env=env, stderr=subprocess.DEVNULL,
+        env=env,
+        stderr=subprocess.DEVNULL,
     )
     try:
         app = App.for_root(root)
@@ -219,7 +224,9 @@ async def run_fw_memory(folder: Path, count: int) -> dict[str, float]:
         await _until_parked(app, handle, 1)
         base = _rss_mb(worker.pid)
         for first in range(0, count, 1000):
-            await handle.create_batch([{"params": n} for n in range(first, min(count, first + 1000))])
+            await handle.create_batch(
+                [{"params": n} for n in range(first, min(count, first + 1000))]
+            )
         await _until_parked(app, handle, count + 1, already=1)
         parked = _rss_mb(worker.pid)
         await app.close()
@@ -247,7 +254,11 @@ def _rss_mb(pid: int) -> float:
 def measure_import() -> dict[str, float]:
     code = "import time; t = time.perf_counter(); import framework; print(time.perf_counter() - t)"
     runs = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
         for _ in range(7)
     ]
     return {"import_framework_ms": statistics.median(runs) * 1000}
@@ -262,7 +273,10 @@ async def run_dbos(folder: Path, instances: int, long_runs: int, samples: int) -
     from dbos import DBOS, DBOSConfig
 
     logging.getLogger("dbos").setLevel(logging.WARNING)
-    config: DBOSConfig = {"name": "fwbench", "system_database_url": f"sqlite:///{folder / 'dbos.sqlite'}"}
+    config: DBOSConfig = {
+        "name": "fwbench",
+        "system_database_url": f"sqlite:///{folder / 'dbos.sqlite'}",
+    }
     DBOS(config=config)
     first_step: dict[int, float] = {}
 
@@ -292,7 +306,9 @@ async def run_dbos(folder: Path, instances: int, long_runs: int, samples: int) -
     try:
         await (await DBOS.start_workflow_async(three, -1)).get_result()
         start = time.perf_counter()
-        handles = await asyncio.gather(*(DBOS.start_workflow_async(three, n) for n in range(instances)))
+        handles = await asyncio.gather(
+            *(DBOS.start_workflow_async(three, n) for n in range(instances))
+        )
         await asyncio.gather(*(h.get_result() for h in handles))
         elapsed = time.perf_counter() - start
         start = time.perf_counter()
@@ -321,9 +337,21 @@ async def run_dbos(folder: Path, instances: int, long_runs: int, samples: int) -
 
 def contender(name: str, args: argparse.Namespace) -> dict[str, float]:
     """Run one contender in a fresh process and return its figures."""
-    command = [sys.executable, "-m", "bench.runtime_bench", "--only", name,
-               "--instances", str(args.instances), "--long-runs", str(args.long_runs),
-               "--samples", str(args.samples), "--parked", str(args.parked)]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.runtime_bench",
+        "--only",
+        name,
+        "--instances",
+        str(args.instances),
+        "--long-runs",
+        str(args.long_runs),
+        "--samples",
+        str(args.samples),
+        "--parked",
+        str(args.parked),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}  # type: ignore[dict-item]
@@ -339,7 +367,10 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, float]:
                 "threaded": run_floor_threaded(folder, args.long_runs * 100)["hundred_ms_per_step"],
             }
         if name == "fw":
-            return {**asyncio.run(run_fw(folder, args.instances, args.long_runs, args.samples)), **measure_import()}
+            return {
+                **asyncio.run(run_fw(folder, args.instances, args.long_runs, args.samples)),
+                **measure_import(),
+            }
         if name == "fw-memory":
             return asyncio.run(run_fw_memory(folder, args.parked))
         if name == "dbos":
@@ -365,7 +396,9 @@ def report(results: dict[str, dict[str, float]]) -> str:
         def shown(value: float | None) -> str:
             return f"{value:.3g} {unit}" if isinstance(value, float) else "-"
 
-        lines.append(f"| {label} | {shown(ours)} | {shown(base)} | {shown(peer)} | {ratio(base)} | {ratio(peer)} |")
+        lines.append(
+            f"| {label} | {shown(ours)} | {shown(base)} | {shown(peer)} | {ratio(base)} | {ratio(peer)} |"
+        )
 
     row("3-step workflow x N: throughput", "three_instances_per_s", "inst/s", True)
     row("3-step workflow x N: time per step", "three_ms_per_step", "ms", False)
@@ -381,7 +414,9 @@ def report(results: dict[str, dict[str, float]]) -> str:
             f"time): {threaded:.3g} ms per step; fw's 100-step workflow is "
             f"{threaded / fw['hundred_ms_per_step']:.2f}x of it."
         )
-    lines.append(f"fw commits per step (3-step workload): {fw.get('three_commits_per_step', float('nan')):.2f}")
+    lines.append(
+        f"fw commits per step (3-step workload): {fw.get('three_commits_per_step', float('nan')):.2f}"
+    )
     memory = results.get("fw-memory", {})
     if "worker_rss_10k_parked_mb" in memory:
         lines.append(
@@ -393,7 +428,9 @@ def report(results: dict[str, dict[str, float]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["floor", "fw", "fw-memory", "dbos"])
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--long-runs", type=int, default=5)
@@ -410,7 +447,9 @@ def main() -> None:
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "runtime.json").write_text(json.dumps(results, indent=2))
-    print(f"instances: {args.instances}, 100-step runs: {args.long_runs}, latency samples: {args.samples}")
+    print(
+        f"instances: {args.instances}, 100-step runs: {args.long_runs}, latency samples: {args.samples}"
+    )
     print(report(results))
 
 

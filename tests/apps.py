@@ -7,7 +7,9 @@ import uuid
 from pathlib import Path
 
 
-def write_app(parent: Path, workflows: dict[str, str], settings: str = "", name: str | None = None) -> Path:
+def write_app(
+    parent: Path, workflows: dict[str, str], settings: str = "", name: str | None = None
+) -> Path:
     """Write an app under ``parent`` and run codegen on it; return its root.
 
     ``workflows`` maps a path under ``workflows/`` (``"order_workflow.py"``) to its source.
@@ -33,4 +35,3 @@ def generate(root: Path) -> None:
 
     result = run_codegen(root)
     assert result.ok, result
-

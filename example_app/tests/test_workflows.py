@@ -20,14 +20,18 @@ async def test_an_approved_order_ships(fw_env: WorkflowTestEnv) -> None:
     assert (result.receipt_id, result.approved, result.shipped) == ("rcpt-o-1", True, True)
 
 
-async def test_an_order_nobody_approves_is_refunded_after_seven_days(fw_env: WorkflowTestEnv) -> None:
+async def test_an_order_nobody_approves_is_refunded_after_seven_days(
+    fw_env: WorkflowTestEnv,
+) -> None:
     result = await fw_env.run("order-pipeline", {"order_id": "o-2", "amount": 100})
 
     assert (result.approved, result.shipped) == (False, False)
     assert "refund rcpt-o-2 100" in CALLS
 
 
-async def test_a_flaky_charge_is_retried_with_the_same_idempotency_key(fw_env: WorkflowTestEnv) -> None:
+async def test_a_flaky_charge_is_retried_with_the_same_idempotency_key(
+    fw_env: WorkflowTestEnv,
+) -> None:
     fw_env.fail_step("charge", times=2)
     order = await fw_env.start("order-pipeline", {"order_id": "o-3", "amount": 7}, id="o-3")
     await order.send_event("approval", {"approved": True})
@@ -39,7 +43,9 @@ async def test_a_flaky_charge_is_retried_with_the_same_idempotency_key(fw_env: W
     assert charge.output["idempotency_key"] == "o-3:charge:1"
 
 
-async def test_a_declined_card_releases_the_stock_and_tells_support(fw_env: WorkflowTestEnv) -> None:
+async def test_a_declined_card_releases_the_stock_and_tells_support(
+    fw_env: WorkflowTestEnv,
+) -> None:
     order = await fw_env.start("order-pipeline", {"order_id": "o-4", "amount": 5_000_000}, id="o-4")
 
     with pytest.raises(InstanceFailedError, match="over the card's limit"):

@@ -23,7 +23,9 @@ def fetch_batch(source_id: str, batch: int) -> list[str]:
 
 
 class MigrationWorkflow(WorkflowEntrypoint[MigrationParams, MigrationResult]):
-    async def run(self, event: WorkflowEvent[MigrationParams], step: WorkflowStep) -> MigrationResult:
+    async def run(
+        self, event: WorkflowEvent[MigrationParams], step: WorkflowStep
+    ) -> MigrationResult:
         migrated = 0
         for batch in range(event.payload.batches):
             rows = await step.do("fetch-batch", fetch_batch, event.payload.source_id, batch)

@@ -53,7 +53,9 @@ def ship(order_id: str, sku: str) -> bool:
 
 
 async def notify_support(ctx: CompensationContext) -> None:
-    CALLS.append(f"support: order {ctx.instance_id} failed at {ctx.failed_step}: {ctx.error.message}")
+    CALLS.append(
+        f"support: order {ctx.instance_id} failed at {ctx.failed_step}: {ctx.error.message}"
+    )
 
 
 @workflow(on_failure=notify_support)

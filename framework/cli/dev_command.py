@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from framework.cli.codegen_commands import AppOption, DevOptions, DevService, run_dev
-from framework.cli.output import app_root, configure_logging
+from framework.cli.output import app_root, configure_logging, fail
 
 if TYPE_CHECKING:
     from framework.codegen.run import CodegenResult
@@ -32,6 +32,11 @@ def dev(
     """Watch and regenerate on every change, run a worker that reloads the workflows, and
     serve the HTTP API and Studio (Ctrl-C or SIGTERM stops, exit 0)."""
     options = DevOptions(app_root(app), host, port)
+    from framework.http.server import bind_problem, env_token
+
+    problem = bind_problem(host, env_token())
+    if problem is not None:
+        fail(problem)
     configure_logging()
     session = DevSession(options)
     asyncio.run(run_dev(options, on_success=session.regenerated, services=session.services()))
@@ -49,7 +54,7 @@ class DevSession:
 
     def services(self) -> list[DevService]:
         """What runs beside the watch."""
-        return [self.run_worker]
+        return [self.run_worker, self.serve_http]
 
     def regenerated(self, result: CodegenResult, changed: frozenset[Path]) -> None:
         """After each good codegen run: load the new code at the next claim."""
@@ -68,9 +73,10 @@ class DevSession:
 
     async def run_worker(self, stop: asyncio.Event) -> None:
         """Run a worker beside the watch once the generated package exists."""
+        from framework.runtime.aio import first_of
         from framework.runtime.worker import Worker
 
-        await _first(self._generated.wait(), stop.wait())
+        await first_of(self._generated.wait(), stop.wait())
         if stop.is_set():
             return
         worker = Worker(self.app)
@@ -79,12 +85,3 @@ class DevSession:
             await stop.wait()
         finally:
             await worker.stop()
-
-
-async def _first(*waits: object) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]  # type: ignore[call-overload]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

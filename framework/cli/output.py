@@ -6,10 +6,10 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Generator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import typer
 from pydantic_core import ValidationError
@@ -35,7 +35,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors() -> Generator[None]:
     """Turn the errors a user can cause into one-line messages and exit 1."""
     try:
         yield
@@ -86,9 +86,10 @@ class _StructuredFields(logging.Filter):
     """Append the ``extra={"fw": {...}}`` fields of ``ctx.log`` calls to the message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = getattr(record, "fw", None)
+        fields: object = getattr(record, "fw", None)
         if isinstance(fields, dict) and not getattr(record, "_fw_done", False):
-            shown = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+            items = cast(dict[str, object], fields).items()
+            shown = " ".join(f"{k}={v}" for k, v in items if v is not None)
             record.msg = f"{record.msg} [{shown}]"
             record._fw_done = True
         return True

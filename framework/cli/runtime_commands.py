@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import threading
@@ -31,8 +32,13 @@ if TYPE_CHECKING:  # the runtime loads when a runtime command runs, not for `fw 
     from framework.runtime.records import InstanceStatus, StepRecord
 
 STATUS_STYLE = {
-    "queued": "cyan", "running": "blue", "waiting": "yellow", "paused": "magenta",
-    "complete": "green", "errored": "red", "terminated": "dim",
+    "queued": "cyan",
+    "running": "blue",
+    "waiting": "yellow",
+    "paused": "magenta",
+    "complete": "green",
+    "errored": "red",
+    "terminated": "dim",
 }
 
 workflows_app = typer.Typer(help="The app's workflows.", no_args_is_help=True)
@@ -55,7 +61,9 @@ def register(app: typer.Typer) -> None:
 
 def worker(
     app: Path | None = AppOption,
-    concurrency: int | None = typer.Option(None, "--concurrency", "-c", help="Instances run at once."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", help="Instances run at once."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the app's instances until SIGTERM or Ctrl-C, then stop cleanly (exit 0)."""
@@ -111,18 +119,20 @@ def start(
 def _stop_on_signals() -> threading.Event:
     """Note SIGTERM and SIGINT from now on, so a stop during start-up still exits 0."""
     stopped = threading.Event()
+
+    def note(signum: int, frame: object) -> None:
+        stopped.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopped.set())
+        signal.signal(sig, note)
     return stopped
 
 
 async def _wait_quietly(instance: Instance[Any], timeout: float | None) -> None:
     from framework.errors import InstanceFailedError, InstanceTerminatedError
 
-    try:
+    with contextlib.suppress(InstanceFailedError, InstanceTerminatedError):
         await instance.result(timeout=timeout)
-    except (InstanceFailedError, InstanceTerminatedError):
-        pass
 
 
 @workflows_app.command("list")
@@ -137,9 +147,12 @@ def workflows_list(app: Path | None = AppOption, as_json: bool = JsonOption) -> 
         return the_app, await (await the_app.store()).count_by_status()
 
     the_app, counts = run(main)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
-            "name": e.name, "binding": e.binding, "class_name": e.__name__, "file": e.file,
+            "name": e.name,
+            "binding": e.binding,
+            "class_name": e.__name__,
+            "file": e.file,
             "counts": counts.get(e.name, {}),
         }
         for e in sorted(the_app.entrypoints.values(), key=lambda e: e.name)
@@ -171,24 +184,38 @@ def instances_list(
         from framework.runtime.handles import instance_status
 
         store = await App.for_root(root).store()
-        page = await store.list_instances(workflow=workflow, status=status, limit=limit, cursor=cursor)
+        page = await store.list_instances(
+            workflow=workflow, status=status, limit=limit, cursor=cursor
+        )
         return [instance_status(row, Any) for row in page.instances], page.next_cursor
 
     instances, next_cursor = run(main)
     if as_json:
-        print_json({"instances": [i.model_dump(mode="json") for i in instances], "next_cursor": next_cursor})
+        print_json(
+            {
+                "instances": [i.model_dump(mode="json") for i in instances],
+                "next_cursor": next_cursor,
+            }
+        )
         return
     table = Table("id", "workflow", "status", "created", "updated")
     for item in instances:
-        table.add_row(item.id, item.workflow, _styled(item.status),
-                      f"{item.created_at:%Y-%m-%d %H:%M:%S}", f"{item.updated_at:%H:%M:%S}")
+        table.add_row(
+            item.id,
+            item.workflow,
+            _styled(item.status),
+            f"{item.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{item.updated_at:%H:%M:%S}",
+        )
     console.print(table)
     if next_cursor:
         console.print(f"more: --cursor {next_cursor}")
 
 
 @instance_app.command("show")
-def instance_show(instance_id: str, app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
+def instance_show(
+    instance_id: str, app: Path | None = AppOption, as_json: bool = JsonOption
+) -> None:
     """An instance's status, output or error, and its step timeline."""
     root = app_root(app)
 
@@ -202,7 +229,9 @@ def instance_show(instance_id: str, app: Path | None = AppOption, as_json: bool 
             from framework.errors import InstanceNotFoundError
 
             raise InstanceNotFoundError(instance_id)
-        return instance_status(row, Any), [step_record(s) for s in await store.list_steps(instance_id)]
+        return instance_status(row, Any), [
+            step_record(s) for s in await store.list_steps(instance_id)
+        ]
 
     status, steps = run(main)
     _show_status(status, steps, as_json)
@@ -255,7 +284,9 @@ def instance_terminate(
 @instance_app.command("export")
 def instance_export(
     instance_id: str,
-    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write (default: stdout)."
+    ),
     app: Path | None = AppOption,
 ) -> None:
     """Write an instance and its journal as JSON (for `fw replay`)."""
@@ -312,7 +343,8 @@ def _show_status(status: InstanceStatus[Any], steps: list[StepRecord], as_json: 
         data["steps"] = [s.model_dump(mode="json") for s in steps]
         print_json(data)
         return
-    console.print(f"[bold]{status.id}[/bold] ({status.workflow}) {_styled(status.status)}  version {status.version}")
+    title = f"[bold]{status.id}[/bold] ({status.workflow}) {_styled(status.status)}"
+    console.print(f"{title}  version {status.version}")
     if status.output is not None:
         console.print(f"output: {json.dumps(_plain(status.output))}", highlight=False)
     if status.error is not None:

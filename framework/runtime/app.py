@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from framework.app_root import package_name
+from framework.errors import ConfigError, UnknownWorkflowError
 from framework.runtime.clock import Clock
 from framework.runtime.config import AppConfig, RetriesSection, database_url, load_config
 from framework.runtime.definition import WorkflowDefinition, as_definition
-from framework.errors import ConfigError, UnknownWorkflowError
 from framework.runtime.retries import RetryPolicy
 
 if TYPE_CHECKING:
@@ -215,7 +215,9 @@ class App:
                 f"{self.root}: the app folder's name {self.package!r} is not a Python package "
                 "name; rename it (letters, digits and underscores)"
             )
-        if parent not in sys.path and os.path.realpath(parent) not in map(os.path.realpath, sys.path):
+        if parent not in sys.path and os.path.realpath(parent) not in map(
+            os.path.realpath, sys.path
+        ):
             sys.path.insert(0, parent)
 
 

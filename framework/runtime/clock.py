@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 
 
@@ -23,7 +23,7 @@ class Clock:
         raise RuntimeError("the system clock cannot skip ahead")
 
     @contextmanager
-    def awaiting(self) -> Iterator[None]:
+    def awaiting(self) -> Generator[None]:
         """Mark a caller waiting for an instance to end (``result()``)."""
         yield
 
@@ -56,7 +56,7 @@ class SkippingClock(Clock):
         self.offset += seconds
 
     @contextmanager
-    def awaiting(self) -> Iterator[None]:
+    def awaiting(self) -> Generator[None]:
         self._awaiting += 1
         try:
             yield

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from framework.runtime.durations import parse_duration
-from framework.errors import ConfigError
-
 from framework.app_root import CONFIG_FILE
+from framework.errors import ConfigError
+from framework.runtime.durations import parse_duration
+
 DATABASE_ENV = "FW_DATABASE_URL"
 Backoff = Literal["constant", "linear", "exponential"]
 
@@ -26,6 +26,10 @@ def _seconds(value: Any) -> float:
     return parse_duration(value)
 
 
+def _optional_seconds(value: Any) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
 class AppSection(_Section):
     name: str | None = None
 
@@ -36,9 +40,7 @@ class RetriesSection(_Section):
     backoff: Backoff = "exponential"
     max_delay: float | None = None
 
-    _parse_delay = field_validator("delay", "max_delay", mode="before")(
-        lambda value: None if value is None else _seconds(value)
-    )
+    _parse_delay = field_validator("delay", "max_delay", mode="before")(_optional_seconds)
 
 
 class DefaultsSection(_Section):
@@ -62,10 +64,14 @@ class RuntimeSection(_Section):
     prune_interval: float = 3600.0
 
     _parse_durations = field_validator(
-        "lease", "poll_interval", "success_retention", "error_retention", "retention",
+        "lease",
+        "poll_interval",
+        "success_retention",
+        "error_retention",
+        "retention",
         "prune_interval",
         mode="before",
-    )(lambda value: None if value is None else _seconds(value))
+    )(_optional_seconds)
 
 
 class CodegenSection(_Section):

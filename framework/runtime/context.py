@@ -45,7 +45,9 @@ class WorkflowLogger:
     def exception(self, message: str, **fields: Any) -> None:
         self._log(logging.ERROR, message, fields, exc_info=True)
 
-    def _log(self, level: int, message: str, fields: dict[str, Any], exc_info: bool = False) -> None:
+    def _log(
+        self, level: int, message: str, fields: dict[str, Any], exc_info: bool = False
+    ) -> None:
         if self._run.replaying_now() or not LOGGER.isEnabledFor(level):
             return
         tags = {

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from framework.runtime.context import (
         CompensationContext,
         RollbackContext,
-        StepContext,
         WorkflowContext,
         WorkflowEvent,
     )
@@ -87,16 +86,18 @@ class _WorkflowDecorator:
     ) -> WorkflowFunction[P, O]: ...
 
     @overload
-    def __call__(self, target: type[WorkflowEntrypoint[P, O]]) -> type[WorkflowEntrypoint[P, O]]: ...
+    def __call__(
+        self, target: type[WorkflowEntrypoint[P, O]]
+    ) -> type[WorkflowEntrypoint[P, O]]: ...
 
     def __call__(self, target: Any) -> Any:
         if isinstance(target, type):
             if not issubclass(target, WorkflowEntrypoint):
                 raise TypeError(f"@workflow on a class needs a WorkflowEntrypoint: {target!r}")
-            target.workflow_name = self.name  # type: ignore[attr-defined]
+            entrypoint: type[WorkflowEntrypoint[Any, Any]] = target  # pyright: ignore[reportUnknownVariableType]
             if self.on_failure is not None:
-                target.on_failure = self.on_failure
-            return target
+                entrypoint.on_failure = self.on_failure
+            return entrypoint
         return WorkflowFunction(target, self.name, self.on_failure)
 
 
@@ -152,6 +153,11 @@ class StepDefinition(Generic[R]):
             fields[param.name] = (annotation, default)
         config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
         return create_model(f"{self.name}_args", __config__=config, **fields)
+
+    @cached_property
+    def argument_names(self) -> list[str]:
+        """The handler's keyword arguments, in order (all but ``ctx``)."""
+        return list(inspect.signature(self.handler).parameters)[1:]
 
     @cached_property
     def return_type(self) -> Any:
@@ -258,12 +264,9 @@ def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 def as_definition(target: object) -> WorkflowDefinition | None:
     """The definition behind a module attribute, or None when it declares no workflow."""
     if isinstance(target, WorkflowFunction):
-        return WorkflowDefinition(target)
-    if (
-        isinstance(target, type)
-        and issubclass(target, WorkflowEntrypoint)
-        and target is not WorkflowEntrypoint
-    ):
-        return WorkflowDefinition(target)
+        function: WorkflowFunction[Any, Any] = target  # pyright: ignore[reportUnknownVariableType]
+        return WorkflowDefinition(function)
+    if isinstance(target, type) and issubclass(target, WorkflowEntrypoint):
+        entrypoint: type[WorkflowEntrypoint[Any, Any]] = target  # pyright: ignore[reportUnknownVariableType]
+        return None if entrypoint is WorkflowEntrypoint else WorkflowDefinition(entrypoint)
     return None
-

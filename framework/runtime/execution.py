@@ -10,6 +10,7 @@ it, or its worker stalled past the lease), in which case it writes nothing more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import json
@@ -22,16 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from framework.runtime import serialization
-from framework.runtime.context import (
-    CompensationContext,
-    RollbackContext,
-    StepContext,
-    WorkflowContext,
-    WorkflowLogger,
-)
-from framework.runtime.definition import Branch, StepDefinition, WorkflowDefinition
-from framework.runtime.durations import Duration, format_duration, parse_duration
 from framework.errors import (
     ChildWorkflowError,
     CrashLoopError,
@@ -45,6 +36,16 @@ from framework.errors import (
     StepTimeoutError,
     StoreError,
 )
+from framework.runtime import serialization
+from framework.runtime.context import (
+    CompensationContext,
+    RollbackContext,
+    StepContext,
+    WorkflowContext,
+    WorkflowLogger,
+)
+from framework.runtime.definition import Branch, StepDefinition, WorkflowDefinition
+from framework.runtime.durations import Duration, format_duration, parse_duration
 from framework.runtime.journal import Journal, StepKey
 from framework.runtime.records import ErrorInfo
 from framework.runtime.retries import Retries, RetryPolicy
@@ -85,9 +86,7 @@ class _Waits:
     event_types: list[str] = field(default_factory=list[str])
     children: list[str] = field(default_factory=list[str])
 
-    def add(
-        self, wake_at: float | None, event_type: str | None, children: Iterable[str]
-    ) -> None:
+    def add(self, wake_at: float | None, event_type: str | None, children: Iterable[str]) -> None:
         if wake_at is not None:
             self.wake_at = wake_at if self.wake_at is None else min(self.wake_at, wake_at)
         if event_type is not None:
@@ -160,7 +159,9 @@ class InstanceRun:
         try:
             await self._execute()
         except LeaseLostError:
-            LOG.info("instance %s: no longer held by this worker; dropped this run", self.instance_id)
+            LOG.info(
+                "instance %s: no longer held by this worker; dropped this run", self.instance_id
+            )
         except FwError as exc:
             LOG.error("instance %s (%s): %s", self.instance_id, self.workflow, exc)
 
@@ -188,10 +189,14 @@ class InstanceRun:
             await (self._terminate(definition) if self.terminating else self._fail(definition, exc))
             return
         await self._settle()
-        await (self._terminate(definition) if self.terminating else self._complete(definition, output))
+        await (
+            self._terminate(definition) if self.terminating else self._complete(definition, output)
+        )
 
     async def _complete(self, definition: WorkflowDefinition, output: Any) -> None:
-        leftover = [r for r in self.journal.unreplayed() if r.kind in ("do", "sleep", "event", "child")]
+        leftover = [
+            r for r in self.journal.unreplayed() if r.kind in ("do", "sleep", "event", "child")
+        ]
         if self.fatal is None and leftover:
             names = ", ".join(repr(r.name) for r in leftover)
             self.fatal = NonDeterminismError(
@@ -203,7 +208,9 @@ class InstanceRun:
             return
         try:
             data = serialization.dump(
-                output, definition.output_type, self.payload_limit,
+                output,
+                definition.output_type,
+                self.payload_limit,
                 f"the output of instance {self.instance_id!r}",
             )
         except FwError as exc:
@@ -239,7 +246,9 @@ class InstanceRun:
         error = ErrorInfo(name="Terminated", message="terminated on request; compensation ran")
         if await self._compensate_all(definition, error):
             await self._commit(status="terminated", error=error.model_dump_json(), release=True)
-            LOG.info("instance %s (%s): terminated after compensating", self.instance_id, self.workflow)
+            LOG.info(
+                "instance %s (%s): terminated after compensating", self.instance_id, self.workflow
+            )
 
     async def _compensate_all(self, definition: WorkflowDefinition, error: ErrorInfo) -> bool:
         """Run the rollbacks of completed steps in reverse, then ``on_failure``; False when
@@ -270,11 +279,14 @@ class InstanceRun:
         await self._commit(status="queued", wake_at=retry_at, release=True)
         LOG.error(
             "instance %s (%s): cannot load the workflow, will retry in 10 s: %s: %s",
-            self.instance_id, self.workflow, type(exc).__name__, exc,
+            self.instance_id,
+            self.workflow,
+            type(exc).__name__,
+            exc,
         )
 
     async def _end_crash_loop(self, limit: int) -> None:
-        crashes = json.loads(self.row.crashes) if self.row.crashes else []
+        crashes: list[object] = json.loads(self.row.crashes) if self.row.crashes else []
         error = ErrorInfo(
             name=CrashLoopError.__name__,
             message=(
@@ -338,13 +350,18 @@ class InstanceRun:
             return await _call(fn, args, kwargs)
 
         return await self._durable(
-            key, "do", attempt, serialization.return_type(fn), retries, timeout,
+            key,
+            "do",
+            attempt,
+            serialization.return_type(fn),
+            retries,
+            timeout,
             concurrent=concurrent,
         )
 
     async def run_defined_step(self, step: StepDefinition[Any], args: dict[str, Any]) -> Any:
         validated = step.args_model.model_validate(args)
-        arguments = {name: getattr(validated, name) for name in type(validated).model_fields}
+        arguments: dict[str, Any] = {name: getattr(validated, name) for name in step.argument_names}
         key, concurrent = self._request(step.name, "do")
 
         async def attempt(number: int) -> Any:
@@ -354,13 +371,18 @@ class InstanceRun:
                 return serialization.validate(value, step.return_type)
             except ValidationError as exc:
                 raise NonRetryableError(
-                    f"step {step.name!r} returned a value that does not match its "
-                    f"annotation: {exc}"
+                    f"step {step.name!r} returned a value that does not match its annotation: {exc}"
                 ) from None
 
         output = await self._durable(
-            key, "do", attempt, step.return_type, step.retries, step.timeout,
-            input_json=validated.model_dump_json(), concurrent=concurrent,
+            key,
+            "do",
+            attempt,
+            step.return_type,
+            step.retries,
+            step.timeout,
+            input_json=validated.model_dump_json(),
+            concurrent=concurrent,
         )
         if step.rollback is not None:
             plain = json.loads(validated.model_dump_json())
@@ -375,7 +397,11 @@ class InstanceRun:
             return
         if entry is None:
             entry = self._row(
-                key, "sleep", "waiting", started_at=now, wake_at=target(now),
+                key,
+                "sleep",
+                "waiting",
+                started_at=now,
+                wake_at=target(now),
                 concurrent=concurrent,
             )
         assert entry.wake_at is not None
@@ -397,9 +423,13 @@ class InstanceRun:
         now = self.clock.now()
         if entry is None:
             entry = self._row(
-                key, "event", "waiting", started_at=now,
+                key,
+                "event",
+                "waiting",
+                started_at=now,
                 wake_at=None if timeout is None else now + timeout,
-                detail={"type": event_type, "timeout": timeout}, concurrent=concurrent,
+                detail={"type": event_type, "timeout": timeout},
+                concurrent=concurrent,
             )
         done = replace(entry, status="complete", finished_at=now)
         taken = await self.store.take_event(self.token, self.instance_id, event_type, done, now)
@@ -431,7 +461,11 @@ class InstanceRun:
                 children.append(child)
                 rows.append(
                     self._row(
-                        key, "child", "waiting", started_at=now, concurrent=concurrent,
+                        key,
+                        "child",
+                        "waiting",
+                        started_at=now,
+                        concurrent=concurrent,
                         detail={"child_id": child.id, "workflow": item.workflow},
                     )
                 )
@@ -446,8 +480,13 @@ class InstanceRun:
             now = self.clock.now()
             child = self._new_child(key, name, params, now)
             entry = self._row(
-                key, "child", "complete", started_at=now, finished_at=now,
-                output=json.dumps(child.id), concurrent=concurrent,
+                key,
+                "child",
+                "complete",
+                started_at=now,
+                finished_at=now,
+                output=json.dumps(child.id),
+                concurrent=concurrent,
                 detail={"child_id": child.id, "workflow": name, "spawned": True},
             )
             await self._commit([entry], children=[child])
@@ -489,12 +528,14 @@ class InstanceRun:
                     self.app.faults.before_attempt(self.workflow, key.name)
                 value = await _with_timeout(attempt(number), limit, key)
             data = serialization.dump(
-                value, output_type, self.payload_limit,
+                value,
+                output_type,
+                self.payload_limit,
                 f"the output of step {key.name!r} of instance {self.instance_id!r}",
             )
-            detail = None
+            detail: dict[str, Any] | None = None
             if output_type is Any and (named := serialization.type_name(value)) is not None:
-                output_type, detail = type(value), {"output_type": named}
+                output_type, detail = serialization.recorded_type(named), {"output_type": named}
         except (Suspend, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -507,9 +548,16 @@ class InstanceRun:
         await self._commit(
             [
                 self._row(
-                    key, kind, "complete", attempts=number, started_at=started_at,
-                    finished_at=self.clock.now(), input=input_json, output=data,
-                    concurrent=concurrent, detail=detail,
+                    key,
+                    kind,
+                    "complete",
+                    attempts=number,
+                    started_at=started_at,
+                    finished_at=self.clock.now(),
+                    input=input_json,
+                    output=data,
+                    concurrent=concurrent,
+                    detail=detail,
                 )
             ]
         )
@@ -539,22 +587,38 @@ class InstanceRun:
             wake_at = now + policy.delay_before_retry(number)
             self._remember(
                 self._row(
-                    key, kind, "waiting", attempts=number, started_at=started_at,
-                    wake_at=wake_at, input=input_json, error=error.model_dump_json(),
+                    key,
+                    kind,
+                    "waiting",
+                    attempts=number,
+                    started_at=started_at,
+                    wake_at=wake_at,
+                    input=input_json,
+                    error=error.model_dump_json(),
                     concurrent=concurrent,
                 )
             )
             LOG.info(
                 "instance %s: step %r attempt %d failed (%s: %s); retry in %s",
-                self.instance_id, key.name, number, error.name, error.message,
+                self.instance_id,
+                key.name,
+                number,
+                error.name,
+                error.message,
                 format_duration(wake_at - now),
             )
             self._suspend(wake_at=wake_at)
         await self._commit(
             [
                 self._row(
-                    key, kind, "errored", attempts=number, started_at=started_at,
-                    finished_at=now, input=input_json, error=error.model_dump_json(),
+                    key,
+                    kind,
+                    "errored",
+                    attempts=number,
+                    started_at=started_at,
+                    finished_at=now,
+                    input=input_json,
+                    error=error.model_dump_json(),
                     concurrent=concurrent,
                 )
             ]
@@ -571,19 +635,28 @@ class InstanceRun:
             await rollback(ctx)
 
         try:
-            await self._durable(key, "rollback", attempt, None, done.definition.retries,
-                                done.definition.timeout)
+            await self._durable(
+                key, "rollback", attempt, None, done.definition.retries, done.definition.timeout
+            )
         except StepError as failed:
-            LOG.error("instance %s: rollback of step %r failed: %s",
-                      self.instance_id, done.key.name, failed)
+            LOG.error(
+                "instance %s: rollback of step %r failed: %s",
+                self.instance_id,
+                done.key.name,
+                failed,
+            )
 
     async def _compensate(self, definition: WorkflowDefinition, error: ErrorInfo) -> None:
         handler = definition.on_failure
         assert handler is not None
         key, _ = self._request("on-failure", "rollback")
         ctx = CompensationContext(
-            instance_id=self.instance_id, failed_step=error.step, error=error,
-            step_outputs=dict(self._step_outputs), params=self._params, log=self.log,
+            instance_id=self.instance_id,
+            failed_step=error.step,
+            error=error,
+            step_outputs=dict(self._step_outputs),
+            params=self._params,
+            log=self.log,
             env=self.app.env,
         )
 
@@ -608,8 +681,12 @@ class InstanceRun:
             value, definition.params_type, self.payload_limit, f"the params of child {workflow!r}"
         )
         return NewInstance(
-            id=self._child_id(key), workflow=workflow, params=data, created_at=now,
-            version=self.app.version_of(workflow), parent_id=self.instance_id,
+            id=self._child_id(key),
+            workflow=workflow,
+            params=data,
+            created_at=now,
+            version=self.app.version_of(workflow),
+            parent_id=self.instance_id,
         )
 
     async def _collect_children(self, keys: list[StepKey]) -> list[Any]:
@@ -645,8 +722,12 @@ class InstanceRun:
             pending = [i for i in ids if children[i].status != "complete"]
             self._suspend(children=pending)
         done = [
-            replace(row, status="complete", finished_at=children[i].updated_at,
-                    output=children[i].output)
+            replace(
+                row,
+                status="complete",
+                finished_at=children[i].updated_at,
+                output=children[i].output,
+            )
             for row, i in zip(waiting, ids, strict=True)
         ]
         await self._commit(done)
@@ -656,14 +737,16 @@ class InstanceRun:
     ) -> None:
         for other in ids:
             if child is None or other != child.id:
-                try:
+                with contextlib.suppress(FwError):  # it had ended already
                     await self.store.terminate(other, now)
-                except FwError:
-                    pass  # it had ended already
         status = child.status if child is not None else "missing"
         message = _child_message(child)
-        error = ErrorInfo(name=ChildWorkflowError.__name__, message=message, step=row.name,
-                          details={"child_id": _detail(row)["child_id"], "status": status})
+        error = ErrorInfo(
+            name=ChildWorkflowError.__name__,
+            message=message,
+            step=row.name,
+            details={"child_id": _detail(row)["child_id"], "status": status},
+        )
         failed = replace(row, status="errored", finished_at=now, error=error.model_dump_json())
         await self._commit([failed])
         raise _child_error(failed)
@@ -680,7 +763,9 @@ class InstanceRun:
             self.stop_reason = "fatal"
             raise Suspend() from None
         self._last_key = key
-        if self.journal.get(key) is None and (self.replay_only or (self.terminating and self.in_body)):
+        if self.journal.get(key) is None and (
+            self.replay_only or (self.terminating and self.in_body)
+        ):
             self.frontier = self.frontier or key.label
             raise Suspend()  # the end of the journal: run nothing new
         return key, self._inflight > 0
@@ -765,8 +850,14 @@ class InstanceRun:
         if concurrent:
             extra["concurrent"] = True
         return StepRow(
-            self.instance_id, key.name, key.count, key.seq, kind, status,
-            detail=json.dumps(extra) if extra else None, **fields,
+            self.instance_id,
+            key.name,
+            key.count,
+            key.seq,
+            kind,
+            status,
+            detail=json.dumps(extra) if extra else None,
+            **fields,
         )
 
     def _event_payload(self, payload: str | None, model: type[Any] | None) -> Any:
@@ -797,14 +888,20 @@ async def _with_timeout(work: Awaitable[Any], limit: float, key: StepKey) -> Any
         ) from None
 
 
-def error_info(exc: BaseException, step: str | None = None, attempts: int | None = None) -> ErrorInfo:
+def error_info(
+    exc: BaseException, step: str | None = None, attempts: int | None = None
+) -> ErrorInfo:
     """How an exception is stored: class name, message, step and a traceback."""
     if isinstance(exc, StepError):
-        return ErrorInfo(name=exc.error_type, message=exc.error_message, step=exc.step,
-                         attempts=exc.attempts)
+        return ErrorInfo(
+            name=exc.error_type, message=exc.error_message, step=exc.step, attempts=exc.attempts
+        )
     trace = "".join(traceback.format_exception(exc))
     return ErrorInfo(
-        name=type(exc).__name__, message=str(exc), step=step, attempts=attempts,
+        name=type(exc).__name__,
+        message=str(exc),
+        step=step,
+        attempts=attempts,
         traceback=trace[-TRACEBACK_LIMIT:],
     )
 
@@ -817,7 +914,7 @@ def step_error(row: StepRow) -> StepError:
 
 def _describe(transition: Transition) -> str:
     """What a failed commit would have recorded, for the error message."""
-    what = []
+    what: list[str] = []
     if transition.steps:
         names = ", ".join(repr(s.name) for s in transition.steps)
         what.append(f"the result of step {names}")
@@ -843,6 +940,8 @@ def _child_error(row: StepRow) -> ChildWorkflowError:
     detail = _detail(row)
     error = ErrorInfo.model_validate_json(row.error or "{}")
     return ChildWorkflowError(
-        detail.get("child_id", "?"), detail.get("workflow", row.name),
-        error.details.get("status", "errored"), error.message,
+        detail.get("child_id", "?"),
+        detail.get("workflow", row.name),
+        error.details.get("status", "errored"),
+        error.message,
     )

@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
-from framework.runtime import serialization
 from framework.errors import (
     InstanceFailedError,
     InstanceNotFoundError,
@@ -16,6 +15,7 @@ from framework.errors import (
     InstanceTerminatedError,
     ResultTimeoutError,
 )
+from framework.runtime import serialization
 from framework.runtime.records import ErrorInfo, InstanceStatus, StepRecord, timestamp
 from framework.store.base import TERMINAL, InstanceRow, NewInstance, StepRow
 
@@ -30,7 +30,7 @@ O = TypeVar("O")
 class BatchItem(TypedDict, Generic[P], total=False):
     """One instance of ``create_batch``: its params and, optionally, its id."""
 
-    params: P | Mapping[str, Any]
+    params: P | Mapping[str, Any] | None
     id: str
 
 
@@ -64,7 +64,10 @@ class WorkflowHandle(Generic[P, O]):
             pydantic.ValidationError: invalid params; nothing is stored.
             PayloadTooLargeError: the params are over the payload limit.
         """
-        (instance,) = await self.create_batch([{"params": params, "id": id} if id else {"params": params}])  # type: ignore[list-item]
+        item: BatchItem[P] = {"params": params}
+        if id is not None:
+            item["id"] = id
+        (instance,) = await self.create_batch([item])
         return instance
 
     async def create_batch(self, items: Sequence[BatchItem[P]]) -> list[Instance[O]]:
@@ -73,13 +76,15 @@ class WorkflowHandle(Generic[P, O]):
         version = self._app.version_of(self.name)
         now = self._app.clock.now()
         limit = self._app.settings.runtime.payload_limit
-        new = []
+        new: list[NewInstance] = []
         for item in items:
             value = serialization.validate(item.get("params"), definition.params_type)
             data = serialization.dump(
                 value, definition.params_type, limit, f"the params of workflow {self.name!r}"
             )
-            new.append(NewInstance(item.get("id") or uuid.uuid4().hex, self.name, data, now, version))
+            new.append(
+                NewInstance(item.get("id") or uuid.uuid4().hex, self.name, data, now, version)
+            )
         store = await self._app.store()
         rows = await store.create_instances(new)
         for row in rows:
@@ -231,7 +236,7 @@ def step_record(row: StepRow) -> StepRecord:
     """The public record of a journal entry."""
     import json
 
-    detail = json.loads(row.detail) if row.detail else {}
+    detail: dict[str, Any] = json.loads(row.detail) if row.detail else {}
     return StepRecord(
         name=row.name,
         count=row.count,

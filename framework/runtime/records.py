@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict
 
-from framework.store.base import StepKind, StepStatus
 from framework.store.base import Status as Status
+from framework.store.base import StepKind, StepStatus
 
 O = TypeVar("O")
 
@@ -74,6 +74,14 @@ class StepRecord(BaseModel):
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+@overload
+def timestamp(value: float) -> datetime: ...
+
+
+@overload
+def timestamp(value: float | None) -> datetime | None: ...
 
 
 def timestamp(value: float | None) -> datetime | None:

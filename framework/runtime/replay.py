@@ -62,7 +62,9 @@ async def replay_export(app: App, data: dict[str, Any]) -> ReplayReport:
     from framework.runtime.execution import InstanceRun
 
     if data.get("format") != EXPORT_FORMAT:
-        raise ValueError(f"not an fw instance export (format {data.get('format')!r}, expected {EXPORT_FORMAT!r})")
+        raise ValueError(
+            f"not an fw instance export (format {data.get('format')!r}, expected {EXPORT_FORMAT!r})"
+        )
     row = InstanceRow(**data["instance"])
     steps = [StepRow(**step) for step in data["steps"]]
     with tempfile.TemporaryDirectory(prefix="fw-replay-") as scratch:
@@ -70,7 +72,11 @@ async def replay_export(app: App, data: dict[str, Any]) -> ReplayReport:
         await store.open()
         try:
             await store.create_instances(
-                [NewInstance(row.id, row.workflow, row.params, row.created_at, row.version, row.parent_id)]
+                [
+                    NewInstance(
+                        row.id, row.workflow, row.params, row.created_at, row.version, row.parent_id
+                    )
+                ]
             )
             (claim,) = await store.claim("replay", 1, row.created_at + 1, float("inf"))
             await store.apply(Transition(row.id, claim.token, steps=steps), row.created_at)
@@ -89,4 +95,3 @@ async def replay_export(app: App, data: dict[str, Any]) -> ReplayReport:
         stopped_at=run.frontier,
         nondeterminism=str(run.fatal) if run.fatal is not None else None,
     )
-

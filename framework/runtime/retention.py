@@ -22,8 +22,12 @@ class Retention:
         ``[runtime] retention``."""
         runtime = app.settings.runtime
         return cls(
-            success=runtime.success_retention if runtime.success_retention is not None else runtime.retention,
-            error=runtime.error_retention if runtime.error_retention is not None else runtime.retention,
+            success=runtime.success_retention
+            if runtime.success_retention is not None
+            else runtime.retention,
+            error=runtime.error_retention
+            if runtime.error_retention is not None
+            else runtime.retention,
         )
 
     @property

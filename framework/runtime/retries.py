@@ -54,7 +54,8 @@ class RetryPolicy:
             delay=default.delay if retries.delay is None else parse_duration(retries.delay),
             backoff=retries.backoff or default.backoff,
             max_delay=(
-                default.max_delay if retries.max_delay is None
+                default.max_delay
+                if retries.max_delay is None
                 else parse_duration(retries.max_delay)
             ),
         )

@@ -82,7 +82,8 @@ def return_type(fn: Callable[..., Any]) -> Any:
 
 
 def _return_type(fn: Callable[..., Any]) -> Any:
-    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", fn)
+    plain = inspect.isfunction(fn) or inspect.ismethod(fn)
+    target = fn if plain else type(fn).__call__
     try:
         hints = typing.get_type_hints(target)
     except Exception:
@@ -93,12 +94,15 @@ def _return_type(fn: Callable[..., Any]) -> Any:
 def type_name(value: Any) -> str | None:
     """``module:qualname`` of a model or dataclass value whose class is importable by name,
     so a step without a return annotation still gets its value back typed on replay."""
-    cls = type(value)
-    if not (isinstance(value, BaseModel) or dataclasses.is_dataclass(cls)):
+    if not isinstance(value, BaseModel) and (
+        isinstance(value, type) or not dataclasses.is_dataclass(value)
+    ):
         return None
-    if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
+    module: str = getattr(type(value), "__module__", "")
+    qualname: str = getattr(type(value), "__qualname__", "")
+    if "<locals>" in qualname or module == "__main__":
         return None
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return f"{module}:{qualname}"
 
 
 def recorded_type(name: str | None) -> Any:

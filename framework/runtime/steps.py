@@ -27,7 +27,7 @@ class WorkflowStep:
         self._run = run
 
     @overload
-    async def do(  # type: ignore[overload-overlap]
+    async def do(
         self,
         name: str,
         fn: Callable[..., Awaitable[R]],

@@ -3,7 +3,7 @@ runs, none for steps a replay skips, so traces never show a step twice for one e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,15 +14,20 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 @contextmanager
-def step_span(workflow: str, instance_id: str, step: str, count: int, attempt: int) -> Iterator[None]:
+def step_span(
+    workflow: str, instance_id: str, step: str, count: int, attempt: int
+) -> Generator[None]:
     """A span ``fw.step <name>`` around one attempt, when OpenTelemetry is installed."""
     if _trace is None:
         yield
         return
     tracer: Any = _trace.get_tracer("fw")
     attributes = {
-        "fw.workflow": workflow, "fw.instance_id": instance_id, "fw.step": step,
-        "fw.step.occurrence": count, "fw.step.attempt": attempt,
+        "fw.workflow": workflow,
+        "fw.instance_id": instance_id,
+        "fw.step": step,
+        "fw.step.occurrence": count,
+        "fw.step.attempt": attempt,
     }
     with tracer.start_as_current_span(f"fw.step {step}", attributes=attributes) as span:
         try:

@@ -15,11 +15,13 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from framework.errors import FwError, StoreError
+from framework.runtime.aio import first_of
 from framework.runtime.app import App
 from framework.runtime.clock import Clock
 from framework.runtime.execution import InstanceRun
@@ -83,7 +85,12 @@ class Worker:
         self._store = store
         heartbeat = asyncio.create_task(self._heartbeat_loop(store))
         pruner = asyncio.create_task(self._prune_loop())
-        LOG.info("worker %s: started on %s (concurrency %d)", self.id, self.app.database_url, self.concurrency)
+        LOG.info(
+            "worker %s: started on %s (concurrency %d)",
+            self.id,
+            self.app.database_url,
+            self.concurrency,
+        )
         try:
             await self._claim_loop(store)
         finally:
@@ -138,7 +145,12 @@ class Worker:
     async def _idle(self, store: Store) -> None:
         now = self.app.clock.now()
         next_wake = await store.next_wake_at()
-        if next_wake is not None and next_wake > now and not self._runs and self.app.clock.may_skip():
+        if (
+            next_wake is not None
+            and next_wake > now
+            and not self._runs
+            and self.app.clock.may_skip()
+        ):
             self.app.clock.skip_to(next_wake)
             return
         timeout = self.poll_interval
@@ -174,7 +186,10 @@ class Worker:
                 continue
             for instance_id, (_, task) in running.items():
                 if instance_id not in held and not task.done():
-                    LOG.info("instance %s: lease lost (terminated, restarted or expired); stopping it", instance_id)
+                    LOG.info(
+                        "instance %s: lease lost (terminated, restarted or expired); stopping it",
+                        instance_id,
+                    )
                     task.cancel()
 
     async def _prune_loop(self) -> None:
@@ -207,19 +222,14 @@ class Worker:
         await asyncio.gather(*late, return_exceptions=True)
         now = self.app.clock.now()
         for run in late_runs:
-            transition = Transition(run.instance_id, run.token, status="queued", wake_at=now, release=True)
+            transition = Transition(
+                run.instance_id, run.token, status="queued", wake_at=now, release=True
+            )
             with contextlib.suppress(LeaseLostError, FwError):
                 await store.apply(transition, now)
 
     async def _pause(self, seconds: float) -> None:
         await self._first_of(self._stopping.wait(), timeout=seconds)
 
-    async def _first_of(self, *waits: object, timeout: float) -> None:
-        tasks = [asyncio.ensure_future(w) for w in waits]  # type: ignore[call-overload]
-        tasks.append(asyncio.ensure_future(self._stopping.wait()))
-        try:
-            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    async def _first_of(self, *waits: Coroutine[Any, Any, object], timeout: float) -> None:
+        await first_of(*waits, self._stopping.wait(), timeout=timeout)

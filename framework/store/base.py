@@ -18,7 +18,13 @@ StepKind = Literal["do", "sleep", "event", "child", "rollback", "patch"]
 StepStatus = Literal["complete", "errored", "waiting"]
 
 STATUSES: tuple[Status, ...] = (
-    "queued", "running", "waiting", "paused", "complete", "errored", "terminated",
+    "queued",
+    "running",
+    "waiting",
+    "paused",
+    "complete",
+    "errored",
+    "terminated",
 )
 TERMINAL: frozenset[str] = frozenset({"complete", "errored", "terminated"})
 """Statuses an instance never leaves (but by ``restart``)."""
@@ -184,7 +190,9 @@ class Store(Protocol):
 
     async def resume(self, instance_id: str, now: float) -> InstanceRow: ...
 
-    async def terminate(self, instance_id: str, now: float, compensate: bool = False) -> InstanceRow:
+    async def terminate(
+        self, instance_id: str, now: float, compensate: bool = False
+    ) -> InstanceRow:
         """Terminate the instance and, depth first, every child that has not ended.
 
         With ``compensate``, each is instead queued with ``control = "terminate"`` for a

@@ -19,7 +19,7 @@ class Migration:
 
 def migrations(dialect: str) -> list[Migration]:
     """The migrations of ``dialect`` (``sqlite`` or ``postgres``), oldest first."""
-    found = []
+    found: list[Migration] = []
     for path in sorted((SCHEMA_DIR / dialect).glob("*.sql")):
         number, _, name = path.stem.partition("_")
         found.append(Migration(int(number), name, path.read_text(encoding="utf-8")))

@@ -12,11 +12,11 @@ import json
 import sqlite3
 import threading
 import uuid
-from urllib.parse import parse_qs
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 from framework.errors import InstanceNotFoundError, InstanceStateError, StoreError
 from framework.store.base import (
@@ -111,8 +111,16 @@ class SQLiteStore:
             c.executemany(
                 INSERT_INSTANCE,
                 [
-                    (i.id, i.workflow, i.params, i.version, i.parent_id, i.created_at,
-                     i.created_at, i.created_at)
+                    (
+                        i.id,
+                        i.workflow,
+                        i.params,
+                        i.version,
+                        i.parent_id,
+                        i.created_at,
+                        i.created_at,
+                        i.created_at,
+                    )
                     for i in instances
                 ],
             )
@@ -142,14 +150,17 @@ class SQLiteStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         for column, value in (("workflow", workflow), ("status", status), ("parent_id", parent_id)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value)
         if search:
             clauses.append("id LIKE ? ESCAPE '\\'")
-            args.append("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            args.append(
+                "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
         if cursor is not None:
             clauses.append("seq < ?")
             args.append(_cursor_seq(cursor))
@@ -214,7 +225,9 @@ class SQLiteStore:
 
         return await self._writer.write(write)  # type: ignore[no-any-return]
 
-    async def terminate(self, instance_id: str, now: float, compensate: bool = False) -> InstanceRow:
+    async def terminate(
+        self, instance_id: str, now: float, compensate: bool = False
+    ) -> InstanceRow:
         def write(c: sqlite3.Connection) -> WriteResult:
             row = _require(c, instance_id)
             if row.status in TERMINAL:
@@ -304,14 +317,16 @@ class SQLiteStore:
                 "AND status IN ('queued', 'waiting', 'running') ORDER BY wake_at LIMIT ?",
                 (now, limit),
             ).fetchall()
-            claims = []
+            claims: list[Claim] = []
             for previous in map(_instance, due):
                 token = uuid.uuid4().hex
                 crashed = previous.status == "running"
                 crashes = previous.crashes
                 if crashed:
-                    history = json.loads(crashes) if crashes else []
-                    history.append({"worker": previous.lease_owner, "lease_expired_at": previous.wake_at})
+                    history: list[object] = json.loads(crashes) if crashes else []
+                    history.append(
+                        {"worker": previous.lease_owner, "lease_expired_at": previous.wake_at}
+                    )
                     crashes = json.dumps(history[-20:])
                 c.execute(
                     "UPDATE instances SET status='running', lease_owner=?, lease_token=?, "
@@ -357,7 +372,9 @@ class SQLiteStore:
                 "UPDATE events SET consumed_by=? WHERE seq=?", (f"{step.name}#{step.count}", seq)
             )
             _upsert_steps(c, [_with_output(step, payload)])
-            c.execute("UPDATE instances SET crash_count=0, updated_at=? WHERE id=?", (now, instance_id))
+            c.execute(
+                "UPDATE instances SET crash_count=0, updated_at=? WHERE id=?", (now, instance_id)
+            )
             return WriteResult(TakenEvent(payload, created_at))
 
         return await self._writer.write(write)  # type: ignore[no-any-return]
@@ -387,7 +404,11 @@ class SQLiteStore:
                     (*statuses, before, batch),
                 )
             ]
-            for table, column in (("steps", "instance_id"), ("events", "instance_id"), ("instances", "id")):
+            for table, column in (
+                ("steps", "instance_id"),
+                ("events", "instance_id"),
+                ("instances", "id"),
+            ):
                 c.executemany(f"DELETE FROM {table} WHERE {column}=?", [(i,) for i in ids])
             return WriteResult(len(ids))
 
@@ -477,7 +498,9 @@ def _step(row: Sequence[Any]) -> StepRow:
 
 
 def _one_instance(c: sqlite3.Connection, instance_id: str) -> InstanceRow | None:
-    row = c.execute(f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE id=?", (instance_id,)).fetchone()
+    row = c.execute(
+        f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE id=?", (instance_id,)
+    ).fetchone()
     return None if row is None else _instance(row)
 
 
@@ -500,7 +523,9 @@ def _cursor_seq(cursor: str) -> int:
         raise ValueError(f"invalid cursor {cursor!r}: pass the next_cursor of a page") from None
 
 
-def _fence(c: sqlite3.Connection, instance_id: str, token: str) -> tuple[str, str | None, int, str | None]:
+def _fence(
+    c: sqlite3.Connection, instance_id: str, token: str
+) -> tuple[str, str | None, int, str | None]:
     """The instance's status, parent, crash count and version, if ``token`` holds its lease."""
     row = c.execute(
         "SELECT status, lease_token, parent_id, crash_count, version FROM instances WHERE id=?",
@@ -515,8 +540,22 @@ def _upsert_steps(c: sqlite3.Connection, steps: Sequence[StepRow]) -> None:
     c.executemany(
         UPSERT_STEP,
         [
-            (s.instance_id, s.name, s.count, s.seq, s.kind, s.status, s.attempts, s.started_at,
-             s.finished_at, s.wake_at, s.input, s.output, s.error, s.detail)
+            (
+                s.instance_id,
+                s.name,
+                s.count,
+                s.seq,
+                s.kind,
+                s.status,
+                s.attempts,
+                s.started_at,
+                s.finished_at,
+                s.wake_at,
+                s.input,
+                s.output,
+                s.error,
+                s.detail,
+            )
             for s in steps
         ],
     )
@@ -558,8 +597,20 @@ def _apply(c: sqlite3.Connection, t: Transition, now: float) -> WriteResult:
         "control=CASE WHEN ? THEN NULL ELSE control END, "
         "lease_owner=CASE WHEN ? THEN NULL ELSE lease_owner END, "
         "lease_token=CASE WHEN ? THEN NULL ELSE lease_token END WHERE id=?",
-        (status, keep_lease_expiry, wake_at, now, t.output, t.error, t.version,
-         bool(t.steps), status in TERMINAL, release, release, t.instance_id),
+        (
+            status,
+            keep_lease_expiry,
+            wake_at,
+            now,
+            t.output,
+            t.error,
+            t.version,
+            bool(t.steps),
+            status in TERMINAL,
+            release,
+            release,
+            t.instance_id,
+        ),
     )
     if status in TERMINAL:
         wake = _wake_parent(c, t.instance_id, parent_id, now) or wake
@@ -590,7 +641,8 @@ def _has_pending_event(c: sqlite3.Connection, instance_id: str, types: Sequence[
     marks = ",".join("?" * len(types))
     return (
         c.execute(
-            f"SELECT 1 FROM events WHERE instance_id=? AND consumed_by IS NULL AND type IN ({marks}) LIMIT 1",
+            "SELECT 1 FROM events WHERE instance_id=? AND consumed_by IS NULL "
+            f"AND type IN ({marks}) LIMIT 1",
             (instance_id, *types),
         ).fetchone()
         is not None

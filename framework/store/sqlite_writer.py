@@ -110,9 +110,9 @@ class SQLiteWriter:
         except BaseException as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            error = self._translate_error(exc)
+            failure = self._translate_error(exc)
             for item in group:
-                item.future.set_exception(error)
+                item.future.set_exception(failure)
             return
         if any(result is not None and result.wake_workers for _, result, _ in outcomes):
             self._on_commit_wake()

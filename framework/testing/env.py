@@ -4,7 +4,7 @@ clock that skips ahead, so a ``sleep("cool-off", "7 days")`` completes at once."
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ class WorkflowTestEnv:
 @asynccontextmanager
 async def workflow_test_env(
     app_dir: Path | str, *, database: str | None = None, concurrency: int = 50
-) -> AsyncIterator[WorkflowTestEnv]:
+) -> AsyncGenerator[WorkflowTestEnv]:
     """Run ``app_dir``'s workflows on a temporary SQLite store (or ``database``) with an
     in-process worker and a skipping clock, for the duration of the block."""
     with tempfile.TemporaryDirectory(prefix="fw-test-") as scratch:

@@ -7,6 +7,7 @@ the nearest folder holding ``fw.toml`` at or above the test file. Needs pytest-a
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,12 +37,12 @@ async def _fw_env(request: pytest.FixtureRequest) -> AsyncIterator[object]:
         yield env
 
 
-try:
+if importlib.util.find_spec("pytest_asyncio") is not None:
     import pytest_asyncio
 
     fw_env = pytest_asyncio.fixture(_fw_env, name="fw_env")
-except ImportError:  # pragma: no cover - depends on the user's environment
+else:  # pragma: no cover - depends on the user's environment
 
     @pytest.fixture(name="fw_env")
-    def fw_env() -> None:
+    def _missing_pytest_asyncio() -> None:
         pytest.fail("the fw_env fixture needs pytest-asyncio: pip install pytest-asyncio")

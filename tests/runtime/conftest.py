@@ -20,7 +20,9 @@ async def make_env(tmp_path: Path, database_url: str) -> AsyncIterator[MakeEnv]:
     under test with an in-process worker and a skipping clock."""
     async with AsyncExitStack() as stack:
 
-        async def make(workflows: dict[str, str], settings: str = "", concurrency: int = 50) -> WorkflowTestEnv:
+        async def make(
+            workflows: dict[str, str], settings: str = "", concurrency: int = 50
+        ) -> WorkflowTestEnv:
             root = write_app(tmp_path, workflows, settings)
             return await stack.enter_async_context(
                 workflow_test_env(root, database=database_url, concurrency=concurrency)

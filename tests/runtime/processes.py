@@ -13,15 +13,29 @@ REPO = Path(__file__).resolve().parents[2]
 
 def worker_command(app_dir: Path, concurrency: int = 20) -> list[str]:
     """The command line of ``fw worker`` for ``app_dir``."""
-    return [sys.executable, "-m", "framework", "worker", "--app", str(app_dir), "--concurrency", str(concurrency)]
+    return [
+        sys.executable,
+        "-m",
+        "framework",
+        "worker",
+        "--app",
+        str(app_dir),
+        "--concurrency",
+        str(concurrency),
+    ]
 
 
-def start_worker(app_dir: Path, log: Path, env: dict[str, str] | None = None, concurrency: int = 20) -> subprocess.Popen[bytes]:
+def start_worker(
+    app_dir: Path, log: Path, env: dict[str, str] | None = None, concurrency: int = 20
+) -> subprocess.Popen[bytes]:
     """Start a worker process whose output goes to ``log``."""
     environment = {**os.environ, **(env or {}), "PYTHONPATH": f"{app_dir.parent}{os.pathsep}{REPO}"}
     with log.open("ab") as out:
         return subprocess.Popen(
-            worker_command(app_dir, concurrency), stdout=out, stderr=subprocess.STDOUT, env=environment
+            worker_command(app_dir, concurrency),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
         )
 
 
@@ -44,9 +58,13 @@ def wait_until_started(process: subprocess.Popen[bytes], log: Path, timeout: flo
     deadline = time.monotonic() + timeout
     marker = f":{process.pid}:"
     while time.monotonic() < deadline:
-        if log.exists() and any(marker in line and "started" in line for line in log.read_text().splitlines()):
+        if log.exists() and any(
+            marker in line and "started" in line for line in log.read_text().splitlines()
+        ):
             return
         if process.poll() is not None:
-            raise AssertionError(f"worker exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise AssertionError(
+                f"worker exited with {process.returncode}: {log.read_text()[-2000:]}"
+            )
         time.sleep(0.05)
     raise AssertionError(f"worker {process.pid} did not start in {timeout} s")

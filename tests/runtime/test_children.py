@@ -57,7 +57,9 @@ async def test_parallel_children_return_outputs_in_order(make_env: MakeEnv) -> N
     assert {c.parent_id for c in children.instances} == {"al-1"}
 
 
-async def test_a_failed_child_fails_the_parent_fast_and_terminates_siblings(make_env: MakeEnv) -> None:
+async def test_a_failed_child_fails_the_parent_fast_and_terminates_siblings(
+    make_env: MakeEnv,
+) -> None:
     env = await make_env(CHILDREN)
     instance = await env.start("album", [40, -10, 20], id="al-2")
 

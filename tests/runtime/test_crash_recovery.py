@@ -104,7 +104,9 @@ async def test_random_sigkills_lose_no_instance_and_rerun_no_journaled_step(tmp_
         assert list(journal.values()) == output, f"seed {seed}"
         for step, token in journal.items():
             runs = executions[(instance.id, step)]
-            assert runs[-1] == token, f"seed {seed}: {instance.id} {step} ran after it was journaled: {runs}"
+            assert runs[-1] == token, (
+                f"seed {seed}: {instance.id} {step} ran after it was journaled: {runs}"
+            )
             for earlier in runs[:-1]:
                 pid = int(earlier.split("-")[0])
                 assert pid in killed, f"seed {seed}: {instance.id} {step} ran twice without a crash"

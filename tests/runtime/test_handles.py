@@ -55,7 +55,9 @@ async def test_invalid_params_are_rejected_and_nothing_is_stored(make_env: MakeE
     with pytest.raises(ValidationError) as error:
         await handle.create({"order_id": "o-1", "amount": -3}, id="bad")
     with pytest.raises(ValidationError):
-        await handle.create_batch([{"params": {"order_id": "ok", "amount": 1}}, {"params": {"amount": 2}}])
+        await handle.create_batch(
+            [{"params": {"order_id": "ok", "amount": 1}}, {"params": {"amount": 2}}]
+        )
 
     assert error.value.errors()[0]["loc"] == ("amount",)
     assert (await handle.list()).instances == []
@@ -64,7 +66,9 @@ async def test_invalid_params_are_rejected_and_nothing_is_stored(make_env: MakeE
 
 
 async def test_params_over_the_payload_limit_are_refused(make_env: MakeEnv) -> None:
-    env = await make_env({"order_pipeline_workflow.py": ORDERS}, settings="[runtime]\npayload_limit = 200\n")
+    env = await make_env(
+        {"order_pipeline_workflow.py": ORDERS}, settings="[runtime]\npayload_limit = 200\n"
+    )
     handle = env.get("order-pipeline")
 
     with pytest.raises(PayloadTooLargeError, match="over the limit of 200 bytes"):
@@ -115,7 +119,9 @@ async def test_generated_package_gives_the_same_handles(make_env: MakeEnv) -> No
     env = await make_env({"order_pipeline_workflow.py": ORDERS})
     generated = importlib.import_module(f"{env.app.package}._generated")
 
-    instance = await generated.workflows.get("order-pipeline").create({"order_id": "g", "amount": 1})
+    instance = await generated.workflows.get("order-pipeline").create(
+        {"order_id": "g", "amount": 1}
+    )
 
     assert generated.env.ORDER_PIPELINE_WORKFLOW.name == "order-pipeline"
     assert (await env.get("order-pipeline").get(instance.id)).id == instance.id

@@ -4,6 +4,7 @@ worker that stalls past its lease can write nothing once another worker took ove
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 from collections import defaultdict
@@ -65,7 +66,7 @@ async def test_three_workers_on_one_file_never_share_an_instance(tmp_path: Path)
     assert len({pid for s in spans.values() for _, _, pid in s}) == 3, "not all workers took part"
     for instance_id, intervals in spans.items():
         intervals.sort()
-        for (_, end, pid), (start, _, other) in zip(intervals, intervals[1:]):
+        for (_, end, pid), (start, _, other) in itertools.pairwise(intervals):
             assert start >= end or pid == other, f"{instance_id} ran in {pid} and {other} at once"
     await app.close()
 
@@ -103,4 +104,3 @@ async def test_a_stalled_worker_loses_its_lease_and_writes_nothing_after(tmp_pat
     log = (tmp_path / "first.log").read_text()
     assert "lease lost" in log or "no longer held" in log
     await app.close()
-

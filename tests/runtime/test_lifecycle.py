@@ -109,7 +109,7 @@ async def test_restart_from_an_unknown_step_names_the_steps(make_env: MakeEnv) -
     instance = await env.start("steps", {})
     await _until(instance, "waiting")
 
-    with pytest.raises(InstanceStateError, match="no step 'nope'.*one"):
+    with pytest.raises(InstanceStateError, match=r"no step 'nope'.*one"):
         await instance.restart(from_step="nope")
 
 
@@ -127,7 +127,11 @@ async def _until(instance: Instance[object], status: str, timeout: float = 10.0)
 
 
 async def _until_true(
-    check: object, *, instance: Instance[object] | None = None, status: str = "", timeout: float = 10.0
+    check: object,
+    *,
+    instance: Instance[object] | None = None,
+    status: str = "",
+    timeout: float = 10.0,
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -49,7 +49,9 @@ async def holiday(ctx: WorkflowContext[None]) -> str:
 """
 
 
-async def test_terminate_with_compensation_rolls_back_then_ends_terminated(make_env: MakeEnv) -> None:
+async def test_terminate_with_compensation_rolls_back_then_ends_terminated(
+    make_env: MakeEnv,
+) -> None:
     env = await make_env({"holiday_workflow.py": SAGA})
     done = _module(env.app, "holiday").DONE
     instance = await env.start("holiday", id="h-1")
@@ -60,12 +62,18 @@ async def test_terminate_with_compensation_rolls_back_then_ends_terminated(make_
     with pytest.raises(InstanceTerminatedError):
         await instance.result(timeout=20)
     assert done == [
-        "book flight", "book hotel",
-        "unbook booking-hotel (Terminated)", "unbook booking-flight (Terminated)",
+        "book flight",
+        "book hotel",
+        "unbook booking-hotel (Terminated)",
+        "unbook booking-flight (Terminated)",
         "on_failure Terminated",
     ]
     kinds = [(s.name, s.kind) for s in await instance.steps()]
-    assert kinds[-3:] == [("rollback:book", "rollback"), ("rollback:book", "rollback"), ("on-failure", "rollback")]
+    assert kinds[-3:] == [
+        ("rollback:book", "rollback"),
+        ("rollback:book", "rollback"),
+        ("on-failure", "rollback"),
+    ]
 
 
 async def test_plain_terminate_runs_no_compensation(make_env: MakeEnv) -> None:
@@ -104,7 +112,9 @@ async def test_prune_deletes_ended_instances_past_their_retention(make_env: Make
     assert await store.list_steps("finished") == []
 
 
-async def test_export_and_replay_report_nondeterminism_before_deploy(make_env: MakeEnv, tmp_path: Path) -> None:
+async def test_export_and_replay_report_nondeterminism_before_deploy(
+    make_env: MakeEnv, tmp_path: Path
+) -> None:
     env = await make_env({"holiday_workflow.py": SAGA})
     instance = await env.start("holiday", id="h-export")
     await _until(lambda: instance.status(), "waiting")
@@ -113,8 +123,11 @@ async def test_export_and_replay_report_nondeterminism_before_deploy(make_env: M
 
     same = await replay_export(env.app, exported)
     source = env.app.root / "workflows" / "holiday_workflow.py"
-    source.write_text(source.read_text().replace('{"what": "hotel"}', '{"what": "hostel"}').replace(
-        'ctx.run_step(booking, {"what": "flight"})', 'ctx.step.do("pay", lambda: 1)'))
+    source.write_text(
+        source.read_text()
+        .replace('{"what": "hotel"}', '{"what": "hostel"}')
+        .replace('ctx.run_step(booking, {"what": "flight"})', 'ctx.step.do("pay", lambda: 1)')
+    )
     env.app.reload()
     changed = await replay_export(env.app, exported)
 
@@ -139,16 +152,33 @@ async def test_fw_instance_export_and_fw_replay_commands(tmp_path: Path) -> None
         assert stop(worker) == 0
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{Path.cwd()}"}
     fw = [sys.executable, "-m", "framework"]
-    export = subprocess.run([*fw, "instance", "export", "h-cli", "--app", str(root), "-o", str(tmp_path / "h.json")], env=env, capture_output=True, text=True)
+    export = subprocess.run(
+        [*fw, "instance", "export", "h-cli", "--app", str(root), "-o", str(tmp_path / "h.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert export.returncode == 0, export.stderr
-    ok = subprocess.run([*fw, "replay", str(tmp_path / "h.json"), "--app", str(root), "--json"], env=env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [*fw, "replay", str(tmp_path / "h.json"), "--app", str(root), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["ok"] is True
 
     source = root / "workflows" / "holiday_workflow.py"
     renamed = 'await ctx.step.do("x", lambda: 0)'
-    source.write_text(source.read_text().replace('await ctx.run_step(booking, {"what": "hotel"})', renamed))
-    bad = subprocess.run([*fw, "replay", str(tmp_path / "h.json"), "--app", str(root)], env=env, capture_output=True, text=True)
+    source.write_text(
+        source.read_text().replace('await ctx.run_step(booking, {"what": "hotel"})', renamed)
+    )
+    bad = subprocess.run(
+        [*fw, "replay", str(tmp_path / "h.json"), "--app", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "non-determinism" in bad.stdout
     await app.close()
@@ -168,7 +198,9 @@ async def spinner(ctx: WorkflowContext[None]) -> None:
 
 
 @pytest.mark.timeout(120)
-async def test_an_instance_whose_worker_keeps_dying_ends_in_a_crash_loop_error(tmp_path: Path) -> None:
+async def test_an_instance_whose_worker_keeps_dying_ends_in_a_crash_loop_error(
+    tmp_path: Path,
+) -> None:
     settings = '[runtime]\nlease = "1 second"\npoll_interval = "100 ms"\ncrash_loop_limit = 2\n'
     root = write_app(tmp_path, {"spinner_workflow.py": SPINNER}, settings)
     app = App(root)
@@ -220,9 +252,16 @@ async def test_opentelemetry_spans_cover_executed_attempts_only(make_env: MakeEn
 
     assert await env.run("traced", id="t-1") == 3
 
-    spans = [(s.name, s.attributes["fw.step.attempt"], s.status.is_ok) for s in exporter.get_finished_spans()
-             if s.attributes and s.attributes.get("fw.instance_id") == "t-1"]
-    assert spans == [("fw.step first", 1, True), ("fw.step flaky", 1, False), ("fw.step flaky", 2, True)]
+    spans = [
+        (s.name, s.attributes["fw.step.attempt"], s.status.is_ok)
+        for s in exporter.get_finished_spans()
+        if s.attributes and s.attributes.get("fw.instance_id") == "t-1"
+    ]
+    assert spans == [
+        ("fw.step first", 1, True),
+        ("fw.step flaky", 1, False),
+        ("fw.step flaky", 2, True),
+    ]
 
 
 @functools.cache

@@ -49,7 +49,8 @@ def restore_postgres(url: str) -> str:
     import psycopg
 
     dump = "\n".join(
-        line for line in (FIXTURES / "postgres.sql").read_text().splitlines()
+        line
+        for line in (FIXTURES / "postgres.sql").read_text().splitlines()
         if not line.startswith("\\")  # psql meta-commands (\restrict in newer pg_dump)
     )
     with psycopg.connect(url, autocommit=True) as connection:

@@ -53,7 +53,9 @@ async def test_sync_and_async_steps_return_typed_values_after_replay(make_env: M
     }
     steps = await (await env.get("typed").get(await _only_id(env, "typed"))).steps()
     assert [(s.name, s.kind, s.status) for s in steps] == [
-        ("load", "do", "complete"), ("pause", "sleep", "complete"), ("charge", "do", "complete"),
+        ("load", "do", "complete"),
+        ("pause", "sleep", "complete"),
+        ("charge", "do", "complete"),
     ]
 
 
@@ -100,7 +102,9 @@ async def test_retries_then_success_and_non_retryable_error_is_caught(make_env: 
     flaky, fatal = await instance.steps()
     assert (flaky.status, flaky.attempts) == ("complete", 3)
     assert (fatal.status, fatal.attempts, fatal.error and fatal.error.name) == (
-        "errored", 1, "NonRetryableError",
+        "errored",
+        1,
+        "NonRetryableError",
     )
 
 

@@ -62,16 +62,21 @@ async def test_a_locked_database_fails_the_write_clearly_and_stores_nothing(tmp_
     handle = app.handle("simple")
     await handle.create(id="before")
 
-    with _exclusive_lock(database):
-        with pytest.raises(StoreError, match=r"fw.db is locked: another process held it for over 0.5 s"):
-            await handle.create(id="during")
+    with _exclusive_lock(database), pytest.raises(
+        StoreError, match=r"fw.db is locked: another process held it for over 0.5 s"
+    ):
+        await handle.create(id="during")
 
     assert [i.id for i in (await handle.list()).instances] == ["before"]
     await app.close()
 
 
-async def test_a_worker_rides_out_a_lock_and_finishes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    root = write_app(tmp_path, {"simple_workflow.py": SIMPLE}, '[runtime]\npoll_interval = "100 ms"\n')
+async def test_a_worker_rides_out_a_lock_and_finishes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_app(
+        tmp_path, {"simple_workflow.py": SIMPLE}, '[runtime]\npoll_interval = "100 ms"\n'
+    )
     database = tmp_path / "fw.db"
     url = f"sqlite:///{database}?timeout=0.2"
     async with workflow_test_env(root, database=url) as env:
@@ -93,7 +98,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     if shutil.which("mount") is None:
         pytest.skip("needs mount(8) to make a small tmpfs")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:

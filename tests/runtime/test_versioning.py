@@ -48,7 +48,9 @@ CHANGES = {
         "    return out", '    out.append(await ctx.step.do("d", effect, f"{i} d"))\n    return out'
     ),
     "step-removed": V1.replace('    out.append(await ctx.step.do("b", effect, f"{i} b"))\n', ""),
-    "step-renamed": V1.replace('ctx.step.do("b", effect, f"{i} b")', 'ctx.step.do("b2", effect, f"{i} b")'),
+    "step-renamed": V1.replace(
+        'ctx.step.do("b", effect, f"{i} b")', 'ctx.step.do("b2", effect, f"{i} b")'
+    ),
     "steps-reordered": V1.replace(
         '    out.append(await ctx.step.do("b", effect, f"{i} b"))\n    await ctx.step.wait_for_event("w2", type="go")\n',
         '    await ctx.step.wait_for_event("w2", type="go")\n    out.append(await ctx.step.do("b", effect, f"{i} b"))\n',
@@ -137,7 +139,8 @@ async def _parked(instance: Instance[object], steps: int) -> None:
 
 
 async def _settled(
-    instance: Instance[object], statuses: tuple[str, ...] = ("complete", "errored", "paused", "waiting")
+    instance: Instance[object],
+    statuses: tuple[str, ...] = ("complete", "errored", "paused", "waiting"),
 ) -> object:
     for _ in range(1000):
         status = await instance.status()

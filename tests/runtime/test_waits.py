@@ -65,9 +65,18 @@ async def test_events_are_buffered_typed_and_time_out(make_env: MakeEnv) -> None
     await instance.send_event("approval", {"approved": True, "by": "ada"})
     output = await instance.result(timeout=20)
 
-    assert output == {"by": "ada", "approved": True, "note": "sent before its wait", "timed_out": True}
-    first, second, never = await instance.steps()
-    assert (first.kind, first.event_type, first.output) == ("event", "approval", {"approved": True, "by": "ada"})
+    assert output == {
+        "by": "ada",
+        "approved": True,
+        "note": "sent before its wait",
+        "timed_out": True,
+    }
+    first, _, never = await instance.steps()
+    assert (first.kind, first.event_type, first.output) == (
+        "event",
+        "approval",
+        {"approved": True, "by": "ada"},
+    )
     assert never.status == "errored" and never.error is not None
     assert never.error.name == "EventTimeoutError"
 

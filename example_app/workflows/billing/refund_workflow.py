@@ -15,6 +15,4 @@ class RefundParams(TypedDict):
 
 @workflow
 async def refund(ctx: WorkflowContext[RefundParams]) -> str:
-    return await ctx.step.do(
-        "refund", refund_card, ctx.params["receipt_id"], ctx.params["amount"]
-    )
+    return await ctx.step.do("refund", refund_card, ctx.params["receipt_id"], ctx.params["amount"])
