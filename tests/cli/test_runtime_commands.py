@@ -1,0 +1,116 @@
+"""The runtime commands as users run them: real `fw` processes against a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.apps import write_app
+from tests.runtime.processes import start_worker, stop, wait_until_started
+
+ORDERS = """
+from pydantic import BaseModel, Field
+from framework import workflow, WorkflowContext
+
+class Order(BaseModel):
+    order_id: str
+    amount: int = Field(gt=0)
+
+@workflow
+async def orders(ctx: WorkflowContext[Order]) -> dict[str, object]:
+    charged = await ctx.step.do("charge", lambda: ctx.params.amount * 100)
+    approval = await ctx.step.wait_for_event("approval", type="approval")
+    return {"charged": charged, "approval": approval}
+"""
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    return write_app(tmp_path, {"orders_workflow.py": ORDERS})
+
+
+def fw(app_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": f"{app_dir.parent}{os.pathsep}{Path.cwd()}", "COLUMNS": "40"}
+    return subprocess.run(
+        [sys.executable, "-m", "framework", *args, "--app", str(app_dir)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+
+
+def test_start_show_event_list_and_control_an_instance(app_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    worker = start_worker(app_dir, log)
+    wait_until_started(worker, log)
+    try:
+        started = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-1", "amount": 3}', "--id", "o-1", "--json")
+        assert started.returncode == 0, started.stderr
+        assert json.loads(started.stdout)["id"] == "o-1"
+
+        sent = fw(app_dir, "event", "send", "o-1", "approval", '{"by": "ada"}')
+        assert sent.returncode == 0, sent.stderr
+        waited = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-1", "amount": 3}', "--id", "o-1", "--wait", "--timeout", "30", "--json")
+        assert json.loads(waited.stdout)["output"] == {"charged": 300, "approval": {"by": "ada"}}
+
+        shown = fw(app_dir, "instance", "show", "o-1", "--json")
+        steps = json.loads(shown.stdout)["steps"]
+        assert [(s["name"], s["kind"], s["status"]) for s in steps] == [
+            ("charge", "do", "complete"), ("approval", "event", "complete"),
+        ]
+        human = fw(app_dir, "instance", "show", "o-1")
+        assert "o-1 (orders) complete" in human.stdout and "approval" in human.stdout
+
+        fw(app_dir, "start", "orders", "--params", '{"order_id": "o-2", "amount": 1}', "--id", "o-2")
+        for action, status in (("pause", "paused"), ("resume", None), ("terminate", "terminated")):
+            done = fw(app_dir, "instance", action, "o-2", "--json")
+            assert done.returncode == 0, done.stderr
+            if status:
+                assert json.loads(done.stdout)["status"] == status
+
+        listed = json.loads(fw(app_dir, "instances", "list", "--json").stdout)
+        assert [(i["id"], i["status"]) for i in listed["instances"]] == [("o-2", "terminated"), ("o-1", "complete")]
+        only = json.loads(fw(app_dir, "instances", "list", "--status", "complete", "--json").stdout)
+        assert [i["id"] for i in only["instances"]] == ["o-1"]
+        counts = json.loads(fw(app_dir, "workflows", "list", "--json").stdout)
+        assert counts == [{
+            "name": "orders", "binding": "ORDERS_WORKFLOW", "class_name": "OrdersWorkflow",
+            "file": "workflows/orders_workflow.py", "counts": {"complete": 1, "terminated": 1},
+        }]
+    finally:
+        assert stop(worker) == 0
+
+
+def test_user_mistakes_are_one_line_errors_without_tracebacks(app_dir: Path) -> None:
+    cases = {
+        ("start", "order", "--params", "{}"): "unknown workflow 'order'; did you mean 'orders'?",
+        ("start", "orders", "--params", '{"order_id": "x", "amount": -1}'): "invalid params: amount: Input should be greater than 0",
+        ("start", "orders", "--params", "{not json"): "--params is not JSON",
+        ("instance", "show", "nope"): "no instance with id 'nope'",
+        ("event", "send", "nope", "approval"): "no instance with id 'nope'",
+        ("replay", "missing.json"): "missing.json: cannot read the export",
+    }
+    for args, message in cases.items():
+        done = fw(app_dir, *args)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert message in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    listed = json.loads(fw(app_dir, "instances", "list", "--json").stdout)
+    assert listed["instances"] == []
+
+
+def test_a_corrupt_database_is_reported_plainly(app_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"garbage" * 1000)
+    env_url = f"sqlite:///{broken}"
+    done = subprocess.run(
+        [sys.executable, "-m", "framework", "instances", "list", "--app", str(app_dir)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "FW_DATABASE_URL": env_url, "PYTHONPATH": f"{app_dir.parent}{os.pathsep}{Path.cwd()}"},
+    )
+    assert done.returncode == 1
+    assert "broken.db is not a valid SQLite database" in done.stderr
+    assert "Traceback" not in done.stderr
