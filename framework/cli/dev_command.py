@@ -85,3 +85,10 @@ class DevSession:
             await stop.wait()
         finally:
             await worker.stop()
+
+    async def serve_http(self, stop: asyncio.Event) -> None:
+        """Serve the HTTP API and Studio at ``options.host:options.port`` (port 0: a free
+        one; the address is logged). Before the first good codegen run, pages say so."""
+        from framework.http.server import serve_app
+
+        await serve_app(self.app, self.options.host, self.options.port, stop, name="fw dev")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from framework.cli import codegen_commands, dev_command, ops_commands, runtime_commands
+from framework.cli import (
+    codegen_commands,
+    dev_command,
+    ops_commands,
+    runtime_commands,
+    serve_command,
+)
 
 app = typer.Typer(
     name="fw",
@@ -17,6 +23,7 @@ app = typer.Typer(
 codegen_commands.register(app)
 dev_command.register(app)
 runtime_commands.register(app)
+serve_command.register(app)
 ops_commands.register(app)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 from pydantic.errors import PydanticUserError
+from pydantic.json_schema import JsonSchemaMode
 
 from framework.runtime import serialization
 from framework.store.base import STATUSES
@@ -43,7 +44,9 @@ class WorkflowInfo:
     @property
     def live(self) -> int:
         """How many of its instances have not ended."""
-        return sum(n for s, n in self.counts.items() if s not in ("complete", "errored", "terminated"))
+        return sum(
+            n for s, n in self.counts.items() if s not in ("complete", "errored", "terminated")
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The workflow in ``GET /api/workflows``."""
@@ -82,35 +85,33 @@ async def one_workflow(app: App, name: str) -> WorkflowInfo:
 def describe(app: App, name: str, counts: dict[str, int]) -> WorkflowInfo:
     """Workflow ``name`` with ``counts``; a module that fails to import is reported, not raised."""
     entrypoint = app.entrypoints[name]
-    base = {
-        "name": name,
-        "binding": entrypoint.binding,
-        "class_name": entrypoint.__name__,
-        "module": entrypoint.module,
-        "file": entrypoint.file,
-        "version": app.version_of(name),
-        "counts": {status: counts.get(status, 0) for status in STATUSES},
-    }
+    info = WorkflowInfo(
+        name=name,
+        binding=entrypoint.binding,
+        class_name=entrypoint.__name__,
+        module=entrypoint.module,
+        file=entrypoint.file,
+        version=app.version_of(name),
+        counts={status: counts.get(status, 0) for status in STATUSES},
+    )
     try:
         definition = app.definition(name)
         params_type, output_type = definition.params_type, definition.output_type
     except Exception as exc:  # a user's module that fails to import must not hide the rest
-        return WorkflowInfo(**base, load_error=f"{type(exc).__name__}: {exc}")
-    return WorkflowInfo(
-        **base,
+        return replace(info, load_error=f"{type(exc).__name__}: {exc}")
+    return replace(
+        info,
         params_type=params_type,
         output_type=output_type,
         params_schema=json_schema(params_type),
-        output_schema=json_schema(output_type, mode="serialization"),
+        output_schema=json_schema(output_type, "serialization"),
     )
 
 
-def json_schema(annotation: Any, mode: str = "validation") -> dict[str, Any]:
+def json_schema(annotation: Any, mode: JsonSchemaMode = "validation") -> dict[str, Any]:
     """The JSON schema of a type (``{}``, any JSON, when pydantic cannot describe it)."""
-    adapter: TypeAdapter[Any] = serialization.adapter(annotation)
     try:
-        if mode == "serialization":
-            return adapter.json_schema(mode="serialization")
-        return adapter.json_schema()
+        adapter: TypeAdapter[Any] = serialization.adapter(annotation)
+        return adapter.json_schema(mode=mode)
     except PydanticUserError:
         return {}

@@ -88,16 +88,20 @@ async def instance_not_found(store: Store, instance_id: str) -> ApiError:
     matches = await close_instance_ids(store, instance_id)
     hint = f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else ""
     return ApiError(
-        404, "instance_not_found", f"no instance with id {instance_id!r}{hint}",
+        404,
+        "instance_not_found",
+        f"no instance with id {instance_id!r}{hint}",
         close_matches=matches,
     )
 
 
 async def close_instance_ids(store: Store, instance_id: str) -> list[str]:
     """Up to three stored ids that look like ``instance_id`` (sharing its first half)."""
-    stem = instance_id[: max(3, len(instance_id) // 2)]
+    stem = instance_id[: max(2, len(instance_id) // 2)]
     page = await store.list_instances(search=stem, limit=200)
-    return difflib.get_close_matches(instance_id, [row.id for row in page.instances], n=3, cutoff=0.6)
+    return difflib.get_close_matches(
+        instance_id, [row.id for row in page.instances], n=3, cutoff=0.6
+    )
 
 
 def summary(row: InstanceRow) -> dict[str, Any]:

@@ -63,11 +63,11 @@ def url(request: Request, path: str) -> str:
 
 def quote_id(instance_id: str) -> str:
     """An instance id as one URL path segment."""
-    return quote(instance_id, safe=":@!$&'()*+,;=-._~")
+    return quote(instance_id, safe=":@-._~")
 
 
 def route_path(scope: Scope) -> str:
     """The request's path under the app's mount prefix."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path

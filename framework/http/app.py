@@ -1,0 +1,99 @@
+"""``create_app``: the ASGI app of the HTTP API and Studio, to serve or mount in your own.
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from framework.http import create_app
+
+app = Starlette(routes=[Mount("/fw", app=create_app("shop"))])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from framework.errors import FwError
+from framework.http import catalog
+from framework.http.api import Api
+from framework.http.openapi import openapi_document
+from framework.http.problems import ApiError, as_api_error
+from framework.http.security import SecurityMiddleware, is_api
+from framework.http.state import DEFAULT_BODY_LIMIT, HttpSettings, HttpState, route_path
+from framework.http.studio import Studio
+from framework.runtime.app import App
+
+TOKEN_ENV = "FW_API_TOKEN"
+LOG = logging.getLogger("fw.http")
+
+
+def create_app(
+    app: App | Path | str,
+    *,
+    token: str | None = None,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+    allowed_hosts: Sequence[str] | None = None,
+    studio_poll: float = 1.0,
+) -> Starlette:
+    """The HTTP API (``/api``, ``/openapi.json``) and Studio (``/studio``) of an fw app.
+
+    Args:
+        app: the fw app, or its folder (the one holding ``fw.toml``).
+        token: the API token; default ``FW_API_TOKEN``. With one, the API wants
+            ``Authorization: Bearer <token>`` and Studio a login; ``""`` turns it off.
+        body_limit: the largest request body accepted, in bytes (larger: 413).
+        allowed_hosts: ``Host`` header names to accept (default: any).
+        studio_poll: seconds between refreshes of Studio pages showing live work.
+
+    Returns:
+        A Starlette app; mount it anywhere (links follow the mount prefix).
+    """
+    the_app = app if isinstance(app, App) else App.for_root(Path(app))
+    settings = HttpSettings(
+        token=(os.environ.get(TOKEN_ENV) if token is None else token) or None,
+        body_limit=body_limit,
+        allowed_hosts=None if allowed_hosts is None else tuple(allowed_hosts),
+        studio_poll=studio_poll,
+    )
+    state = HttpState(the_app, settings)
+    studio = Studio(state)
+
+    async def openapi(request: Request) -> Response:
+        workflows = await catalog.list_workflows(the_app)
+        title = the_app.settings.app.name or the_app.package
+        return JSONResponse(openapi_document(workflows, title, secured=bool(settings.token)))
+
+    async def handle_error(request: Request, exc: Exception) -> Response:
+        problem = as_api_error(exc)
+        if problem is None:
+            LOG.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+            problem = ApiError(500, "internal_error", f"the server failed: {type(exc).__name__}")
+        if is_api(route_path(request.scope)):
+            return problem.response()
+        return studio.error_page(request, problem)
+
+    handlers: dict[Any, Any] = {
+        kind: handle_error
+        for kind in (ApiError, HTTPException, FwError, ValidationError, Exception)
+    }
+    starlette = Starlette(
+        routes=[
+            *Api(state).routes(),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            *studio.routes(),
+        ],
+        middleware=[Middleware(SecurityMiddleware, state=state)],
+        exception_handlers=handlers,
+    )
+    starlette.state.fw = state
+    return starlette

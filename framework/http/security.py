@@ -1,0 +1,256 @@
+"""Who may do what: the API token, Studio's login cookie, CSRF tokens, body limits, and
+``Host`` and ``Origin`` checks.
+
+- With a token, the API wants ``Authorization: Bearer <token>`` (a Studio login cookie also
+  reads, never writes), and Studio asks for the token once on a login form, then keeps an
+  HttpOnly, SameSite cookie.
+- Every Studio form carries a CSRF token: an HMAC, under the server's secret, of a random value
+  kept in a cookie. Writes coming from another site (an ``Origin`` or ``Sec-Fetch-Site`` that is
+  not this one) are refused on the API too, so a web page cannot drive a local server.
+- A body over the limit gets 413 before it is read (``Content-Length``) or while it is.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+from html import escape
+from urllib.parse import urlencode, urlsplit
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from framework.http.problems import ApiError
+from framework.http.state import HttpState, route_path, url
+
+SESSION_COOKIE = "fw_session"
+CSRF_COOKIE = "fw_csrf"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_PATHS = ("/studio/login", "/studio/static/")
+
+
+class SecurityMiddleware:
+    """Host and origin checks, authentication and the body limit, before any endpoint runs."""
+
+    def __init__(self, app: ASGIApp, state: HttpState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        path = route_path(scope)
+        refusal = (
+            self._check_host(request, path)
+            or self._check_origin(request, path)
+            or self._check_auth(request, path)
+            or self._check_length(request, path)
+        )
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, _limited(receive, self.state.settings.body_limit), send)
+
+    def _check_host(self, request: Request, path: str) -> Response | None:
+        allowed = self.state.settings.allowed_hosts
+        if allowed is None or "*" in allowed:
+            return None
+        host = host_name(request.headers.get("host", ""))
+        if host in allowed:
+            return None
+        return refuse(path, 400, "invalid_host", f"host {host!r} is not served here")
+
+    def _check_origin(self, request: Request, path: str) -> Response | None:
+        if request.method in SAFE_METHODS or same_site(request):
+            return None
+        return refuse(path, 403, "cross_site", "a write from another site was refused")
+
+    def _check_auth(self, request: Request, path: str) -> Response | None:
+        token = self.state.settings.token
+        if not token or path.startswith(PUBLIC_PATHS) or bearer_ok(request, token):
+            return None
+        logged_in = has_session(self.state, request)
+        if is_api(path):
+            if logged_in and request.method in SAFE_METHODS:
+                return None
+            return ApiError(
+                401,
+                "unauthorized",
+                "send the API token: `Authorization: Bearer $FW_API_TOKEN`",
+            ).response(headers={"WWW-Authenticate": "Bearer"})
+        if logged_in:
+            return None
+        if request.method in SAFE_METHODS:
+            target = url(request, "/studio/login") + "?" + urlencode({"next": request.url.path})
+            return RedirectResponse(target, status_code=303)
+        return HTMLResponse("<p>Log in to Studio first.</p>", status_code=401)
+
+    def _check_length(self, request: Request, path: str) -> Response | None:
+        length = request.headers.get("content-length", "")
+        limit = self.state.settings.body_limit
+        if length.isdigit() and int(length) > limit:
+            return refuse(path, 413, "body_too_large", body_limit_message(limit))
+        return None
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def receive_limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, body_limit_message(limit))
+        return message
+
+    return receive_limited
+
+
+def body_limit_message(limit: int) -> str:
+    """What a client sending too large a body reads."""
+    return f"the request body is over the limit of {limit:,} bytes"
+
+
+def refuse(path: str, status: int, error: str, message: str) -> Response:
+    """A refusal in the API's JSON shape, or as a short page for Studio."""
+    if is_api(path):
+        return ApiError(status, error, message).response()
+    return HTMLResponse(f"<p>{status}: {escape(message)}</p>", status_code=status)
+
+
+def is_api(path: str) -> bool:
+    """Whether ``path`` belongs to the JSON API (which answers JSON, errors included)."""
+    return path == "/openapi.json" or path == "/api" or path.startswith("/api/")
+
+
+def host_name(host: str) -> str:
+    """The name in a ``Host`` header, without its port."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def same_site(request: Request) -> bool:
+    """Whether a write comes from this site (or from no browser page at all, like curl)."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    return origin != "null" and urlsplit(origin).netloc in hosts
+
+
+def bearer_ok(request: Request, token: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>``."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+def session_value(state: HttpState) -> str:
+    """The value of Studio's login cookie (it changes with the token)."""
+    return state.sign("fw-studio-session:v1")
+
+
+def has_session(state: HttpState, request: Request) -> bool:
+    """Whether the request carries Studio's login cookie."""
+    given = request.cookies.get(SESSION_COOKIE, "")
+    return bool(given) and hmac.compare_digest(given, session_value(state))
+
+
+def token_matches(state: HttpState, given: str) -> bool:
+    """Whether ``given`` is the API token."""
+    token = state.settings.token or ""
+    return bool(token) and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def set_session(response: Response, state: HttpState, request: Request) -> None:
+    """Log the browser in: an HttpOnly, SameSite=Lax cookie scoped to the app's prefix."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_value(state),
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path=cookie_path(request),
+    )
+
+
+def clear_session(response: Response, request: Request) -> None:
+    """Log the browser out."""
+    response.delete_cookie(SESSION_COOKIE, path=cookie_path(request))
+
+
+def cookie_path(request: Request) -> str:
+    """The path fw's cookies are scoped to: the app's mount prefix."""
+    return url(request, "/")
+
+
+def csrf_nonce(request: Request) -> tuple[str, bool]:
+    """The browser's CSRF value, and whether it is new (then ``remember_csrf`` it)."""
+    nonce = request.cookies.get(CSRF_COOKIE, "")
+    if len(nonce) == 32 and nonce.isalnum():
+        return nonce, False
+    return secrets.token_hex(16), True
+
+
+def csrf_token(state: HttpState, nonce: str) -> str:
+    """The hidden form field that goes with the CSRF cookie ``nonce``."""
+    return state.sign(f"csrf:{nonce}")
+
+
+def remember_csrf(response: Response, nonce: str, request: Request) -> None:
+    """Set the CSRF cookie."""
+    response.set_cookie(
+        CSRF_COOKIE,
+        nonce,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=cookie_path(request),
+    )
+
+
+def check_csrf(state: HttpState, request: Request, submitted: str) -> None:
+    """Refuse a Studio form whose CSRF field does not match the browser's cookie.
+
+    Raises:
+        HTTPException: 403, saying to reload the page.
+    """
+    nonce = request.cookies.get(CSRF_COOKIE, "")
+    expected = csrf_token(state, nonce) if nonce else ""
+    if not nonce or not hmac.compare_digest(submitted.encode(), expected.encode()):
+        raise HTTPException(
+            403, "this form expired or came from another site; reload the page and try again"
+        )
+
+
+def safe_next(request: Request, target: str | None) -> str:
+    """Where to go after logging in: a path of this app, never another site."""
+    home = url(request, "/studio")
+    if not target or not target.startswith(url(request, "/")):
+        return home
+    if target.startswith("//") or "\\" in target or urlsplit(target).netloc:
+        return home
+    return target
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or ``localhost``."""
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,142 @@
+"""Serving the API and Studio with uvicorn, as ``fw serve`` and ``fw dev`` do.
+
+The server binds its own socket (so ``--port 0`` picks a free port and the real address is
+known), serves until a stop event is set, then closes its connections. Signals stay with the
+caller. Any address other than loopback needs a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from framework.http.app import TOKEN_ENV, create_app
+from framework.http.security import loopback
+from framework.http.state import DEFAULT_BODY_LIMIT, LOOPBACK_HOSTS
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from framework.runtime.app import App
+
+LOG = logging.getLogger("fw.http")
+
+
+def env_token() -> str | None:
+    """The API token of ``FW_API_TOKEN``, if set."""
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def bind_problem(host: str, token: str | None) -> str | None:
+    """Why the server must not listen on ``host`` (None: it may)."""
+    if loopback(host) or token:
+        return None
+    return (
+        f"refusing to serve the API and Studio on {host}, which is not a loopback address, "
+        f"without a token: set {TOKEN_ENV} to a long random secret (API clients send "
+        f"`Authorization: Bearer $FW_API_TOKEN`; Studio asks for it once), or serve on 127.0.0.1"
+    )
+
+
+def allowed_hosts(host: str, token: str | None) -> tuple[str, ...] | None:
+    """``Host`` names to accept: loopback names on a loopback address without a token (so a
+    web page cannot reach the server by DNS rebinding); else any."""
+    if token or not loopback(host):
+        return None
+    return tuple(dict.fromkeys((*LOOPBACK_HOSTS, host if ":" not in host else f"[{host}]")))
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: a free one).
+
+    Raises:
+        OSError: the address is in use or not this machine's.
+    """
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def address_of(sock: socket.socket, host: str) -> str:
+    """The base URL a socket serves."""
+    port = sock.getsockname()[1]
+    shown = f"[{host.strip('[]')}]" if ":" in host.strip("[]") else host
+    return f"http://{shown}:{port}"
+
+
+async def serve(
+    asgi_app: ASGIApp,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    *,
+    on_listening: Callable[[], None] | None = None,
+) -> None:
+    """Serve ``asgi_app`` on ``sock`` until ``stop`` is set."""
+    config = uvicorn.Config(
+        asgi_app,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup(sockets=[sock])
+    if on_listening is not None:
+        on_listening()
+    main_loop = asyncio.create_task(server.main_loop())
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({main_loop, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True
+        stopped.cancel()
+        await main_loop
+        await server.shutdown(sockets=[sock])
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+async def serve_app(
+    app: App,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    name: str = "fw serve",
+    body_limit: int = DEFAULT_BODY_LIMIT,
+) -> None:
+    """Serve ``app``'s API and Studio on ``host:port`` until ``stop`` is set, logging the
+    address (``port`` 0 picks a free port)."""
+    token = env_token()
+    problem = bind_problem(host, token)
+    if problem is not None:
+        raise PermissionError(problem)
+    asgi_app = create_app(
+        app, token=token or "", body_limit=body_limit, allowed_hosts=allowed_hosts(host, token)
+    )
+    sock = bind_socket(host, port)
+    base = address_of(sock, host)
+
+    def announce() -> None:
+        secured = "token required" if token else "no token: loopback only"
+        LOG.info("%s: API and Studio at %s/studio (%s)", name, base, secured)
+
+    await serve(asgi_app, sock, stop, on_listening=announce)

@@ -1,0 +1,381 @@
+"""Studio: server-rendered pages to see workflows, start instances, follow and control them.
+
+Pages: ``/studio`` (workflows), ``/studio/workflows/{name}`` (start form and recent
+instances), ``/studio/instances`` (filter, search, pages), ``/studio/instances/{id}`` (params,
+output or error, step waterfall, children, controls). A page showing work that has not ended
+asks ``live.js`` to refresh it; every form carries a CSRF token.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from framework.codegen.render import templates_dir
+from framework.http import catalog, security
+from framework.http.api import ACTIONS, check_step
+from framework.http.catalog import WorkflowInfo
+from framework.http.forms import FormErrors, StartForm, build_form, read_form, validation_errors
+from framework.http.instances import (
+    InstanceDetail,
+    instance_status_light,
+    load_detail,
+    require_instance,
+)
+from framework.http.problems import ApiError, as_api_error
+from framework.http.state import HttpState, quote_id, url
+from framework.http.templating import render_page
+from framework.http.timeline import build_timeline
+from framework.store.base import STATUSES, TERMINAL
+
+if TYPE_CHECKING:
+    from framework.runtime.handles import Instance
+
+PAGE_SIZE = 50
+STATIC_FILES = {
+    "studio.css": "text/css",
+    "live.js": "text/javascript",
+    "studio.js": "text/javascript",
+}
+NOTICES = {
+    "pause": "Paused: it stops at its next step.",
+    "resume": "Resumed.",
+    "terminate": "Terminated.",
+    "restart": "Restarted: a worker runs it again.",
+    "event": "Event sent.",
+    "started": "Instance started.",
+}
+
+
+class Studio:
+    """The pages and forms of ``/studio``."""
+
+    def __init__(self, state: HttpState) -> None:
+        self.state = state
+        self.app = state.app
+
+    def routes(self) -> list[BaseRoute]:
+        """Studio's routes."""
+        return [
+            Route("/", self.home, methods=["GET"]),
+            Route("/studio", self.workflows_page, methods=["GET"]),
+            Route("/studio/login", self.login_page, methods=["GET"]),
+            Route("/studio/login", self.login, methods=["POST"]),
+            Route("/studio/logout", self.logout, methods=["POST"]),
+            Route("/studio/static/{name}", self.static, methods=["GET"]),
+            Route("/studio/workflows/{name}", self.workflow_page, methods=["GET"]),
+            Route("/studio/workflows/{name}/start", self.start, methods=["POST"]),
+            Route("/studio/instances", self.instances_page, methods=["GET"]),
+            Route("/studio/instances/{id:path}/{action}", self.control, methods=["POST"]),
+            Route("/studio/instances/{id:path}", self.instance_page, methods=["GET"]),
+        ]
+
+    # Pages.
+
+    async def home(self, request: Request) -> Response:
+        """``/``: to Studio."""
+        return RedirectResponse(url(request, "/studio"), status_code=307)
+
+    async def workflows_page(self, request: Request) -> Response:
+        """Every workflow: name, binding, class, file, version, counts by status."""
+        workflows = await catalog.list_workflows(self.app)
+        live = any(w.live for w in workflows)
+        return self.render(
+            request, "workflows.html.j2", live=live, nav="workflows", workflows=workflows
+        )
+
+    async def workflow_page(self, request: Request) -> Response:
+        """One workflow: its start form and its latest instances."""
+        info = await catalog.one_workflow(self.app, request.path_params["name"])
+        return await self._workflow(request, info, build_form(info.params_schema), FormErrors())
+
+    async def _workflow(
+        self,
+        request: Request,
+        info: WorkflowInfo,
+        form: StartForm,
+        errors: FormErrors,
+        id_value: str = "",
+        status: int = 200,
+    ) -> Response:
+        store = await self.app.store()
+        recent = (await store.list_instances(workflow=info.name, limit=10)).instances
+        return self.render(
+            request,
+            "workflow.html.j2",
+            status=status,
+            live=any(row.status not in TERMINAL for row in recent),
+            nav="workflows",
+            workflow=info,
+            recent=[instance_status_light(r) for r in recent],
+            form=form,
+            errors=errors,
+            id_value=id_value,
+        )
+
+    async def instances_page(self, request: Request) -> Response:
+        """Instances newest first, filtered by workflow, status and id, a page at a time."""
+        query = request.query_params
+        workflow = query.get("workflow") or None
+        status = query.get("status") if query.get("status") in STATUSES else None
+        search = query.get("q") or None
+        cursor = query.get("cursor") or None
+        store = await self.app.store()
+        try:
+            page = await store.list_instances(
+                workflow=workflow, status=status, search=search, limit=PAGE_SIZE, cursor=cursor
+            )
+        except ValueError as exc:
+            raise ApiError(400, "invalid_cursor", str(exc)) from None
+        rows = [instance_status_light(row) for row in page.instances]
+        filters = {"workflow": workflow or "", "status": status or "", "q": search or ""}
+        return self.render(
+            request,
+            "instances.html.j2",
+            live=any(not r.terminal for r in rows),
+            nav="instances",
+            instances=rows,
+            next_cursor=page.next_cursor,
+            cursor=cursor,
+            filters=filters,
+            workflow_names=sorted(self.app.entrypoints),
+            statuses=STATUSES,
+        )
+
+    async def instance_page(
+        self,
+        request: Request,
+        status: int = 200,
+        problem: str | None = None,
+        event: dict[str, Any] | None = None,
+    ) -> Response:
+        """One instance: params, output or error, steps, children and controls."""
+        detail = await load_detail(self.app, request.path_params["id"])
+        now = datetime.fromtimestamp(self.app.clock.now(), UTC)
+        timeline = build_timeline(detail.status, detail.steps, detail.child_status, now)
+        done = request.query_params.get("done", "")
+        return self.render(
+            request,
+            "instance.html.j2",
+            status=status,
+            live=detail.live,
+            nav="instances",
+            detail=detail,
+            inst=detail.status,
+            timeline=timeline,
+            children=[instance_status_light(child) for child in detail.children],
+            parent=instance_status_light(detail.parent) if detail.parent else None,
+            restart_steps=_restart_choices(detail),
+            notice=NOTICES.get(done),
+            problem=problem,
+            event=event or {"type": "", "payload": "", "error": None},
+        )
+
+    # Forms.
+
+    async def start(self, request: Request) -> Response:
+        """Start an instance from the form; errors show next to their fields."""
+        name = request.path_params["name"]
+        info = await catalog.one_workflow(self.app, name)
+        data = await self._form(request)
+        form = build_form(info.params_schema)
+        fields = {k: v for k, v in data.items() if isinstance(v, str)}
+        params, errors = read_form(form, fields)
+        instance_id = fields.get("id", "").strip() or None
+        if not errors:
+            try:
+                instance = await self.app.handle(name).create(params, id=instance_id)
+                target = f"/studio/instances/{quote_id(instance.id)}?done=started"
+                return RedirectResponse(url(request, target), status_code=303)
+            except ValidationError as exc:
+                validation_errors(form, exc, errors)
+            except ApiError as exc:
+                errors.add(None, exc.message)
+            except Exception as exc:
+                problem = as_api_error(exc)
+                if problem is None:
+                    raise
+                errors.add(None, problem.message)
+        return await self._workflow(
+            request, info, form.filled(fields), errors, fields.get("id", ""), status=422
+        )
+
+    async def control(self, request: Request) -> Response:
+        """Pause, resume, terminate, restart, or send an event, then show the instance."""
+        action = request.path_params["action"]
+        instance_id = request.path_params["id"]
+        if action not in (*ACTIONS, "event"):
+            raise ApiError(404, "not_found", f"no action {action!r}")
+        data = await self._form(request)
+        store = await self.app.store()
+        row = await require_instance(store, instance_id)
+        instance = self.app.instance_handle(row.workflow, instance_id)
+        try:
+            if action == "event":
+                failed = await self._send_event(request, instance, data)
+                if failed is not None:
+                    return failed
+            elif action == "restart":
+                step, occurrence = _parse_step(str(data.get("from_step", "")))
+                if step is not None:
+                    await check_step(self.app, instance_id, step, occurrence)
+                await instance.restart(step, occurrence)
+            else:
+                await getattr(instance, action)()
+        except Exception as exc:
+            problem = as_api_error(exc)
+            if problem is None:
+                raise
+            return await self.instance_page(request, status=problem.status, problem=problem.message)
+        target = f"/studio/instances/{quote_id(instance_id)}?done={action}"
+        return RedirectResponse(url(request, target), status_code=303)
+
+    async def _send_event(
+        self, request: Request, instance: Instance[Any], data: FormData
+    ) -> Response | None:
+        event_type = str(data.get("type", "")).strip()
+        payload_text = str(data.get("payload", ""))
+        event = {"type": event_type, "payload": payload_text, "error": None}
+        try:
+            payload = json.loads(payload_text) if payload_text.strip() else None
+        except json.JSONDecodeError as exc:
+            event["error"] = f"the payload is not valid JSON: {exc.msg} (line {exc.lineno})"
+            return await self.instance_page(request, status=422, event=event)
+        if not event_type:
+            event["error"] = "give the event's type"
+            return await self.instance_page(request, status=422, event=event)
+        await instance.send_event(event_type, payload)
+        return None
+
+    # Login.
+
+    async def login_page(self, request: Request, error: str | None = None) -> Response:
+        """The token form (only when a token is set)."""
+        if not self.state.settings.token:
+            return RedirectResponse(url(request, "/studio"), status_code=303)
+        target = security.safe_next(request, request.query_params.get("next"))
+        return self.render(
+            request,
+            "login.html.j2",
+            status=401 if error else 200,
+            live=False,
+            nav="",
+            error=error,
+            next=target,
+        )
+
+    async def login(self, request: Request) -> Response:
+        """Check the token; set the login cookie."""
+        data = await self._form(request)
+        if not security.token_matches(self.state, str(data.get("token", ""))):
+            return await self.login_page(request, error="That is not the token.")
+        target = security.safe_next(request, str(data.get("next", "")))
+        response = RedirectResponse(target, status_code=303)
+        security.set_session(response, self.state, request)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        """Forget the login cookie."""
+        await self._form(request)
+        response = RedirectResponse(url(request, "/studio/login"), status_code=303)
+        security.clear_session(response, request)
+        return response
+
+    async def static(self, request: Request) -> Response:
+        """Studio's stylesheet and scripts."""
+        name = request.path_params["name"]
+        if name not in STATIC_FILES:
+            raise ApiError(404, "not_found", f"no static file {name!r}")
+        path = templates_dir() / "studio" / "static" / name
+        return FileResponse(
+            path, media_type=STATIC_FILES[name], headers={"Cache-Control": "public, max-age=300"}
+        )
+
+    def error_page(self, request: Request, problem: ApiError) -> Response:
+        """An error as a Studio page (with links to close matches)."""
+        kind = "workflows" if problem.error == "unknown_workflow" else "instances"
+        matches = [str(m) for m in problem.extra.get("close_matches", [])]
+        return self.render(
+            request,
+            "error.html.j2",
+            status=problem.status,
+            live=False,
+            nav="",
+            problem=problem,
+            matches=matches,
+            match_kind=kind,
+        )
+
+    # Helpers.
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        *,
+        live: bool,
+        nav: str,
+        status: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        """A Studio page, with the CSRF cookie set on first visit."""
+        nonce, new = security.csrf_nonce(request)
+        poll_ms = round(self.state.settings.studio_poll * 1000) if live else 0
+        html = render_page(
+            template,
+            {
+                "prefix": request.scope.get("root_path", ""),
+                "csrf_field": security.CSRF_FIELD,
+                "csrf": security.csrf_token(self.state, nonce),
+                "login_required": bool(self.state.settings.token),
+                "app_name": self.app.settings.app.name or self.app.package,
+                "poll_ms": poll_ms,
+                "nav": nav,
+                **context,
+            },
+        )
+        response = HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+        if new:
+            security.remember_csrf(response, nonce, request)
+        return response
+
+    async def _form(self, request: Request) -> FormData:
+        data = await request.form(max_files=0, max_fields=200)
+        security.check_csrf(self.state, request, str(data.get(security.CSRF_FIELD, "")))
+        return data
+
+
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+}
+
+
+def _restart_choices(detail: InstanceDetail) -> list[tuple[str, str]]:
+    """(value, label) of each journaled step a restart may start from."""
+    return [
+        (f"{s.count}:{s.name}", s.name if s.count == 1 else f"{s.name} #{s.count}")
+        for s in detail.steps
+        if s.kind != "rollback"
+    ]
+
+
+def _parse_step(value: str) -> tuple[str | None, int]:
+    """A restart choice ``"<count>:<name>"`` as (name, occurrence); blank: from the top."""
+    count, sep, name = value.partition(":")
+    if not sep or not count.isdigit() or not name:
+        return None, 1
+    return name, int(count)

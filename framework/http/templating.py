@@ -1,0 +1,72 @@
+"""Studio's Jinja2 environment: the ``templates/studio`` pages, every value escaped."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+from urllib.parse import quote
+
+import jinja2
+from pydantic import TypeAdapter
+
+from framework.codegen.render import templates_dir
+from framework.http.state import quote_id
+from framework.runtime.durations import format_duration
+
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A value as indented JSON, cut at a limit; ``size`` is the full text's length."""
+
+    text: str
+    truncated: bool
+    size: int
+
+
+@functools.cache
+def studio_environment() -> jinja2.Environment:
+    """The environment of Studio's pages (autoescaped; an unknown variable fails)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir() / "studio"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(quote_id=quote_id, query=query, ts=timestamp, duration=duration)
+    cast(dict[str, Any], env.globals)["preview"] = preview
+    return env
+
+
+def render_page(template: str, context: dict[str, Any]) -> str:
+    """Render ``templates/studio/<template>``."""
+    return studio_environment().get_template(template).render(context)
+
+
+def query(value: object) -> str:
+    """``value`` percent-encoded for a query string or a path segment."""
+    return quote(str(value), safe="")
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds in a short human form (``250 ms``, ``1.5 minutes``)."""
+    return "" if seconds is None else format_duration(seconds)
+
+
+def timestamp(value: datetime | None) -> str:
+    """A UTC time as ``2025-01-31 12:00:05``."""
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def preview(value: Any, limit: int = 20_000) -> Preview:
+    """``value`` as indented JSON, at most ``limit`` characters."""
+    try:
+        text = json.dumps(_ANY.dump_python(value, mode="json"), indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return Preview(text[:limit], len(text) > limit, len(text))
