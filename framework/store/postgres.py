@@ -19,12 +19,12 @@ not replayed: a lost connection during one is a ``StoreError`` that says the out
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any, LiteralString
 
 import psycopg
-from psycopg import sql
 
 from framework.errors import InstanceNotFoundError, InstanceStateError, StoreError
 from framework.store.base import (
@@ -46,8 +46,9 @@ from framework.store.postgres_listener import CHANNEL, Listener
 MIGRATION_LOCK = 0x66770001  # pg_advisory_xact_lock key: one migrating process at a time
 INSTANCE_COLUMNS = (
     "seq, id, workflow, status, params, output, error, version, parent_id, generation, "
-    "created_at, updated_at, wake_at, lease_owner, crash_count, crashes"
+    "created_at, updated_at, wake_at, lease_owner, crash_count, crashes, control"
 )
+ROW_WIDTH = 17
 STEP_COLUMNS = (
     "instance_id, name, count, seq, kind, status, attempts, started_at, finished_at, wake_at, "
     "input, output, error, detail"
@@ -67,22 +68,32 @@ CREATE = (
     f"SELECT {INSTANCE_COLUMNS} FROM new UNION ALL SELECT {INSTANCE_COLUMNS} FROM instances "
     "WHERE id = ANY(%s::text[]) AND id NOT IN (SELECT id FROM new)"
 )
-APPLY = sql.SQL("SELECT fw_apply({})").format(sql.SQL(", ").join([sql.Placeholder()] * 30))
-TAKE_EVENT = sql.SQL("SELECT r_held, r_payload, r_created_at FROM fw_take_event({})").format(
-    sql.SQL(", ").join([sql.Placeholder()] * 15)
+APPLY = "SELECT fw_apply(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+TAKE_EVENT = (
+    "SELECT r_held, r_payload, r_created_at FROM fw_take_event("
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 CLAIM = "SELECT * FROM fw_claim(%s, %s, %s, %s, %s)"
 RECLAIM = (
     f"SELECT {', '.join('i.' + c.strip() for c in INSTANCE_COLUMNS.split(','))}, i.lease_token, "
     f"false, {STEPS_JSON} FROM instances i WHERE i.lease_owner = %s AND i.lease_token LIKE %s"
 )
-TERMINATE_TREE = (
+TREE = (  # the instance and, depth first, its descendants that have not ended
     "WITH RECURSIVE tree(id) AS (SELECT %s::text UNION SELECT c.id FROM instances c "
     "JOIN tree t ON c.parent_id = t.id "
     "WHERE c.status NOT IN ('complete', 'errored', 'terminated')) "
-    "UPDATE instances SET status = 'terminated', wake_at = NULL, lease_owner = NULL, "
-    "lease_token = NULL, updated_at = %s WHERE id IN (SELECT id FROM tree) "
+)
+TREE_ROWS = (
+    "WHERE id IN (SELECT id FROM tree) "
     "AND (id = %s OR status NOT IN ('complete', 'errored', 'terminated'))"
+)
+TERMINATE_TREE = (
+    f"{TREE}UPDATE instances SET status = 'terminated', control = NULL, wake_at = NULL, "
+    f"lease_owner = NULL, lease_token = NULL, updated_at = %s {TREE_ROWS}"
+)
+COMPENSATE_TREE = (  # a worker runs the compensation, then ends each one
+    f"{TREE}UPDATE instances SET status = 'queued', control = 'terminate', wake_at = %s, "
+    f"lease_owner = NULL, lease_token = NULL, updated_at = %s {TREE_ROWS}"
 )
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
 
@@ -242,6 +253,7 @@ class PostgresStore:
                 "WITH resumed AS (UPDATE instances SET "
                 "status = CASE WHEN lease_owner IS NULL THEN 'queued' ELSE 'running' END, "
                 "wake_at = CASE WHEN lease_owner IS NULL THEN %s ELSE wake_at END, "
+                "error = CASE WHEN lease_owner IS NULL THEN NULL ELSE error END, "
                 "updated_at = %s WHERE id = %s AND status = 'paused' "
                 f"RETURNING {INSTANCE_COLUMNS}) "
                 f"SELECT {INSTANCE_COLUMNS}, pg_notify('{CHANNEL}', '') FROM resumed",
@@ -249,13 +261,15 @@ class PostgresStore:
             )
             row = await cur.fetchone()
             if row is not None:
-                return _instance(row[:16])
+                return _instance(row[:ROW_WIDTH])
             current = await _require(c, instance_id)
             raise InstanceStateError(f"instance {instance_id!r} is {current.status}: not paused")
 
         return await self._db.run("resuming an instance", resume, replay_safe=False)
 
-    async def terminate(self, instance_id: str, now: float) -> InstanceRow:
+    async def terminate(
+        self, instance_id: str, now: float, compensate: bool = False
+    ) -> InstanceRow:
         async def terminate(c: Connection) -> InstanceRow:
             async with c.transaction():
                 row = await _require(c, instance_id, lock=True)
@@ -263,6 +277,10 @@ class PostgresStore:
                     raise InstanceStateError(
                         f"instance {instance_id!r} is already {row.status}: cannot terminate"
                     )
+                if compensate:
+                    await c.execute(COMPENSATE_TREE, [instance_id, now, now, instance_id])
+                    await c.execute(NOTIFY)
+                    return await _require(c, instance_id)
                 await c.execute(TERMINATE_TREE, [instance_id, now, instance_id])
                 if row.parent_id is not None:
                     cur = await c.execute(
@@ -310,7 +328,7 @@ class PostgresStore:
                 cur = await c.execute(
                     "UPDATE instances SET status = 'queued', wake_at = %s, updated_at = %s, "
                     "output = NULL, error = NULL, lease_owner = NULL, lease_token = NULL, "
-                    "crash_count = 0, generation = generation + 1 WHERE id = %s "
+                    "crash_count = 0, control = NULL, generation = generation + 1 WHERE id = %s "
                     f"RETURNING {INSTANCE_COLUMNS}",
                     [now, now, instance_id],
                 )
@@ -388,15 +406,16 @@ class PostgresStore:
         children = t.children
         params: list[Any] = [
             t.instance_id, t.token, now, t.status, t.wake_at, t.output, t.error, t.release,
-            t.version, t.wake_on_events, t.wake_on_children,
-            [s.name for s in steps], [s.count for s in steps], [s.seq for s in steps],
-            [s.kind for s in steps], [s.status for s in steps], [s.attempts for s in steps],
-            [s.started_at for s in steps], [s.finished_at for s in steps],
-            [s.wake_at for s in steps], [s.input for s in steps], [s.output for s in steps],
-            [s.error for s in steps], [s.detail for s in steps],
-            [i.id for i in children], [i.workflow for i in children],
-            [i.params for i in children], [i.version for i in children],
-            [i.parent_id for i in children], [i.created_at for i in children],
+            t.version, t.wake_on_events or None, t.wake_on_children or None,
+            json.dumps([
+                [s.name, s.count, s.seq, s.kind, s.status, s.attempts, s.started_at,
+                 s.finished_at, s.wake_at, s.input, s.output, s.error, s.detail]
+                for s in steps
+            ]) if steps else None,
+            json.dumps([
+                [i.id, i.workflow, i.params, i.version, i.parent_id, i.created_at]
+                for i in children
+            ]) if children else None,
         ]
         attempts = 0
 
@@ -453,8 +472,10 @@ class PostgresStore:
 
         async def prune(c: Connection) -> int:
             cur = await c.execute(
-                "WITH doomed AS (SELECT id FROM instances WHERE status = ANY(%s::text[]) "
-                "AND updated_at < %s ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED), "
+                "WITH doomed AS (SELECT id FROM instances i WHERE status = ANY(%s::text[]) "
+                "AND updated_at < %s AND NOT EXISTS (SELECT 1 FROM instances p "
+                "WHERE p.id = i.parent_id AND p.status NOT IN ('complete', 'errored', "
+                "'terminated')) ORDER BY seq LIMIT %s FOR UPDATE OF i SKIP LOCKED), "
                 "gone_steps AS (DELETE FROM steps WHERE instance_id IN (SELECT id FROM doomed)), "
                 "gone_events AS (DELETE FROM events WHERE instance_id IN (SELECT id FROM doomed)) "
                 "DELETE FROM instances WHERE id IN (SELECT id FROM doomed)",
@@ -530,9 +551,9 @@ def _instance(row: Sequence[Any]) -> InstanceRow:
 
 
 def _claim(row: Sequence[Any]) -> Claim:
-    instance = _instance(row[:16])
-    token, crashed = row[16], row[17]
-    steps: list[list[Any]] = row[18] or []
+    instance = _instance(row[:ROW_WIDTH])
+    token, crashed = row[ROW_WIDTH], row[ROW_WIDTH + 1]
+    steps: list[list[Any]] = row[ROW_WIDTH + 2] or []
     return Claim(instance, [_step_from_json(instance.id, s) for s in steps], token, bool(crashed))
 
 
