@@ -61,7 +61,11 @@ class Api:
 
     def __init__(self, state: HttpState) -> None:
         self.state = state
-        self.app = state.app
+
+    @property
+    def app(self) -> App:
+        """The fw app served (looked up per request)."""
+        return self.state.app
 
     def routes(self) -> list[BaseRoute]:
         """The API's routes; instance routes take any id, ``/`` included."""

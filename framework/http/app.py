@@ -58,17 +58,18 @@ def create_app(
     Returns:
         A Starlette app; mount it anywhere (links follow the mount prefix).
     """
-    the_app = app if isinstance(app, App) else App.for_root(Path(app))
+    source = app if isinstance(app, App) else Path(app).resolve()
     settings = HttpSettings(
         token=(os.environ.get(TOKEN_ENV) if token is None else token) or None,
         body_limit=body_limit,
         allowed_hosts=None if allowed_hosts is None else tuple(allowed_hosts),
         studio_poll=studio_poll,
     )
-    state = HttpState(the_app, settings)
+    state = HttpState(source, settings)
     studio = Studio(state)
 
     async def openapi(request: Request) -> Response:
+        the_app = state.app
         workflows = await catalog.list_workflows(the_app)
         title = the_app.settings.app.name or the_app.package
         return JSONResponse(openapi_document(workflows, title, secured=bool(settings.token)))

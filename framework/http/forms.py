@@ -117,10 +117,14 @@ def read_form(form: StartForm, data: Mapping[str, str]) -> tuple[Any, FormErrors
 
 
 def validation_errors(form: StartForm, exc: ValidationError, errors: FormErrors) -> FormErrors:
-    """pydantic's errors placed next to the fields they concern."""
+    """pydantic's errors placed next to the fields they concern (a field that is already
+    in error, because it was not well formed, keeps that error only)."""
     keys = {item.key for item in form.fields}
+    malformed = set(errors.fields)
     for error in exc.errors(include_url=False):
         loc = [str(part) for part in error["loc"]]
+        if (WHOLE if form.whole else loc[0] if loc else None) in malformed:
+            continue
         if form.whole:
             where = ".".join(loc)
             errors.add(WHOLE, f"{where}: {error['msg']}" if where else error["msg"])

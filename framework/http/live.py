@@ -222,7 +222,6 @@ class LiveStatusMiddleware:
     def __init__(self, app: ASGIApp, fw_app: App | Path | str | None = None) -> None:
         self.app = app
         self.fw_app = fw_app
-        self._resolved: App | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -230,18 +229,13 @@ class LiveStatusMiddleware:
             return
         registry = PollRegistry()
         token = _polls.set(registry)
-        app_token = _default_app.set(self._app()) if self.fw_app is not None else None
+        app_token = _default_app.set(resolve_app(self.fw_app)) if self.fw_app is not None else None
         try:
             await self.app(scope, receive, _injecting(send, registry))
         finally:
             _polls.reset(token)
             if app_token is not None:
                 _default_app.reset(app_token)
-
-    def _app(self) -> App:
-        if self._resolved is None:
-            self._resolved = resolve_app(self.fw_app)
-        return self._resolved
 
 
 def _injecting(send: Send, registry: PollRegistry) -> Send:

@@ -107,10 +107,11 @@ def _component_schemas(workflows: list[WorkflowInfo]) -> dict[str, Any]:
     mapping, definitions = _json_schemas(inputs)
     schemas: dict[str, Any] = dict(definitions)
     for (name, _mode), schema in mapping.items():
-        schemas[name] = schema
+        if schema.get("$ref") != REF.format(model=name):  # else the model has that name already
+            schemas[name] = schema
     schemas.update(undescribed)
-    schemas["Error"] = _ERROR
-    schemas["Started"] = _STARTED
+    schemas["ApiError"] = _ERROR
+    schemas["StartedInstance"] = _STARTED
     return schemas
 
 
@@ -158,7 +159,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         413: "Body too large",
         422: "Invalid body or params (field errors)",
     }
-    return {str(s): _json(_ref("Error"), texts[s]) for s in statuses}
+    return {str(s): _json(_ref("ApiError"), texts[s]) for s in statuses}
 
 
 def _operation(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -248,8 +249,8 @@ def _common_paths() -> dict[str, Any]:
                 "start_instance",
                 "Start an instance of any workflow",
                 {
-                    "201": _json(_ref("Started"), "Created"),
-                    "200": _json(_ref("Started"), "The id existed: that instance"),
+                    "201": _json(_ref("StartedInstance"), "Created"),
+                    "200": _json(_ref("StartedInstance"), "The id existed: that instance"),
                     **_errors(404, 409, 413, 422),
                 },
                 parameters=[_NAME],
@@ -341,8 +342,8 @@ def _workflow_paths(info: WorkflowInfo) -> dict[str, Any]:
             f"start_{slug}",
             f"Start an instance of {info.name}",
             {
-                "201": _json(_ref("Started"), "Created"),
-                "200": _json(_ref("Started"), "The id existed: that instance"),
+                "201": _json(_ref("StartedInstance"), "Created"),
+                "200": _json(_ref("StartedInstance"), "The id existed: that instance"),
                 **_errors(409, 413, 422),
             },
             requestBody={"required": True, "content": {"application/json": {"schema": body}}},

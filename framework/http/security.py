@@ -87,7 +87,8 @@ class SecurityMiddleware:
         if logged_in:
             return None
         if request.method in SAFE_METHODS:
-            target = url(request, "/studio/login") + "?" + urlencode({"next": request.url.path})
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            target = url(request, "/studio/login") + "?" + urlencode({"next": here})
             return RedirectResponse(target, status_code=303)
         return HTMLResponse("<p>Log in to Studio first.</p>", status_code=401)
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -41,11 +42,22 @@ class HttpSettings:
 
 @dataclass
 class HttpState:
-    """The fw app served, its settings and the key that signs Studio's forms."""
+    """The fw app served, its settings and the key that signs Studio's forms.
 
-    app: App
+    An app given by its folder is looked up on every request (``App.for_root``), so a test
+    environment that installs its own app for that folder is the one served.
+    """
+
+    source: App | Path
     settings: HttpSettings
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    @property
+    def app(self) -> App:
+        """The fw app served."""
+        from framework.runtime.app import App
+
+        return self.source if isinstance(self.source, App) else App.for_root(self.source)
 
     def __post_init__(self) -> None:
         if self.settings.token:  # forms survive a restart when a token is set

@@ -33,9 +33,11 @@ from framework.http.problems import ApiError, as_api_error
 from framework.http.state import HttpState, quote_id, url
 from framework.http.templating import render_page
 from framework.http.timeline import build_timeline
+from framework.runtime import serialization
 from framework.store.base import STATUSES, TERMINAL
 
 if TYPE_CHECKING:
+    from framework.runtime.app import App
     from framework.runtime.handles import Instance
 
 PAGE_SIZE = 50
@@ -59,7 +61,11 @@ class Studio:
 
     def __init__(self, state: HttpState) -> None:
         self.state = state
-        self.app = state.app
+
+    @property
+    def app(self) -> App:
+        """The fw app served (looked up per request)."""
+        return self.state.app
 
     def routes(self) -> list[BaseRoute]:
         """Studio's routes."""
@@ -175,7 +181,7 @@ class Studio:
             restart_steps=_restart_choices(detail),
             notice=NOTICES.get(done),
             problem=problem,
-            event=event or {"type": "", "payload": "", "error": None},
+            event=event or {"type": _awaited_event(detail), "payload": "", "error": None},
         )
 
     # Forms.
@@ -189,20 +195,20 @@ class Studio:
         fields = {k: v for k, v in data.items() if isinstance(v, str)}
         params, errors = read_form(form, fields)
         instance_id = fields.get("id", "").strip() or None
-        if not errors:
-            try:
+        try:
+            if errors:  # check the rest too, to show every problem at once
+                serialization.validate(params, info.params_type)
+            else:
                 instance = await self.app.handle(name).create(params, id=instance_id)
                 target = f"/studio/instances/{quote_id(instance.id)}?done=started"
                 return RedirectResponse(url(request, target), status_code=303)
-            except ValidationError as exc:
-                validation_errors(form, exc, errors)
-            except ApiError as exc:
-                errors.add(None, exc.message)
-            except Exception as exc:
-                problem = as_api_error(exc)
-                if problem is None:
-                    raise
-                errors.add(None, problem.message)
+        except ValidationError as exc:
+            validation_errors(form, exc, errors)
+        except Exception as exc:
+            problem = as_api_error(exc)
+            if problem is None:
+                raise
+            errors.add(None, problem.message)
         return await self._workflow(
             request, info, form.filled(fields), errors, fields.get("id", ""), status=422
         )
@@ -371,6 +377,12 @@ def _restart_choices(detail: InstanceDetail) -> list[tuple[str, str]]:
         for s in detail.steps
         if s.kind != "rollback"
     ]
+
+
+def _awaited_event(detail: InstanceDetail) -> str:
+    """The event type the instance waits for now, if any."""
+    waits = [s.event_type for s in detail.steps if s.kind == "event" and s.status == "waiting"]
+    return waits[-1] or "" if waits else ""
 
 
 def _parse_step(value: str) -> tuple[str | None, int]:

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 
 from framework.codegen.render import templates_dir
 from framework.http.state import quote_id
-from framework.runtime.durations import format_duration
+from framework.http.timeline import short_duration
 
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 
@@ -55,7 +55,7 @@ def query(value: object) -> str:
 
 def duration(seconds: float | None) -> str:
     """Seconds in a short human form (``250 ms``, ``1.5 minutes``)."""
-    return "" if seconds is None else format_duration(seconds)
+    return "" if seconds is None else short_duration(seconds)
 
 
 def timestamp(value: datetime | None) -> str:

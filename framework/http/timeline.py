@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from framework.runtime.durations import format_duration
 from framework.runtime.records import InstanceStatus, StepRecord
 
 KIND_LABELS = {
@@ -53,7 +52,7 @@ def build_timeline(
     end = _end_of(status, steps, now)
     span = max((end - start).total_seconds(), 0.001)
     rows = [_row(step, start, span, end, child_status) for step in steps]
-    return Timeline(rows, format_duration(span))
+    return Timeline(rows, short_duration(span))
 
 
 def _end_of(status: InstanceStatus[object], steps: list[StepRecord], now: datetime) -> datetime:
@@ -82,10 +81,24 @@ def _row(
         step=step,
         label=label,
         kind_label=KIND_LABELS.get(step.kind, step.kind),
-        offset=f"+{format_duration(max(offset, 0.0))}",
-        duration=format_duration(length) if step.started_at else "",
+        offset=f"+{short_duration(max(offset, 0.0))}",
+        duration=short_duration(length) if step.started_at else "",
         left=round(left, 2),
         width=round(width, 2),
         open_ended=open_ended,
         child_status=child_status.get(step.child_id) if step.child_id else None,
     )
+
+
+def short_duration(seconds: float) -> str:
+    """A compact duration: ``250 ms``, ``4.2 s``, ``3m 05s``, ``2h 10m``, ``7d 0h``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600}h"
