@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from framework.errors import StepTimeoutError as StepTimeoutError
     from framework.errors import StoreError as StoreError
     from framework.errors import UnknownWorkflowError as UnknownWorkflowError
+    from framework.http.live import workflow_status as workflow_status
     from framework.runtime.app import App as App
     from framework.runtime.context import CompensationContext as CompensationContext
     from framework.runtime.context import RollbackContext as RollbackContext
@@ -93,6 +94,7 @@ _EXPORTS = {
     "framework.runtime.retries": ["Retries"],
     "framework.runtime.steps": ["WorkflowStep"],
     "framework.runtime.worker": ["Worker"],
+    "framework.http.live": ["workflow_status"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -137,6 +139,7 @@ __all__ = [
     "branch",
     "define_step",
     "workflow",
+    "workflow_status",
 ]
 __version__ = "0.1.0"
 
