@@ -1,0 +1,99 @@
+"""``fw serve`` and ``fw dev`` as real processes: they serve, and exit 0 on SIGTERM."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.http.conftest import write_test_app
+from tests.http.servers import run_fw, wait_for_text
+
+
+def wait_for_status(
+    client: httpx.Client, instance_id: str, status: str, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get(f"/api/instances/{instance_id}").json().get("status") == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{instance_id} never became {status}")
+
+
+def test_fw_serve_with_a_worker_serves_runs_and_stops_cleanly(tmp_path: Path) -> None:
+    root = write_test_app(tmp_path, rest="10 ms")
+
+    with run_fw(["serve", "--worker"], root, tmp_path / "serve.log") as served:
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            workflows = client.get("/api/workflows")
+            started = client.post(
+                "/api/workflows/greet/instances", json={"id": "g", "params": {"name": "ada"}}
+            )
+            wait_for_status(client, "g", "complete")
+            studio = client.get("/studio/instances/g")
+            refused = client.get("/api/workflows", headers={"Host": "evil.example"})
+        code = served.stop()
+
+    assert served.url.startswith("http://127.0.0.1:")
+    assert workflows.status_code == 200
+    assert started.status_code == 201
+    assert studio.status_code == 200 and "hello ada" in studio.text
+    assert refused.status_code == 400  # loopback without a token: other Host names refused
+    assert code == 0, served.log.read_text()[-2000:]
+
+
+def test_fw_serve_on_a_public_address_with_a_token(tmp_path: Path) -> None:
+    root = write_test_app(tmp_path)
+    token = "a-long-random-token"
+
+    with run_fw(
+        ["serve", "--host", "0.0.0.0"], root, tmp_path / "serve.log", {"FW_API_TOKEN": token}
+    ) as served:
+        base = served.url.replace("0.0.0.0", "127.0.0.1")
+        with httpx.Client(base_url=base, timeout=10) as client:
+            anonymous = client.get("/api/workflows")
+            bearer = client.get("/api/workflows", headers={"Authorization": f"Bearer {token}"})
+        code = served.stop()
+
+    assert "(token required)" in served.log.read_text()
+    assert anonymous.status_code == 401
+    assert bearer.status_code == 200
+    assert code == 0
+
+
+def test_fw_serve_without_generated_code_says_so(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "bare"
+    root.mkdir()
+    (root / "fw.toml").write_text('[app]\nname = "bare"\n')
+
+    done = subprocess.run(
+        [sys.executable, "-m", "framework", "serve", "--app", str(root), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert "fw codegen" in done.stderr
+
+
+def test_fw_dev_serves_the_api_and_studio(tmp_path: Path) -> None:
+    root = write_test_app(tmp_path, rest="10 ms")
+
+    with run_fw(["dev"], root, tmp_path / "dev.log") as dev:
+        wait_for_text(dev.log, "started on")  # the worker runs after the first codegen
+        with httpx.Client(base_url=dev.url, timeout=10) as client:
+            names = [w["name"] for w in client.get("/api/workflows").json()["workflows"]]
+            client.post("/api/workflows/echo/instances", json={"id": "e", "params": [1]})
+            wait_for_status(client, "e", "complete")
+            studio = client.get("/studio")
+        code = dev.stop()
+
+    assert names == ["approval", "boom", "echo", "fan-out", "greet"]
+    assert "GreetWorkflow" in studio.text
+    assert code == 0, dev.log.read_text()[-2000:]

@@ -1,0 +1,276 @@
+"""Studio's pages and forms, over HTTP: what each page shows, the start form with inline
+errors, the controls, live refresh hints, and serving under a mount prefix."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from framework.http import create_app
+from tests.http.conftest import Served
+
+CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+
+
+async def csrf_of(client: httpx.AsyncClient, path: str) -> str:
+    """The CSRF field of a page's forms (the client keeps the cookie)."""
+    page = await client.get(path)
+    found = CSRF.search(page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+def field_block(html: str, key: str) -> str:
+    """The HTML of the start form's field ``key``."""
+    start = html.index(f'data-field="{key}"')
+    return html[start : html.index("</label>", start)]
+
+
+async def test_the_workflows_page_lists_every_workflow(served: Served) -> None:
+    await served.client.post("/api/workflows/echo/instances", json={"id": "e", "params": 1})
+    await served.result("e", "echo")
+
+    response = await served.client.get("/studio")
+
+    assert response.status_code == 200
+    html = response.text
+    for text in ("greet", "GREET_WORKFLOW", "GreetWorkflow", "workflows/greet_workflow.py"):
+        assert text in html
+    assert "1 complete" in html
+    assert 'href="/studio/instances?workflow=echo&amp;status=complete"' in html
+    assert "data-fw-poll" not in html  # nothing live: no refresh
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+async def test_the_root_goes_to_studio(served: Served) -> None:
+    response = await served.client.get("/")
+
+    assert response.status_code == 307
+    assert response.headers["location"] == "/studio"
+
+
+async def test_the_start_form_is_built_from_the_params_schema(served: Served) -> None:
+    html = (await served.client.get("/studio/workflows/greet")).text
+
+    assert 'name="id"' in html
+    assert '<input type="text" name="p.name"' in html
+    assert "Who to greet." in html
+    assert 'name="p.times" value="1"' in html
+    assert '<option value="&#34;grumpy&#34;">grumpy</option>' in html
+    assert '<input type="checkbox" name="p.loud" value="true">' in html
+    assert '<textarea name="p.tags"' in html
+    assert "Params schema" in html
+
+
+async def test_starting_from_the_form_opens_the_new_instance(served: Served) -> None:
+    token = await csrf_of(served.client, "/studio/workflows/greet")
+
+    response = await served.client.post(
+        "/studio/workflows/greet/start",
+        data={
+            "csrf_token": token,
+            "id": "from-form",
+            "p.name": "ada",
+            "p.times": "2",
+            "p.mood": '"grumpy"',
+            "p.loud": "true",
+            "p.tags": '["x"]',
+        },
+    )
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/studio/instances/from-form?done=started"
+    detail = (await served.client.get("/api/instances/from-form")).json()
+    assert detail["params"] == {
+        "name": "ada",
+        "times": 2,
+        "mood": "grumpy",
+        "loud": True,
+        "tags": ["x"],
+    }
+    page = await served.client.get(response.headers["location"])
+    assert "Instance started." in page.text
+
+
+async def test_invalid_params_show_inline_and_nothing_is_stored(served: Served) -> None:
+    token = await csrf_of(served.client, "/studio/workflows/greet")
+
+    response = await served.client.post(
+        "/studio/workflows/greet/start",
+        data={"csrf_token": token, "id": "bad", "p.name": "", "p.times": "many", "p.tags": "[1,"},
+    )
+
+    assert response.status_code == 422
+    html = response.text
+    assert "Field required" in field_block(html, "name")
+    assert "not valid JSON" in field_block(html, "tags")
+    assert 'value="many"' in field_block(html, "times")  # what was typed is kept
+    assert 'value="bad"' in html
+    assert (await served.client.get("/api/instances/bad")).status_code == 404
+
+    token = await csrf_of(served.client, "/studio/workflows/greet")
+    response = await served.client.post(
+        "/studio/workflows/greet/start",
+        data={"csrf_token": token, "p.name": "x", "p.times": "many"},
+    )
+    assert "unable to parse string as an integer" in field_block(response.text, "times")
+    assert (await served.client.get("/api/instances")).json()["instances"] == []
+
+
+async def test_whole_params_use_one_json_field(served: Served) -> None:
+    token = await csrf_of(served.client, "/studio/workflows/fan-out")
+
+    response = await served.client.post(
+        "/studio/workflows/fan-out/start",
+        data={"csrf_token": token, "id": "fan", "p.params": '["a", 3]'},
+    )
+
+    assert response.status_code == 422
+    assert "1: Input should be a valid string" in field_block(response.text, "params")
+
+
+async def test_the_instance_page_shows_steps_children_and_refreshes_while_live(
+    served: Served,
+) -> None:
+    await served.client.post(
+        "/api/workflows/fan-out/instances", json={"id": "fan", "params": ["ann", "bo"]}
+    )
+    await served.result("fan", "fan-out")
+    await served.client.post("/api/workflows/approval/instances", json={"id": "ap", "params": {}})
+    await served.wait_status("ap", "waiting")
+
+    done = (await served.client.get("/studio/instances/fan")).text
+    live = (await served.client.get("/studio/instances/ap")).text
+    child = (await served.client.get("/studio/instances/fan:greet:1")).text
+
+    assert "data-fw-poll" not in done
+    assert 'data-step="greet #2" data-kind="child" data-status="complete"' in done
+    assert 'href="/studio/instances/fan:greet:2"' in done
+    assert "Download output (JSON)" in done
+    assert 'href="/api/instances/fan/output"' in done
+    assert 'data-fw-poll="1000"' in live
+    assert "waits for event <code>approval</code>" in live
+    assert 'data-step="prepare"' in live
+    assert '<option value="1:prepare">from prepare</option>' in live
+    assert 'href="/studio/instances/fan"' in child  # the parent link
+    assert "hello ann" in child
+
+
+async def test_controls_pause_resume_send_events_and_say_when_they_do_not_apply(
+    served: Served,
+) -> None:
+    await served.client.post("/api/workflows/approval/instances", json={"id": "ap", "params": {}})
+    await served.wait_status("ap", "waiting")
+    token = await csrf_of(served.client, "/studio/instances/ap")
+
+    paused = await served.client.post("/studio/instances/ap/pause", data={"csrf_token": token})
+    again = await served.client.post("/studio/instances/ap/pause", data={"csrf_token": token})
+    resumed = await served.client.post("/studio/instances/ap/resume", data={"csrf_token": token})
+    await served.wait_status("ap", "waiting")
+    bad_payload = await served.client.post(
+        "/studio/instances/ap/event",
+        data={"csrf_token": token, "type": "approval", "payload": "{oops"},
+    )
+    sent = await served.client.post(
+        "/studio/instances/ap/event",
+        data={"csrf_token": token, "type": "approval", "payload": '{"ok": true}'},
+    )
+
+    assert paused.status_code == 303
+    assert paused.headers["location"] == "/studio/instances/ap?done=pause"
+    assert again.status_code == 409
+    assert "instance &#39;ap&#39; is paused: cannot pause" in again.text
+    assert resumed.status_code == 303
+    assert bad_payload.status_code == 422
+    assert "the payload is not valid JSON" in bad_payload.text
+    assert "{oops" in bad_payload.text
+    assert sent.status_code == 303
+    assert await served.result("ap", "approval") == {"ok": True}
+
+
+async def test_restart_and_terminate_from_the_page(served: Served) -> None:
+    await served.client.post(
+        "/api/workflows/greet/instances", json={"id": "g", "params": {"name": "x"}}
+    )
+    await served.result("g", "greet")
+    await served.client.post("/api/workflows/approval/instances", json={"id": "ap", "params": {}})
+    await served.wait_status("ap", "waiting")
+    token = await csrf_of(served.client, "/studio/instances/g")
+
+    restarted = await served.client.post(
+        "/studio/instances/g/restart", data={"csrf_token": token, "from_step": "1:rest"}
+    )
+    terminated = await served.client.post(
+        "/studio/instances/ap/terminate", data={"csrf_token": token}
+    )
+
+    assert restarted.status_code == 303
+    assert await served.result("g", "greet") == {"text": "hello x", "mood": "happy"}
+    assert terminated.status_code == 303
+    assert (await served.client.get("/api/instances/ap")).json()["status"] == "terminated"
+    page = (await served.client.get("/studio/instances/ap?done=terminate")).text
+    assert "Terminated." in page and "It has ended: it takes no more events." in page
+
+
+async def test_the_instances_page_filters_searches_and_pages(served: Served) -> None:
+    for n in range(55):
+        await served.client.post(
+            "/api/workflows/echo/instances", json={"id": f"e-{n:02}", "params": n}
+        )
+    await served.client.post("/api/workflows/approval/instances", json={"id": "ap", "params": {}})
+
+    first = (await served.client.get("/studio/instances?workflow=echo")).text
+    older_link = re.search(r'class="next-page" href="([^"]+)"', first)
+    assert older_link
+    second = (await served.client.get(unescape(older_link.group(1)))).text
+    search = (await served.client.get("/studio/instances?q=e-1")).text
+
+    ids = re.findall(r'data-instance="([^"]+)"', first)
+    assert len(ids) == 50 and ids[0] == "e-54" and "ap" not in ids
+    assert re.findall(r'data-instance="([^"]+)"', second) == [
+        "e-04",
+        "e-03",
+        "e-02",
+        "e-01",
+        "e-00",
+    ]
+    assert sorted(re.findall(r'data-instance="([^"]+)"', search)) == [f"e-1{n}" for n in range(10)]
+
+
+async def test_unknown_names_and_ids_show_close_matches(served: Served) -> None:
+    await served.client.post("/api/workflows/echo/instances", json={"id": "order-17", "params": 1})
+
+    workflow = await served.client.get("/studio/workflows/gret")
+    instance = await served.client.get("/studio/instances/order-71")
+
+    assert workflow.status_code == 404
+    assert 'href="/studio/workflows/greet"' in workflow.text
+    assert instance.status_code == 404
+    assert 'href="/studio/instances/order-17"' in instance.text
+
+
+async def test_studio_serves_under_a_mount_prefix(served: Served) -> None:
+    outer = Starlette(routes=[Mount("/fw", app=create_app(served.env.app, token=""))])
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        await client.post("/fw/api/workflows/echo/instances", json={"id": "e", "params": 1})
+        page = (await client.get("/fw/studio")).text
+        token = await csrf_of(client, "/fw/studio/workflows/echo")
+        started = await client.post(
+            "/fw/studio/workflows/echo/start", data={"csrf_token": token, "p.params": "2"}
+        )
+        instance = await client.get("/fw/studio/instances/e")
+        static = await client.get("/fw/studio/static/live.js")
+
+    assert 'href="/fw/studio/workflows/echo"' in page
+    assert 'src="/fw/studio/static/live.js"' in page
+    assert started.status_code == 303 and started.headers["location"].startswith("/fw/studio/")
+    assert (
+        'action="/fw/studio/instances/e/pause"' in instance.text
+        or "/fw/studio/instances/e/" in instance.text
+    )
+    assert static.status_code == 200 and "fwLive" in static.text
