@@ -109,7 +109,9 @@ class Scratch:
             admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def start_processes(commands: list[list[str]], ready: str, env: dict[str, str]) -> list[subprocess.Popen[str]]:
+def start_processes(
+    commands: list[list[str]], ready: str, env: dict[str, str]
+) -> list[subprocess.Popen[str]]:
     processes = [
         subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         for c in commands
@@ -175,13 +177,18 @@ def make_app(parent: Path) -> Path:
 
 def run_fw(server: str, root: Path, workers: int, instances: int, samples: int) -> dict[str, float]:
     with Scratch(server, "fw") as db:
-        env = {**os.environ, "FW_DATABASE_URL": db.url,
-               "PYTHONPATH": f"{root.parent}{os.pathsep}{REPO}"}
+        env = {
+            **os.environ,
+            "FW_DATABASE_URL": db.url,
+            "PYTHONPATH": f"{root.parent}{os.pathsep}{REPO}",
+        }
         created = asyncio.run(_fw_backlog(root, db.url, instances))
         command = [sys.executable, "-m", "framework", "worker", "--app", str(root)]
         processes = start_processes([command] * workers, "started on", env)
         try:
-            wait_count(db.url, "SELECT count(*) FROM instances WHERE status = 'complete'", instances)
+            wait_count(
+                db.url, "SELECT count(*) FROM instances WHERE status = 'complete'", instances
+            )
             with psycopg.connect(db.url) as c:
                 row = c.execute(
                     "SELECT (SELECT max(updated_at) FROM instances) - min(started_at) FROM steps"
@@ -240,7 +247,9 @@ async def _fw_latencies(root: Path, url: str, samples: int) -> dict[str, float]:
 # DBOS.
 
 
-def run_dbos(server: str, workers: int, instances: int, samples: int, poll: float) -> dict[str, float]:
+def run_dbos(
+    server: str, workers: int, instances: int, samples: int, poll: float
+) -> dict[str, float]:
     from dbos import DBOSClient
 
     with Scratch(server, "dbos") as db:
@@ -248,9 +257,11 @@ def run_dbos(server: str, workers: int, instances: int, samples: int, poll: floa
         subprocess.run([sys.executable, "-c", DBOS_MIGRATE, db.url], env=env, check=True)
         client = DBOSClient(system_database_url=db.url)
         try:
+
             def enqueue(prefix: str, n: int) -> None:
-                client.enqueue({"queue_name": "bench", "workflow_name": "three",
-                                "workflow_id": f"{prefix}{n}"})
+                client.enqueue(
+                    {"queue_name": "bench", "workflow_name": "three", "workflow_id": f"{prefix}{n}"}
+                )
 
             started = time.perf_counter()
             with ThreadPoolExecutor(4) as pool:
@@ -274,8 +285,7 @@ def run_dbos(server: str, workers: int, instances: int, samples: int, poll: floa
                 stop_processes(processes)
         finally:
             client.destroy()
-    return {"instances_per_s": instances / (float(row[0]) / 1000), "create_s": created,
-            **latencies}
+    return {"instances_per_s": instances / (float(row[0]) / 1000), "create_s": created, **latencies}
 
 
 DBOS_DONE = (
@@ -293,7 +303,8 @@ def _dbos_latencies(enqueue: Any, url: str, samples: int) -> dict[str, float]:
             row = c.execute(
                 "SELECT o.started_at_epoch_ms - w.created_at FROM dbos.operation_outputs o "
                 "JOIN dbos.workflow_status w ON w.workflow_uuid = o.workflow_uuid "
-                "WHERE o.workflow_uuid = %s AND o.function_id = 1", [f"l{n}"],
+                "WHERE o.workflow_uuid = %s AND o.function_id = 1",
+                [f"l{n}"],
             ).fetchone()
             assert row is not None
             latencies.append(float(row[0]))
@@ -343,29 +354,34 @@ def run_store_ceiling(server: str, workers: int, instances: int) -> dict[str, fl
     from framework.store.postgres import PostgresStore
 
     with Scratch(server, "store") as db:
+
         async def backlog() -> None:
             store = PostgresStore(db.url)
             await store.open()
             for first in range(0, instances, 1000):
-                await store.create_instances([
-                    NewInstance(f"b{n}", "three", "null", time.time())
-                    for n in range(first, min(instances, first + 1000))
-                ])
+                await store.create_instances(
+                    [
+                        NewInstance(f"b{n}", "three", "null", time.time())
+                        for n in range(first, min(instances, first + 1000))
+                    ]
+                )
             await store.close()
 
         asyncio.run(backlog())
         start_at = time.time() + 3
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         processes = [
-            subprocess.Popen([sys.executable, "-c", STORE_LOOP, db.url, f"s{n}", str(start_at)],
-                             env=env)
+            subprocess.Popen(
+                [sys.executable, "-c", STORE_LOOP, db.url, f"s{n}", str(start_at)], env=env
+            )
             for n in range(workers)
         ]
         for process in processes:
             process.wait(timeout=600)
         with psycopg.connect(db.url) as c:
-            row = c.execute("SELECT count(*), max(updated_at) FROM instances "
-                            "WHERE status = 'complete'").fetchone()
+            row = c.execute(
+                "SELECT count(*), max(updated_at) FROM instances WHERE status = 'complete'"
+            ).fetchone()
         assert row is not None and row[0] == instances, row
         return {"instances_per_s": instances / (float(row[1]) - start_at)}
 
@@ -398,17 +414,21 @@ def report(results: dict[str, dict[str, dict[str, float]]], workers: list[int]) 
     if results.get("store"):
         ceiling = ", ".join(
             f"{count} processes: {results['store'][str(count)]['instances_per_s']:.0f} inst/s"
-            for count in workers if str(count) in results["store"]
+            for count in workers
+            if str(count) in results["store"]
         )
         lines.append(f"The store alone, same writes without workflow code ({ceiling}).")
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", default=os.environ.get(
-        "FW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("FW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     parser.add_argument("--instances", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--workers", default="1,2,4")
@@ -423,10 +443,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fw-pgbench-") as scratch:
         root = make_app(Path(scratch))
         for count in counts:
-            results["fw"][str(count)] = run_fw(args.database, root, count, args.instances, args.samples)
+            results["fw"][str(count)] = run_fw(
+                args.database, root, count, args.instances, args.samples
+            )
             print(f"fw, {count} workers: {results['fw'][str(count)]}", file=sys.stderr)
             results["store"][str(count)] = run_store_ceiling(args.database, count, args.instances)
-            print(f"store alone, {count} processes: {results['store'][str(count)]}", file=sys.stderr)
+            print(
+                f"store alone, {count} processes: {results['store'][str(count)]}", file=sys.stderr
+            )
             if not args.skip_dbos:
                 results["dbos"][str(count)] = run_dbos(
                     args.database, count, args.instances, args.samples, args.dbos_poll
@@ -435,9 +459,11 @@ def main() -> None:
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "postgres.json").write_text(json.dumps({"args": vars(args), **results}, indent=2))
-    print(f"{args.instances} instances of a 3-step workflow; {args.samples} wake-up samples; "
-          f"worker concurrency {CONCURRENCY}; DBOS queue polling every {args.dbos_poll} s; "
-          f"{os.cpu_count()} CPUs shared by PostgreSQL, the workers and the client")
+    print(
+        f"{args.instances} instances of a 3-step workflow; {args.samples} wake-up samples; "
+        f"worker concurrency {CONCURRENCY}; DBOS queue polling every {args.dbos_poll} s; "
+        f"{os.cpu_count()} CPUs shared by PostgreSQL, the workers and the client"
+    )
     print(report(results, counts))
 
 
