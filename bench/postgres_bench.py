@@ -321,12 +321,15 @@ from framework.store.base import StepRow, Transition
 async def main() -> None:
     store = PostgresStore(sys.argv[1])
     await store.open()
-    owner, start_at = sys.argv[2], float(sys.argv[3])
+    owner, start_at, mode = sys.argv[2], float(sys.argv[3]), sys.argv[4]
     while time.time() < start_at:
         await asyncio.sleep(0.001)
 
     async def run(claim) -> None:
         i, now = claim.instance.id, time.time()
+        if mode == "claims":  # claim one, end it: the cost of a claim and a release
+            await store.apply(Transition(i, claim.token, status="complete"), now)
+            return
         for n, name in enumerate(("one", "two", "three")):
             row = StepRow(i, name, 1, n, "do", "complete", 1, now, now, output=str(n + 1))
             await store.apply(Transition(i, claim.token, steps=[row]), now)
@@ -336,7 +339,7 @@ async def main() -> None:
         idle = 0
         while idle < 3:
             now = time.time()
-            claims = await store.claim(owner, 5, now, now + 30)
+            claims = await store.claim(owner, 1 if mode == "claims" else 5, now, now + 30)
             idle = 0 if claims else idle + 1
             await asyncio.gather(*(run(c) for c in claims))
 
@@ -347,9 +350,12 @@ asyncio.run(main())
 """
 
 
-def run_store_ceiling(server: str, workers: int, instances: int) -> dict[str, float]:
+def run_store_ceiling(
+    server: str, workers: int, instances: int, mode: str = "steps"
+) -> dict[str, float]:
     """Instances per second the store sustains for this workflow's writes (claim, three
-    journal writes, completion) with no workflow code: the database side of the ceiling."""
+    journal writes, completion) with no workflow code: the database side of the ceiling.
+    With ``mode="claims"``: each instance claimed alone and ended, i.e. claims per second."""
     from framework.store.base import NewInstance
     from framework.store.postgres import PostgresStore
 
@@ -372,7 +378,7 @@ def run_store_ceiling(server: str, workers: int, instances: int) -> dict[str, fl
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         processes = [
             subprocess.Popen(
-                [sys.executable, "-c", STORE_LOOP, db.url, f"s{n}", str(start_at)], env=env
+                [sys.executable, "-c", STORE_LOOP, db.url, f"s{n}", str(start_at), mode], env=env
             )
             for n in range(workers)
         ]
@@ -412,12 +418,16 @@ def report(results: dict[str, dict[str, dict[str, float]]], workers: list[int]) 
     lines.append("")
     lines.append("Ratios above 1x: fw is ahead (more instances per second, or a shorter wake-up).")
     if results.get("store"):
-        ceiling = ", ".join(
-            f"{count} processes: {results['store'][str(count)]['instances_per_s']:.0f} inst/s"
+        ceiling = "; ".join(
+            f"{count} processes: {results['store'][str(count)]['instances_per_s']:.0f} inst/s, "
+            f"{results['store'][str(count)]['claims_per_s']:.0f} claims/s"
             for count in workers
             if str(count) in results["store"]
         )
-        lines.append(f"The store alone, same writes without workflow code ({ceiling}).")
+        lines.append(
+            "The store alone, the same writes without workflow code, and single claims each "
+            f"ended at once ({ceiling})."
+        )
     return "\n".join(lines)
 
 
@@ -447,7 +457,12 @@ def main() -> None:
                 args.database, root, count, args.instances, args.samples
             )
             print(f"fw, {count} workers: {results['fw'][str(count)]}", file=sys.stderr)
-            results["store"][str(count)] = run_store_ceiling(args.database, count, args.instances)
+            results["store"][str(count)] = {
+                **run_store_ceiling(args.database, count, args.instances),
+                "claims_per_s": run_store_ceiling(args.database, count, args.instances, "claims")[
+                    "instances_per_s"
+                ],
+            }
             print(
                 f"store alone, {count} processes: {results['store'][str(count)]}", file=sys.stderr
             )
