@@ -30,6 +30,8 @@ class TimelineRow:
     left: float
     width: float
     open_ended: bool
+    status: str
+    """The step's status as shown: ``stopped`` for a wait the instance ended during."""
     child_status: str | None
 
 
@@ -51,7 +53,7 @@ def build_timeline(
     start = status.created_at
     end = _end_of(status, steps, now)
     span = max((end - start).total_seconds(), 0.001)
-    rows = [_row(step, start, span, end, child_status) for step in steps]
+    rows = [_row(step, start, span, end, child_status, status.terminal) for step in steps]
     return Timeline(rows, short_duration(span))
 
 
@@ -67,11 +69,16 @@ def _end_of(status: InstanceStatus[object], steps: list[StepRecord], now: dateti
 
 
 def _row(
-    step: StepRecord, start: datetime, span: float, end: datetime, child_status: dict[str, str]
+    step: StepRecord,
+    start: datetime,
+    span: float,
+    end: datetime,
+    child_status: dict[str, str],
+    ended: bool,
 ) -> TimelineRow:
     label = step.name if step.count == 1 else f"{step.name} #{step.count}"
     began = step.started_at or start
-    open_ended = step.finished_at is None
+    open_ended = step.finished_at is None and not ended
     finished = step.finished_at or max(end, began)
     offset = (began - start).total_seconds()
     length = max((finished - began).total_seconds(), 0.0)
@@ -86,6 +93,7 @@ def _row(
         left=round(left, 2),
         width=round(width, 2),
         open_ended=open_ended,
+        status="stopped" if ended and step.status == "waiting" else step.status,
         child_status=child_status.get(step.child_id) if step.child_id else None,
     )
 

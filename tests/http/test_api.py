@@ -38,7 +38,8 @@ async def test_start_creates_then_returns_the_existing_instance(served: Served) 
     again = await served.client.post("/api/workflows/greet/instances", json=body)
 
     assert created.status_code == 201
-    assert created.json() == {"id": "greet-1", "workflow": "greet", "status": "queued"}
+    assert created.json()["id"] == "greet-1" and created.json()["workflow"] == "greet"
+    assert created.json()["status"] in ("queued", "running", "waiting")  # a worker may be on it
     assert created.headers["location"] == "/api/instances/greet-1"
     assert again.status_code == 200
     assert again.json()["id"] == "greet-1"
@@ -250,7 +251,8 @@ async def test_restart_from_a_journaled_step(served: Served) -> None:
     assert unknown.status_code == 422
     assert unknown.json()["error"] == "unknown_step"
     assert unknown.json()["steps"] == ["rest", "say"]
-    assert restarted.status_code == 200 and restarted.json()["status"] == "queued"
+    assert restarted.status_code == 200
+    assert restarted.json()["status"] in ("queued", "running", "waiting")  # a worker may be on it
     assert whole.status_code == 200
     assert await served.result("g", "greet") == {"text": "hello x", "mood": "happy"}
 

@@ -274,3 +274,23 @@ async def test_studio_serves_under_a_mount_prefix(served: Served) -> None:
         or "/fw/studio/instances/e/" in instance.text
     )
     assert static.status_code == 200 and "fwLive" in static.text
+
+
+async def test_errors_have_a_collapsible_traceback_and_large_outputs_are_cut(
+    served: Served,
+) -> None:
+    await served.client.post("/api/workflows/boom/instances", json={"id": "b", "params": "nope"})
+    await served.wait_status("b", "errored")
+    big = [f"row {n:05}" for n in range(5000)]
+    await served.client.post("/api/workflows/echo/instances", json={"id": "big", "params": big})
+    await served.result("big", "echo")
+
+    errored = (await served.client.get("/studio/instances/b")).text
+    large = (await served.client.get("/studio/instances/big")).text
+
+    assert '<span class="name">NonRetryableError</span> in step <code>explode</code>' in errored
+    assert '<details id="tb-step-1"><summary>Traceback</summary><pre>Traceback' in errored
+    assert "NonRetryableError: nope" in errored.split('id="tb-step-1"')[1]
+    assert "Showing the first 20000 of" in large
+    assert "row 04999" not in large.split('id="output"')[1].split("</pre>")[0]
+    assert 'href="/api/instances/big/output" download' in large

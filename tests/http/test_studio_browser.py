@@ -1,0 +1,145 @@
+"""Studio in a real browser (Debian's Chromium through Playwright) against ``fw serve
+--worker``: start an instance from the form and watch it complete without a reload, read its
+step timeline, see invalid params inline, and terminate a waiting instance.
+
+Screenshots of each page land in ``test-artifacts/`` (ignored by git).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.http.conftest import write_test_app
+from tests.http.servers import Running, run_fw
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() or shutil.which("chromium") is None,
+    reason="browser tests need Debian's Chromium at /usr/bin/chromium (apt-get install chromium)",
+)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Running]:
+    """``fw serve --worker`` on the test app; greet sleeps 2 s, so a page sees it live."""
+    root = write_test_app(tmp_path, rest="2 seconds")
+    with run_fw(["serve", "--worker"], root, tmp_path / "serve.log") as running:
+        yield running
+        assert running.stop() == 0, running.log.read_text()[-2000:]
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[object]:
+    """A Chromium page with a fresh profile; fails the test on any page error."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        context.set_default_timeout(10_000)
+        browser_page = context.new_page()
+        problems: list[str] = []
+        browser_page.on("pageerror", lambda error: problems.append(str(error)))
+        browser_page.on(
+            "console", lambda m: problems.append(m.text) if is_problem(m.type, m.text) else None
+        )
+        try:
+            yield browser_page
+        finally:
+            context.close()
+        assert problems == []
+
+
+def is_problem(kind: str, text: str) -> bool:
+    """A console error, but for the 422 a form with invalid params answers on purpose."""
+    return kind == "error" and "status of 422" not in text
+
+
+def shot(page: object, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_studio_in_a_browser(server: Running, page: object) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    base = server.url
+
+    page.goto(f"{base}/studio")
+    expect(page.locator("tr[data-workflow=greet]")).to_contain_text("GREET_WORKFLOW")
+    shot(page, "1-workflows")
+
+    # Invalid params: errors next to their fields, nothing started.
+    page.goto(f"{base}/studio/workflows/greet")
+    page.fill("input[name='p.times']", "many")
+    page.fill("textarea[name='p.tags']", "[1,")
+    page.click("button:has-text('Start instance')")
+    expect(page.locator("[data-field=name] .field-error")).to_have_text("Field required")
+    expect(page.locator("[data-field=times] .field-error")).to_contain_text("valid integer")
+    expect(page.locator("[data-field=tags] .field-error")).to_contain_text("not valid JSON")
+    expect(page.locator("input[name='p.times']")).to_have_value("many")
+    shot(page, "2-start-form-errors")
+
+    # A good start opens the instance, which turns complete without a reload.
+    page.fill("input[name=id]", "browser-1")
+    page.fill("input[name='p.name']", "ada <b>lovelace</b>")
+    page.fill("input[name='p.times']", "2")
+    page.fill("textarea[name='p.tags']", '["a", "b"]')
+    page.click("button:has-text('Start instance')")
+    expect(page).to_have_url(re.compile(r"/studio/instances/browser-1\?done=started$"))
+    page.evaluate("window.notReloaded = true")
+    expect(page.locator("#instance-badge .badge")).not_to_have_text("complete")
+    expect(page.locator("#instance-badge .badge")).to_have_text("complete", timeout=20_000)
+    assert page.evaluate("window.notReloaded") is True
+    assert page.evaluate("window.fwLive.ticks") >= 1
+    page.wait_for_function("window.fwLive.stopped === true")  # all terminal: polling stops
+
+    # The timeline: both steps, the sleep with its wake time, an output.
+    say = page.locator("tr.step[data-step=say]")
+    expect(say).to_contain_text("complete")
+    expect(page.locator("tr.step[data-step=rest]")).to_contain_text("slept until")
+    say.locator("details summary:has-text('Output')").click()
+    expect(say.locator("pre")).to_contain_text("hello ada <b>lovelace</b> hello ada")
+    expect(page.locator("#output")).to_contain_text('"mood": "happy"')
+    shot(page, "3-instance-complete")
+
+    # Terminate a waiting instance from its page.
+    with httpx.Client(base_url=base) as client:
+        client.post("/api/workflows/approval/instances", json={"id": "waits", "params": {}})
+    page.goto(f"{base}/studio/instances/waits")
+    expect(page.locator("#instance-badge .badge")).to_have_text("waiting")
+    expect(page.locator("tr.step[data-step=await-approval]")).to_contain_text("waits for event")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Terminate')")
+    expect(page.locator("#instance-badge .badge")).to_have_text("terminated")
+    expect(page.locator(".alert.notice")).to_have_text("Terminated.")
+    shot(page, "4-instance-terminated")
+
+    page.goto(f"{base}/studio/instances")
+    expect(page.locator("tr[data-instance=browser-1]")).to_contain_text("complete")
+    expect(page.locator("tr[data-instance=waits]")).to_contain_text("terminated")
+    shot(page, "5-instances")
