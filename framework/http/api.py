@@ -47,6 +47,15 @@ class RestartBody(BaseModel):
     occurrence: int = Field(default=1, ge=1)
 
 
+class TerminateBody(BaseModel):
+    """``POST /api/instances/{id}/terminate``: with ``compensate``, rollbacks and
+    ``on_failure`` run first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compensate: bool = False
+
+
 class EventBody(BaseModel):
     """``POST /api/instances/{id}/events``."""
 
@@ -158,6 +167,9 @@ class Api:
             if body.from_step is not None:
                 await check_step(self.app, instance_id, body.from_step, body.occurrence)
             await instance.restart(body.from_step, body.occurrence)
+        elif action == "terminate":
+            terminate = parse_body(TerminateBody, await read_json(request))
+            await instance.terminate(compensate=terminate.compensate)
         else:
             await getattr(instance, action)()
         return JSONResponse(summary(await require_instance(store, instance_id)))

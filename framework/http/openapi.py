@@ -14,7 +14,7 @@ from pydantic.errors import PydanticUserError
 from pydantic.json_schema import JsonSchemaMode
 
 import framework
-from framework.http.api import EventBody, RestartBody, StartBody
+from framework.http.api import EventBody, RestartBody, StartBody, TerminateBody
 from framework.http.catalog import WorkflowInfo
 from framework.runtime.records import InstanceStatus, StepRecord
 
@@ -87,6 +87,7 @@ def _component_schemas(workflows: list[WorkflowInfo]) -> dict[str, Any]:
         ("StartBody", "validation", TypeAdapter(StartBody)),
         ("RestartBody", "validation", TypeAdapter(RestartBody)),
         ("EventBody", "validation", TypeAdapter(EventBody)),
+        ("TerminateBody", "validation", TypeAdapter(TerminateBody)),
         ("Instance", "serialization", TypeAdapter(InstanceStatus[Any])),
         ("Step", "serialization", TypeAdapter(StepRecord)),
     ]
@@ -201,8 +202,13 @@ _PAGE = {
 }
 
 
+def _optional_body(component: str) -> dict[str, Any]:
+    return {"required": False, "content": {"application/json": {"schema": _ref(component)}}}
+
+
 def _common_paths() -> dict[str, Any]:
     ok = "OK"
+    bodies = {"restart": "RestartBody", "terminate": "TerminateBody"}
     control = {
         action: {
             "post": _operation(
@@ -210,16 +216,7 @@ def _common_paths() -> dict[str, Any]:
                 f"{action.capitalize()} an instance",
                 {"200": _json(_ref("Instance"), ok), **_errors(404, 409)},
                 parameters=[_ID],
-                **(
-                    {
-                        "requestBody": {
-                            "required": False,
-                            "content": {"application/json": {"schema": _ref("RestartBody")}},
-                        }
-                    }
-                    if action == "restart"
-                    else {}
-                ),
+                **({"requestBody": _optional_body(bodies[action])} if action in bodies else {}),
             )
         }
         for action in ("pause", "resume", "terminate", "restart")

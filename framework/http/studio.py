@@ -233,6 +233,8 @@ class Studio:
                 if step is not None:
                     await check_step(self.app, instance_id, step, occurrence)
                 await instance.restart(step, occurrence)
+            elif action == "terminate":
+                await instance.terminate(compensate=data.get("compensate") == "true")
             else:
                 await getattr(instance, action)()
         except Exception as exc:

@@ -345,3 +345,15 @@ async def test_unknown_paths_answer_json_under_api_and_a_page_elsewhere(served: 
     assert api.status_code == 404 and api.json()["error"] == "not_found"
     assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "method_not_allowed"
     assert page.status_code == 404 and "<h1>404" in page.text
+
+
+async def test_terminate_can_compensate_first(served: Served) -> None:
+    await served.client.post("/api/workflows/approval/instances", json={"id": "ap", "params": {}})
+    await served.wait_status("ap", "waiting")
+
+    response = await served.client.post("/api/instances/ap/terminate", json={"compensate": True})
+    bad = await served.client.post("/api/instances/ap/terminate", json={"compensate": "maybe"})
+
+    assert response.status_code == 200
+    await served.wait_status("ap", "terminated")
+    assert bad.status_code == 422
