@@ -143,3 +143,63 @@ def test_studio_in_a_browser(server: Running, page: object) -> None:
     expect(page.locator("tr[data-instance=browser-1]")).to_contain_text("complete")
     expect(page.locator("tr[data-instance=waits]")).to_contain_text("terminated")
     shot(page, "5-instances")
+
+
+EXAMPLE_SERVER = """
+import asyncio
+
+from example_app.web import app
+from framework import Worker
+from framework.http.server import address_of, bind_socket, serve
+
+async def main() -> None:
+    sock = bind_socket("127.0.0.1", 0)
+    print(f"API and Studio at {address_of(sock, '127.0.0.1')}/studio", flush=True)
+    async with Worker("example_app"):
+        await serve(app, sock, asyncio.Event())
+
+asyncio.run(main())
+"""
+
+
+def test_a_users_page_follows_an_order_live(tmp_path: Path, page: object) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from playwright.sync_api import Page, expect
+
+    from tests.http.servers import wait_for_address
+
+    assert isinstance(page, Page)
+    log = tmp_path / "web.log"
+    env = {**os.environ, "FW_DATABASE_URL": f"sqlite:///{tmp_path / 'example.db'}"}
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-c", EXAMPLE_SERVER], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        base = wait_for_address(server, log)
+        params = {"order_id": "o-7", "amount": 4200, "cool_off": "1 second"}
+        with httpx.Client(base_url=base) as client:
+            started = client.post(
+                "/fw/api/workflows/order-pipeline/instances", json={"id": "o-7", "params": params}
+            )
+            assert started.status_code == 201
+
+            page.goto(f"{base}/orders/o-7")
+            page.evaluate("window.notReloaded = true")
+            expect(page.locator("#message")).to_contain_text("waiting for approval", timeout=15_000)
+            client.post(
+                "/fw/api/instances/o-7/events",
+                json={"type": "approval", "payload": {"approved": True}},
+            )
+            expect(page.locator("#status")).to_have_text("complete", timeout=15_000)
+
+        expect(page.locator("#message")).to_contain_text("rcpt-o-7")
+        assert page.evaluate("window.notReloaded") is True
+        page.wait_for_function("window.fwLive.stopped === true")
+        shot(page, "6-order-page")
+    finally:
+        server.kill()
+        server.wait(timeout=10)
