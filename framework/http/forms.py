@@ -123,17 +123,20 @@ def validation_errors(form: StartForm, exc: ValidationError, errors: FormErrors)
     malformed = set(errors.fields)
     for error in exc.errors(include_url=False):
         loc = [str(part) for part in error["loc"]]
-        if (WHOLE if form.whole else loc[0] if loc else None) in malformed:
-            continue
-        if form.whole:
-            where = ".".join(loc)
-            errors.add(WHOLE, f"{where}: {error['msg']}" if where else error["msg"])
-        elif loc and loc[0] in keys:
-            rest = ".".join(loc[1:])
-            errors.add(loc[0], f"{rest}: {error['msg']}" if rest else error["msg"])
-        else:
-            errors.add(None, f"{'.'.join(loc)}: {error['msg']}" if loc else error["msg"])
+        key, path = _place(form.whole, keys, loc)
+        if key is None or key not in malformed:
+            where = ".".join(path)
+            errors.add(key, f"{where}: {error['msg']}" if where else error["msg"])
     return errors
+
+
+def _place(whole: bool, keys: set[str], loc: list[str]) -> tuple[str | None, list[str]]:
+    """The field an error at ``loc`` belongs to (None: the form), and its path inside it."""
+    if whole:
+        return WHOLE, loc
+    if loc and loc[0] in keys:
+        return loc[0], loc[1:]
+    return None, loc
 
 
 def _field(

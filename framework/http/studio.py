@@ -224,26 +224,33 @@ class Studio:
         row = await require_instance(store, instance_id)
         instance = self.app.instance_handle(row.workflow, instance_id)
         try:
-            if action == "event":
-                failed = await self._send_event(request, instance, data)
-                if failed is not None:
-                    return failed
-            elif action == "restart":
-                step, occurrence = _parse_step(str(data.get("from_step", "")))
-                if step is not None:
-                    await check_step(self.app, instance_id, step, occurrence)
-                await instance.restart(step, occurrence)
-            elif action == "terminate":
-                await instance.terminate(compensate=data.get("compensate") == "true")
-            else:
-                await getattr(instance, action)()
+            refused = await self._apply(request, action, instance, data)
         except Exception as exc:
             problem = as_api_error(exc)
             if problem is None:
                 raise
             return await self.instance_page(request, status=problem.status, problem=problem.message)
+        if refused is not None:
+            return refused
         target = f"/studio/instances/{quote_id(instance_id)}?done={action}"
         return RedirectResponse(url(request, target), status_code=303)
+
+    async def _apply(
+        self, request: Request, action: str, instance: Instance[Any], data: FormData
+    ) -> Response | None:
+        """Do ``action``; a page showing what is wrong with the form, or None when done."""
+        if action == "event":
+            return await self._send_event(request, instance, data)
+        if action == "restart":
+            step, occurrence = _parse_step(str(data.get("from_step", "")))
+            if step is not None:
+                await check_step(self.app, instance.id, step, occurrence)
+            await instance.restart(step, occurrence)
+        elif action == "terminate":
+            await instance.terminate(compensate=data.get("compensate") == "true")
+        else:
+            await getattr(instance, action)()
+        return None
 
     async def _send_event(
         self, request: Request, instance: Instance[Any], data: FormData
