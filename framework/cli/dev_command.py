@@ -39,7 +39,12 @@ def dev(
         fail(problem)
     configure_logging()
     session = DevSession(options)
-    asyncio.run(run_dev(options, on_success=session.regenerated, services=session.services()))
+    from framework.http.server import ListenError
+
+    try:
+        asyncio.run(run_dev(options, on_success=session.regenerated, services=session.services()))
+    except* ListenError as group:
+        fail(str(group.exceptions[0]))
     raise typer.Exit(0)
 
 

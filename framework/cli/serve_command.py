@@ -49,7 +49,7 @@ def serve(
     configure_logging(verbose)
 
     async def main() -> None:
-        from framework.http.server import serve_app
+        from framework.http.server import ListenError, serve_app
         from framework.runtime.app import App
 
         the_app = App.for_root(root)
@@ -69,8 +69,8 @@ def serve(
                 )
                 if worker:
                     group.create_task(_until_stopped(_run_worker(the_app, stop), stop))
-        except* OSError as group_error:
-            fail(f"cannot listen on {host}:{port}: {group_error.exceptions[0]}")
+        except* ListenError as group_error:
+            fail(str(group_error.exceptions[0]))
         finally:
             await the_app.close()
 

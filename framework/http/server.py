@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("fw.http")
 
 
+class ListenError(OSError):
+    """The server cannot listen on the address asked for (in use, or not this machine's)."""
+
+
 def env_token() -> str | None:
     """The API token of ``FW_API_TOKEN``, if set."""
     return os.environ.get(TOKEN_ENV) or None
@@ -132,7 +136,10 @@ async def serve_app(
     asgi_app = create_app(
         app, token=token or "", body_limit=body_limit, allowed_hosts=allowed_hosts(host, token)
     )
-    sock = bind_socket(host, port)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     base = address_of(sock, host)
 
     def announce() -> None:

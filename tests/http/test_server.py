@@ -97,3 +97,38 @@ def test_fw_dev_serves_the_api_and_studio(tmp_path: Path) -> None:
     assert names == ["approval", "boom", "echo", "fan-out", "greet"]
     assert "GreetWorkflow" in studio.text
     assert code == 0, dev.log.read_text()[-2000:]
+
+
+def test_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    root = write_test_app(tmp_path)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{Path.cwd()}"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in ("serve", "dev"):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "framework",
+                    command,
+                    "--app",
+                    str(root),
+                    "--port",
+                    str(port),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
+            assert done.returncode == 1, done
+            assert done.stderr.strip() == (
+                f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+            )
