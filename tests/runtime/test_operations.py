@@ -248,6 +248,7 @@ async def test_opentelemetry_spans_cover_executed_attempts_only(make_env: MakeEn
     """A replay after the sleep and after the retry wait runs `first` again from the
     journal: it gets no second span."""
     exporter = _span_exporter()
+    exporter.clear()
     env = await make_env({"traced_workflow.py": OTEL})
 
     assert await env.run("traced", id="t-1") == 3
