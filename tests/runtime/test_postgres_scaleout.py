@@ -135,6 +135,22 @@ def worker(
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
 
 
+def stop_all(processes: list[subprocess.Popen[bytes]], timeout: float = 60) -> list[int]:
+    """SIGTERM each and wait; SIGKILL any still running after ``timeout`` (code -9)."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(timeout=max(0.1, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes.append(process.wait())
+    return codes
+
+
 def count_lines(log: Path, prefix: str) -> int:
     if not log.exists():
         return 0
@@ -207,9 +223,7 @@ async def test_four_workers_share_2000_instances_through_a_sigkill_and_a_sigterm
         assert await asyncio.to_thread(workers[1].wait, 30) == 0
         await wait_for_all_complete(postgres_url, total, 150)
     finally:
-        for process in workers[2:]:
-            process.send_signal(signal.SIGTERM)
-        codes = [process.wait(timeout=30) for process in workers[2:]]
+        codes = stop_all(workers)[2:]
     elapsed = time.monotonic() - started
     output = workers_log.read_text()
     assert codes == [0, 0], output[-3000:]
@@ -271,7 +285,13 @@ def machines(count: int) -> Iterator[list[tuple[str, str]]]:
     try:
         yield made
     finally:
-        for name, _ in made:  # deleting a namespace removes its end of the veth, and so the pair
+        for name, _ in made:
+            # A process left inside would keep the namespace (and its veth) alive.
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+            for pid in pids.stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            # Deleting a namespace removes its end of the veth, and so the pair.
             subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 
@@ -302,9 +322,7 @@ async def test_workers_on_separate_machines_share_the_work(tmp_path: Path) -> No
                 )
                 clients = {row[0] for row in await cur.fetchall()}
         finally:
-            for process in workers:
-                process.send_signal(signal.SIGTERM)
-            codes = [process.wait(timeout=30) for process in workers]
+            codes = stop_all(workers)
         output = workers_log.read_text()
         assert codes == [0, 0, 0, 0], output[-3000:]
         journal = await journal_of(server.url)
@@ -342,18 +360,17 @@ async def test_a_machine_cut_off_the_network_loses_its_instances_to_the_others(
             env = {"FW_SCALE_LOG": str(log), "FW_DATABASE_URL": url}
             workers += [worker(root, workers_log, env, 30, netns=netns) for _ in range(2)]
         cut_off: dict[int, float] = {}
+        link = f"{hosts[0][0]}h"
         try:
             await wait_for(lambda: count_lines(log, "end") >= total * 5 // 4, 120, "a quarter")
-            link = f"{hosts[0][0]}h"
             subprocess.run(["ip", "link", "set", link, "down"], check=True)
             cut_off = {w.pid: time.time() for w in workers[:2]}
             await asyncio.sleep(8)  # well past the 3 s lease
             subprocess.run(["ip", "link", "set", link, "up"], check=True)
             await wait_for_all_complete(server.url, total, 150)
         finally:
-            for process in workers:
-                process.send_signal(signal.SIGTERM)
-            codes = [process.wait(timeout=60) for process in workers]
+            subprocess.run(["ip", "link", "set", link, "up"], capture_output=True)
+            codes = stop_all(workers)
         output = workers_log.read_text()
         assert codes == [0, 0, 0, 0], output[-3000:]
         journal = await journal_of(server.url)
