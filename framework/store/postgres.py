@@ -2,9 +2,10 @@
 
 Claims take due instances with ``FOR UPDATE SKIP LOCKED``, so no two workers ever hold one
 instance, and every write a running instance makes is fenced on its lease token. The hot
-paths (claim, apply, take_event) are PL/pgSQL functions from the schema: one round trip and
-one transaction each. Wake-ups travel by ``LISTEN/NOTIFY`` (``postgres_listener``);
-connections, retries and error messages live in ``postgres_connection``.
+paths are PL/pgSQL functions from the schema (``fw_claim_v2``, ``fw_apply_v2``,
+``fw_take_event``): one round trip and one transaction each. Wake-ups travel by
+``LISTEN/NOTIFY`` (``postgres_listener``); connections, retries and error messages live in
+``postgres_connection``.
 
 Replays after a lost connection: an operation whose commit outcome is unknown is retried only
 when running it twice is harmless. ``claim`` tags its leases with a per-call batch id and, on a
@@ -68,12 +69,12 @@ CREATE = (
     f"SELECT {INSTANCE_COLUMNS} FROM new UNION ALL SELECT {INSTANCE_COLUMNS} FROM instances "
     "WHERE id = ANY(%s::text[]) AND id NOT IN (SELECT id FROM new)"
 )
-APPLY = "SELECT fw_apply(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+APPLY = "SELECT fw_apply_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 TAKE_EVENT = (
     "SELECT r_held, r_payload, r_created_at FROM fw_take_event("
     "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-CLAIM = "SELECT * FROM fw_claim(%s, %s, %s, %s, %s)"
+CLAIM = "SELECT * FROM fw_claim_v2(%s, %s, %s, %s, %s)"
 RECLAIM = (
     f"SELECT {', '.join('i.' + c.strip() for c in INSTANCE_COLUMNS.split(','))}, i.lease_token, "
     f"false, {STEPS_JSON} FROM instances i WHERE i.lease_owner = %s AND i.lease_token LIKE %s"

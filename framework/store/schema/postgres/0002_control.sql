@@ -1,13 +1,14 @@
 -- fw schema version 2 (PostgreSQL): a pending control request on an instance ('terminate':
 -- run its compensation, then end it terminated), and journal writes that pass their rows as
 -- one JSON document instead of 19 arrays (far cheaper for the client to send).
+--
+-- The version 1 functions stay, unchanged: workers of the previous release keep working
+-- while a rolling deploy replaces them. A later migration drops them.
 
 ALTER TABLE instances ADD COLUMN control text;
 
-DROP FUNCTION fw_claim(text, integer, double precision, double precision, text);
-
--- Claim up to p_limit runnable instances for p_owner (as in version 1, with control).
-CREATE FUNCTION fw_claim(
+-- Claim up to p_limit runnable instances for p_owner (as fw_claim, with control).
+CREATE FUNCTION fw_claim_v2(
     p_owner text, p_limit integer, p_now double precision, p_lease_until double precision,
     p_batch text
 ) RETURNS TABLE (
@@ -61,19 +62,13 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION fw_apply(
-    text, text, double precision, text, double precision, text, text, boolean, text, text[],
-    text[], text[], integer[], integer[], text[], text[], integer[], double precision[],
-    double precision[], double precision[], text[], text[], text[], text[], text[], text[],
-    text[], text[], text[], double precision[]
-);
 
 -- Commit one transition of a running instance if p_token still holds its lease; return the
 -- instance's status after it, or NULL when the lease is lost. Mirrors SQLiteStore._apply.
 -- p_steps: [[name, count, seq, kind, status, attempts, started_at, finished_at, wake_at,
 -- input, output, error, detail], ...]; p_children: [[id, workflow, params, version,
 -- parent_id, created_at], ...].
-CREATE FUNCTION fw_apply(
+CREATE FUNCTION fw_apply_v2(
     p_id text, p_token text, p_now double precision,
     p_status text, p_wake_at double precision, p_output text, p_error text,
     p_release boolean, p_version text, p_wake_on_events text[], p_wake_on_children text[],
