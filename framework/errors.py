@@ -109,6 +109,10 @@ class StoreError(FwError):
     """The database failed (corrupt, locked, full, unreachable); the message says which."""
 
 
+class ListenError(FwError, OSError):
+    """The HTTP server cannot listen on the address asked for (in use, or not this machine's)."""
+
+
 class InstanceFailedError(FwError):
     """``result()`` was awaited on an instance that ended ``errored``."""
 

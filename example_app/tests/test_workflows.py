@@ -66,3 +66,7 @@ async def test_migration_in_class_form(fw_env: WorkflowTestEnv) -> None:
     result = await fw_env.run("migration", {"source_id": "legacy", "batches": 4})
 
     assert result.migrated == 40
+
+
+async def test_refund_with_typeddict_params(fw_env: WorkflowTestEnv) -> None:
+    assert await fw_env.run("refund", {"receipt_id": "rcpt-9", "amount": 5}) == "refund-rcpt-9"

@@ -39,7 +39,7 @@ def dev(
         fail(problem)
     configure_logging()
     session = DevSession(options)
-    from framework.http.server import ListenError
+    from framework.errors import ListenError
 
     try:
         asyncio.run(run_dev(options, on_success=session.regenerated, services=session.services()))

@@ -49,7 +49,8 @@ def serve(
     configure_logging(verbose)
 
     async def main() -> None:
-        from framework.http.server import ListenError, serve_app
+        from framework.errors import ListenError
+        from framework.http.server import serve_app
         from framework.runtime.app import App
 
         the_app = App.for_root(root)

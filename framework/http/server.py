@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from framework.errors import ListenError
 from framework.http.app import TOKEN_ENV, create_app
 from framework.http.security import loopback
 from framework.http.state import DEFAULT_BODY_LIMIT, LOOPBACK_HOSTS
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
     from framework.runtime.app import App
 
 LOG = logging.getLogger("fw.http")
-
-
-class ListenError(OSError):
-    """The server cannot listen on the address asked for (in use, or not this machine's)."""
 
 
 def env_token() -> str | None:

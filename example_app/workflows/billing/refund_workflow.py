@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from example_app.services import refund_card
 from framework import WorkflowContext, workflow
