@@ -23,6 +23,10 @@ DECLARE
     v_ids text[];
     v_crashed text[];
 BEGIN
+    -- A claim need not wait for its commit to reach the disk: if the server crashes before it
+    -- does, the claim is simply undone (the instance is due again and the claimer's fenced
+    -- writes fail), and any journal write that did commit after it flushed it too.
+    PERFORM set_config('synchronous_commit', 'off', true);
     WITH due AS (
         SELECT i.id, i.status AS was, i.lease_owner AS was_owner, i.wake_at AS was_due
         FROM instances i
