@@ -10,7 +10,6 @@ it, or its worker stalled past the lease), in which case it writes nothing more.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import inspect
 import json
@@ -24,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from framework.errors import (
-    ChildWorkflowError,
     CrashLoopError,
     EventTimeoutError,
     FwError,
@@ -36,26 +34,24 @@ from framework.errors import (
     StepTimeoutError,
     StoreError,
 )
-from framework.runtime import serialization
+from framework.runtime import children, serialization
+from framework.runtime.compensation import CompletedStep, compensate_all
 from framework.runtime.context import (
-    CompensationContext,
-    RollbackContext,
     StepContext,
     WorkflowContext,
     WorkflowLogger,
 )
 from framework.runtime.definition import Branch, StepDefinition, WorkflowDefinition
 from framework.runtime.durations import Duration, format_duration, parse_duration
-from framework.runtime.journal import Journal, StepKey
+from framework.runtime.journal import Journal, StepKey, detail_of
 from framework.runtime.records import ErrorInfo
 from framework.runtime.retries import Retries, RetryPolicy
 from framework.runtime.steps import WorkflowStep
+from framework.runtime.suspension import Suspend
 from framework.runtime.tracing import step_span
 from framework.store.base import (
     Claim,
-    InstanceRow,
     LeaseLostError,
-    NewInstance,
     Status,
     StepKind,
     StepRow,
@@ -68,16 +64,10 @@ if TYPE_CHECKING:
     from framework.runtime.handles import Instance
 
 LOG = logging.getLogger("fw.worker")
-MAX_BRANCHES = 100
 TRACEBACK_LIMIT = 8000
 NOT_RETRYABLE = (NonRetryableError, SerializationError, PayloadTooLargeError)
 
 StopReason = Literal["wait", "pause", "shutdown", "fatal", "closed"]
-
-
-class Suspend(BaseException):
-    """Unwinds a workflow body that must stop here. A BaseException, so a body's
-    ``except Exception`` cannot swallow it."""
 
 
 @dataclass
@@ -102,14 +92,6 @@ class _StepScope:
     @property
     def idempotency_key(self) -> str:
         return self.run.idempotency_key(self.key)
-
-
-@dataclass(frozen=True)
-class _CompletedStep:
-    key: StepKey
-    definition: StepDefinition[Any]
-    args: dict[str, Any]
-    output: Any
 
 
 _current_step: ContextVar[_StepScope | None] = ContextVar("fw_current_step", default=None)
@@ -146,9 +128,9 @@ class InstanceRun:
         self._inflight = 0
         self._settled = asyncio.Event()
         self._settled.set()
-        self._rollbacks: list[_CompletedStep] = []
-        self._step_outputs: dict[str, Any] = {}
-        self._params: Any = None
+        self.rollbacks: list[CompletedStep] = []
+        self.step_outputs: dict[str, Any] = {}
+        self.params: Any = None
         self.log = WorkflowLogger(self)
 
     # The run.
@@ -173,22 +155,22 @@ class InstanceRun:
         try:
             definition = self.app.definition(self.workflow)
             self.version = self.app.version_of(self.workflow)
-            self._params = serialization.load(self.row.params, definition.params_type)
+            self.params = serialization.load(self.row.params, definition.params_type)
         except Exception as exc:
             await self._park(exc)
             return
-        ctx = WorkflowContext(self, self._params, WorkflowStep(self))
+        ctx = WorkflowContext(self, self.params, WorkflowStep(self))
         try:
             output = await definition.invoke(ctx)
         except Suspend:
-            await self._settle()
-            await (self._terminate(definition) if self.terminating else self._stop())
+            await self.settle()
+            await (self._terminate(definition) if self.terminating else self.commit_stop())
             return
         except Exception as exc:
-            await self._settle()
+            await self.settle()
             await (self._terminate(definition) if self.terminating else self._fail(definition, exc))
             return
-        await self._settle()
+        await self.settle()
         await (
             self._terminate(definition) if self.terminating else self._complete(definition, output)
         )
@@ -204,7 +186,7 @@ class InstanceRun:
                 f"journaled steps {names}; the workflow changed under this instance"
             )
         if self.fatal is not None:
-            await self._stop()
+            await self.commit_stop()
             return
         try:
             data = serialization.dump(
@@ -216,16 +198,16 @@ class InstanceRun:
         except FwError as exc:
             await self._fail(definition, exc)
             return
-        await self._commit(status="complete", output=data, release=True)
+        await self.commit(status="complete", output=data, release=True)
         LOG.info("instance %s (%s): complete", self.instance_id, self.workflow)
 
-    async def _stop(self) -> None:
+    async def commit_stop(self) -> None:
         """Commit whatever made the body stop: a fatal error, a wait, a pause, a shutdown."""
         if self.fatal is not None:
             await self._hold(self.fatal)
         elif self.stop_reason == "wait":
             waits = self._waits
-            await self._commit(
+            await self.commit(
                 status="waiting",
                 wake_at=waits.wake_at,
                 wake_on_events=waits.event_types,
@@ -233,50 +215,34 @@ class InstanceRun:
                 release=True,
             )
         else:
-            await self._commit(status="queued", wake_at=self.clock.now(), release=True)
+            await self.commit(status="queued", wake_at=self.clock.now(), release=True)
 
     async def _fail(self, definition: WorkflowDefinition, exc: Exception) -> None:
         error = error_info(exc)
-        if await self._compensate_all(definition, error):
-            await self._commit(status="errored", error=error.model_dump_json(), release=True)
+        if await compensate_all(self, definition, error):
+            await self.commit(status="errored", error=error.model_dump_json(), release=True)
             LOG.warning("instance %s (%s): errored: %s", self.instance_id, self.workflow, error)
 
     async def _terminate(self, definition: WorkflowDefinition) -> None:
         """Terminated with compensation: roll back what completed, call on_failure, end."""
         error = ErrorInfo(name="Terminated", message="terminated on request; compensation ran")
-        if await self._compensate_all(definition, error):
-            await self._commit(status="terminated", error=error.model_dump_json(), release=True)
+        if await compensate_all(self, definition, error):
+            await self.commit(status="terminated", error=error.model_dump_json(), release=True)
             LOG.info(
                 "instance %s (%s): terminated after compensating", self.instance_id, self.workflow
             )
-
-    async def _compensate_all(self, definition: WorkflowDefinition, error: ErrorInfo) -> bool:
-        """Run the rollbacks of completed steps in reverse, then ``on_failure``; False when
-        a retry wait suspended them (the next run carries on)."""
-        self.in_body = False
-        self.stop_reason = None
-        try:
-            for done in reversed(self._rollbacks):
-                await self._roll_back(done, error)
-            if definition.on_failure is not None:
-                await self._compensate(definition, error)
-        except Suspend:
-            await self._settle()
-            await self._stop()
-            return False
-        return True
 
     async def _hold(self, exc: FwError) -> None:
         error = error_info(exc)
         block = self.app.settings.runtime.on_nondeterminism == "block"
         status: Status = "paused" if block else "errored"
-        await self._commit(status=status, error=error.model_dump_json(), release=True)
+        await self.commit(status=status, error=error.model_dump_json(), release=True)
         LOG.error("instance %s (%s): %s; held %s", self.instance_id, self.workflow, exc, status)
 
     async def _park(self, exc: Exception) -> None:
         """The workflow's code cannot be loaded: keep the instance and try again later."""
         retry_at = self.clock.now() + max(10.0, self.app.settings.runtime.poll_interval)
-        await self._commit(status="queued", wake_at=retry_at, release=True)
+        await self.commit(status="queued", wake_at=retry_at, release=True)
         LOG.error(
             "instance %s (%s): cannot load the workflow, will retry in 10 s: %s: %s",
             self.instance_id,
@@ -295,7 +261,7 @@ class InstanceRun:
             ),
             details={"crashes": crashes},
         )
-        await self._commit(status="errored", error=error.model_dump_json(), release=True)
+        await self.commit(status="errored", error=error.model_dump_json(), release=True)
         LOG.error("instance %s (%s): %s", self.instance_id, self.workflow, error.message)
 
     # What the context and step API call.
@@ -327,10 +293,10 @@ class InstanceRun:
         state = self.journal.peek_patch(marker)
         if state is False:
             return False
-        key, _ = self._request(marker, "patch")
+        key, _ = self.request(marker, "patch")
         if state is None:
             now = self.clock.now()
-            row = self._row(key, "patch", "complete", started_at=now, finished_at=now)
+            row = self.make_row(key, "patch", "complete", started_at=now, finished_at=now)
             self._pending.append(row)
             self.journal.record(row)
         return True
@@ -344,12 +310,12 @@ class InstanceRun:
         retries: Retries | None,
         timeout: Duration | None,
     ) -> Any:
-        key, concurrent = self._request(name, "do")
+        key, concurrent = self.request(name, "do")
 
         async def attempt(_: int) -> Any:
             return await _call(fn, args, kwargs)
 
-        return await self._durable(
+        return await self.durable(
             key,
             "do",
             attempt,
@@ -362,7 +328,7 @@ class InstanceRun:
     async def run_defined_step(self, step: StepDefinition[Any], args: dict[str, Any]) -> Any:
         validated = step.args_model.model_validate(args)
         arguments: dict[str, Any] = {name: getattr(validated, name) for name in step.argument_names}
-        key, concurrent = self._request(step.name, "do")
+        key, concurrent = self.request(step.name, "do")
 
         async def attempt(number: int) -> Any:
             ctx = StepContext(number, self.idempotency_key(key), self.log, self.app.env)
@@ -374,7 +340,7 @@ class InstanceRun:
                     f"step {step.name!r} returned a value that does not match its annotation: {exc}"
                 ) from None
 
-        output = await self._durable(
+        output = await self.durable(
             key,
             "do",
             attempt,
@@ -386,17 +352,17 @@ class InstanceRun:
         )
         if step.rollback is not None:
             plain = json.loads(validated.model_dump_json())
-            self._rollbacks.append(_CompletedStep(key, step, plain, output))
+            self.rollbacks.append(CompletedStep(key, step, plain, output))
         return output
 
     async def sleep_until(self, name: str, target: Callable[[float], float]) -> None:
-        key, concurrent = self._request(name, "sleep")
+        key, concurrent = self.request(name, "sleep")
         entry = self.journal.get(key)
         now = self.clock.now()
         if entry is not None and entry.status == "complete":
             return
         if entry is None:
-            entry = self._row(
+            entry = self.make_row(
                 key,
                 "sleep",
                 "waiting",
@@ -406,15 +372,15 @@ class InstanceRun:
             )
         assert entry.wake_at is not None
         if entry.wake_at <= now:
-            self._remember(replace(entry, status="complete", finished_at=now))
+            self.remember(replace(entry, status="complete", finished_at=now))
             return
-        self._remember(entry)
-        self._suspend(wake_at=entry.wake_at)
+        self.remember(entry)
+        self.suspend(wake_at=entry.wake_at)
 
     async def wait_for_event(
         self, name: str, event_type: str, timeout: float | None, model: type[Any] | None
     ) -> Any:
-        key, concurrent = self._request(name, "event")
+        key, concurrent = self.request(name, "event")
         entry = self.journal.get(key)
         if entry is not None and entry.status == "complete":
             return self._event_payload(entry.output, model)
@@ -422,7 +388,7 @@ class InstanceRun:
             raise EventTimeoutError(name, event_type)
         now = self.clock.now()
         if entry is None:
-            entry = self._row(
+            entry = self.make_row(
                 key,
                 "event",
                 "waiting",
@@ -439,62 +405,22 @@ class InstanceRun:
         if entry.wake_at is not None and entry.wake_at <= now:
             timed_out = EventTimeoutError(name, event_type)
             error = error_info(timed_out, step=name)
-            await self._commit(
+            await self.commit(
                 [replace(entry, status="errored", finished_at=now, error=error.model_dump_json())]
             )
             raise timed_out
-        self._remember(entry)
-        self._suspend(wake_at=entry.wake_at, event_type=event_type)
+        self.remember(entry)
+        self.suspend(wake_at=entry.wake_at, event_type=event_type)
 
     async def run_children(self, branches: list[Branch]) -> list[Any]:
-        if len(branches) > MAX_BRANCHES:
-            raise ValueError(
-                f"ctx.parallel got {len(branches)} branches; at most {MAX_BRANCHES} per call"
-            )
-        keys = [self._request(b.workflow, "child") for b in branches]
-        rows: list[StepRow] = []
-        children: list[NewInstance] = []
-        now = self.clock.now()
-        for (key, concurrent), item in zip(keys, branches, strict=True):
-            if self.journal.get(key) is None:
-                child = self._new_child(key, item.workflow, item.params, now)
-                children.append(child)
-                rows.append(
-                    self._row(
-                        key,
-                        "child",
-                        "waiting",
-                        started_at=now,
-                        concurrent=concurrent,
-                        detail={"child_id": child.id, "workflow": item.workflow},
-                    )
-                )
-        if rows:
-            await self._commit(rows, children=children)
-        return await self._collect_children([key for key, _ in keys])
+        return await children.run_children(self, branches)
 
     async def spawn_child(self, name: str, params: Any) -> Instance[Any]:
-        key, concurrent = self._request(name, "child")
-        entry = self.journal.get(key)
-        if entry is None:
-            now = self.clock.now()
-            child = self._new_child(key, name, params, now)
-            entry = self._row(
-                key,
-                "child",
-                "complete",
-                started_at=now,
-                finished_at=now,
-                output=json.dumps(child.id),
-                concurrent=concurrent,
-                detail={"child_id": child.id, "workflow": name, "spawned": True},
-            )
-            await self._commit([entry], children=[child])
-        return self.app.instance_handle(name, json.loads(entry.output or "null"))
+        return await children.spawn_child(self, name, params)
 
     # Steps, durably.
 
-    async def _durable(
+    async def durable(
         self,
         key: StepKey,
         kind: StepKind,
@@ -509,13 +435,13 @@ class InstanceRun:
         entry = self.journal.get(key)
         if entry is not None and entry.status == "complete":
             if output_type is Any:
-                output_type = serialization.recorded_type(_detail(entry).get("output_type"))
+                output_type = serialization.recorded_type(detail_of(entry).get("output_type"))
             return self._completed(key, kind, serialization.load(entry.output, output_type))
         if entry is not None and entry.status == "errored":
             raise step_error(entry)
         now = self.clock.now()
         if entry is not None and entry.wake_at is not None and entry.wake_at > now:
-            self._suspend(wake_at=entry.wake_at)
+            self.suspend(wake_at=entry.wake_at)
         number = (entry.attempts if entry else 0) + 1
         started_at = entry.started_at if entry and entry.started_at else now
         policy = RetryPolicy.resolve(retries, self.app.default_retries(self.workflow))
@@ -545,9 +471,9 @@ class InstanceRun:
         finally:
             _current_step.reset(scope)
             self._leave_step()
-        await self._commit(
+        await self.commit(
             [
-                self._row(
+                self.make_row(
                     key,
                     kind,
                     "complete",
@@ -565,7 +491,7 @@ class InstanceRun:
 
     def _completed(self, key: StepKey, kind: StepKind, value: Any) -> Any:
         if kind == "do":
-            self._step_outputs[key.name] = value
+            self.step_outputs[key.name] = value
         return value
 
     async def _step_failed(
@@ -585,8 +511,8 @@ class InstanceRun:
         now = self.clock.now()
         if not isinstance(exc, NOT_RETRYABLE) and number <= policy.limit:
             wake_at = now + policy.delay_before_retry(number)
-            self._remember(
-                self._row(
+            self.remember(
+                self.make_row(
                     key,
                     kind,
                     "waiting",
@@ -607,10 +533,10 @@ class InstanceRun:
                 error.message,
                 format_duration(wake_at - now),
             )
-            self._suspend(wake_at=wake_at)
-        await self._commit(
+            self.suspend(wake_at=wake_at)
+        await self.commit(
             [
-                self._row(
+                self.make_row(
                     key,
                     kind,
                     "errored",
@@ -625,135 +551,9 @@ class InstanceRun:
         )
         return StepError(key.name, error.name, error.message, number)
 
-    async def _roll_back(self, done: _CompletedStep, error: ErrorInfo) -> None:
-        rollback = done.definition.rollback
-        assert rollback is not None
-        key, _ = self._request(f"rollback:{done.key.name}", "rollback")
-
-        async def attempt(_: int) -> None:
-            ctx = RollbackContext(done.args, done.output, error, self.log, self.app.env)
-            await rollback(ctx)
-
-        try:
-            await self._durable(
-                key, "rollback", attempt, None, done.definition.retries, done.definition.timeout
-            )
-        except StepError as failed:
-            LOG.error(
-                "instance %s: rollback of step %r failed: %s",
-                self.instance_id,
-                done.key.name,
-                failed,
-            )
-
-    async def _compensate(self, definition: WorkflowDefinition, error: ErrorInfo) -> None:
-        handler = definition.on_failure
-        assert handler is not None
-        key, _ = self._request("on-failure", "rollback")
-        ctx = CompensationContext(
-            instance_id=self.instance_id,
-            failed_step=error.step,
-            error=error,
-            step_outputs=dict(self._step_outputs),
-            params=self._params,
-            log=self.log,
-            env=self.app.env,
-        )
-
-        async def attempt(_: int) -> None:
-            await handler(ctx)
-
-        try:
-            await self._durable(key, "rollback", attempt, None, None, None)
-        except StepError as failed:
-            LOG.error("instance %s: on_failure failed: %s", self.instance_id, failed)
-
-    # Children.
-
-    def _child_id(self, key: StepKey) -> str:
-        suffix = f":r{self.row.generation}" if self.row.generation else ""
-        return f"{self.instance_id}:{key.name}:{key.count}{suffix}"
-
-    def _new_child(self, key: StepKey, workflow: str, params: Any, now: float) -> NewInstance:
-        definition = self.app.definition(workflow)
-        value = serialization.validate(params, definition.params_type)
-        data = serialization.dump(
-            value, definition.params_type, self.payload_limit, f"the params of child {workflow!r}"
-        )
-        return NewInstance(
-            id=self._child_id(key),
-            workflow=workflow,
-            params=data,
-            created_at=now,
-            version=self.app.version_of(workflow),
-            parent_id=self.instance_id,
-        )
-
-    async def _collect_children(self, keys: list[StepKey]) -> list[Any]:
-        rows = [self.journal.get(key) for key in keys]
-        assert all(rows)
-        journaled = [row for row in rows if row is not None]
-        for row in journaled:
-            if row.status == "errored":
-                raise _child_error(row)
-        waiting = [row for row in journaled if row.status == "waiting"]
-        if waiting and self.replay_only:
-            self.frontier = self.frontier or waiting[0].name
-            raise Suspend()
-        if waiting:
-            await self._settle_children(waiting)
-        return [
-            serialization.load(
-                self.journal.get(key).output,  # type: ignore[union-attr]
-                self.app.definition(_detail(row)["workflow"]).output_type,
-            )
-            for key, row in zip(keys, journaled, strict=True)
-        ]
-
-    async def _settle_children(self, waiting: list[StepRow]) -> None:
-        ids = [_detail(row)["child_id"] for row in waiting]
-        children = {c.id: c for c in await self.store.get_instances(ids)}
-        now = self.clock.now()
-        for row, child_id in zip(waiting, ids, strict=True):
-            child = children.get(child_id)
-            if child is None or child.status in ("errored", "terminated"):
-                await self._fail_fast(row, child, ids, now)
-        if any(children[i].status != "complete" for i in ids):
-            pending = [i for i in ids if children[i].status != "complete"]
-            self._suspend(children=pending)
-        done = [
-            replace(
-                row,
-                status="complete",
-                finished_at=children[i].updated_at,
-                output=children[i].output,
-            )
-            for row, i in zip(waiting, ids, strict=True)
-        ]
-        await self._commit(done)
-
-    async def _fail_fast(
-        self, row: StepRow, child: InstanceRow | None, ids: list[str], now: float
-    ) -> None:
-        for other in ids:
-            if child is None or other != child.id:
-                with contextlib.suppress(FwError):  # it had ended already
-                    await self.store.terminate(other, now)
-        status = child.status if child is not None else "missing"
-        message = _child_message(child)
-        error = ErrorInfo(
-            name=ChildWorkflowError.__name__,
-            message=message,
-            step=row.name,
-            details={"child_id": _detail(row)["child_id"], "status": status},
-        )
-        failed = replace(row, status="errored", finished_at=now, error=error.model_dump_json())
-        await self._commit([failed])
-        raise _child_error(failed)
-
     # Bookkeeping.
 
-    def _request(self, name: str, kind: StepKind) -> tuple[StepKey, bool]:
+    def request(self, name: str, kind: StepKind) -> tuple[StepKey, bool]:
         if self.stop_reason is not None or (not self.in_body and kind != "rollback"):
             raise Suspend()
         try:
@@ -770,7 +570,7 @@ class InstanceRun:
             raise Suspend()  # the end of the journal: run nothing new
         return key, self._inflight > 0
 
-    def _suspend(
+    def suspend(
         self,
         *,
         wake_at: float | None = None,
@@ -789,12 +589,12 @@ class InstanceRun:
         if self.stop_reason is None:
             self.stop_reason = reason
 
-    def _remember(self, row: StepRow) -> None:
+    def remember(self, row: StepRow) -> None:
         """Journal ``row`` with the next commit."""
         self._pending.append(row)
         self.journal.record(row)
 
-    async def _commit(self, rows: Iterable[StepRow] = (), **changes: Any) -> Status:
+    async def commit(self, rows: Iterable[StepRow] = (), **changes: Any) -> Status:
         written = [*self._pending, *rows]
         transition = Transition(
             self.instance_id, self.token, steps=written, version=self.version, **changes
@@ -832,11 +632,11 @@ class InstanceRun:
         if self._inflight == 0:
             self._settled.set()
 
-    async def _settle(self) -> None:
+    async def settle(self) -> None:
         """Wait for steps still running in other branches of the body (``gather``)."""
         await self._settled.wait()
 
-    def _row(
+    def make_row(
         self,
         key: StepKey,
         kind: StepKind,
@@ -922,26 +722,3 @@ def _describe(transition: Transition) -> str:
         what.append(f"its status {transition.status!r}")
     recorded = " and ".join(what) or "its progress"
     return f"instance {transition.instance_id!r}: could not record {recorded}"
-
-
-def _detail(row: StepRow) -> dict[str, Any]:
-    return json.loads(row.detail) if row.detail else {}
-
-
-def _child_message(child: InstanceRow | None) -> str:
-    if child is None:
-        return "the child instance no longer exists"
-    if child.error:
-        return str(ErrorInfo.model_validate_json(child.error))
-    return f"it was {child.status}"
-
-
-def _child_error(row: StepRow) -> ChildWorkflowError:
-    detail = _detail(row)
-    error = ErrorInfo.model_validate_json(row.error or "{}")
-    return ChildWorkflowError(
-        detail.get("child_id", "?"),
-        detail.get("workflow", row.name),
-        error.details.get("status", "errored"),
-        error.message,
-    )

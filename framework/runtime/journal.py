@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from framework.errors import NonDeterminismError
 from framework.store.base import StepKind, StepRow
@@ -109,6 +110,11 @@ class Journal:
         )
 
 
+def detail_of(row: StepRow) -> dict[str, Any]:
+    """The kind-specific details of a journal entry (event type, child id, ...)."""
+    return json.loads(row.detail) if row.detail else {}
+
+
 def is_concurrent(row: StepRow) -> bool:
     """Whether the entry was requested while another step of the instance was in flight."""
-    return row.detail is not None and bool(json.loads(row.detail).get("concurrent"))
+    return bool(detail_of(row).get("concurrent"))
