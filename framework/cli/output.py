@@ -78,8 +78,9 @@ def configure_logging(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, handlers=[handler], format=text, force=True)
     logging.getLogger("fw").setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("uvicorn.access", "watchfiles.main", "psycopg.pool"):
+    for noisy in ("uvicorn.access", "watchfiles.main"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # the store logs outages itself
 
 
 class _StructuredFields(logging.Filter):

@@ -180,7 +180,9 @@ class Worker:
             if not running:
                 continue
             try:
-                held = await store.heartbeat(self.id, self.app.clock.now() + self.lease)
+                held = await store.heartbeat(
+                    self.id, list(running), self.app.clock.now() + self.lease
+                )
             except StoreError as exc:
                 LOG.error("worker %s: heartbeat failed: %s", self.id, exc)
                 continue

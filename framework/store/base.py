@@ -216,8 +216,12 @@ class Store(Protocol):
         self, owner: str, limit: int, now: float, lease_until: float
     ) -> list[Claim]: ...
 
-    async def heartbeat(self, owner: str, lease_until: float) -> set[str]:
-        """Extend the leases ``owner`` holds; return the ids it still holds."""
+    async def heartbeat(
+        self, owner: str, instance_ids: Sequence[str], lease_until: float
+    ) -> set[str]:
+        """Extend the leases ``owner`` holds on ``instance_ids`` (the runs it still has);
+        return those ids it still holds. A lease of a run that ended without releasing it
+        (its last write failed) is not extended, so it expires and the instance is reclaimed."""
         ...
 
     async def apply(self, transition: Transition, now: float) -> Status:

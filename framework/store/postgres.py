@@ -390,12 +390,17 @@ class PostgresStore:
 
         return await self._db.run("claiming instances", claim, replay_safe=True)
 
-    async def heartbeat(self, owner: str, lease_until: float) -> set[str]:
+    async def heartbeat(
+        self, owner: str, instance_ids: Sequence[str], lease_until: float
+    ) -> set[str]:
+        if not instance_ids:
+            return set()
+
         async def heartbeat(c: Connection) -> set[str]:
             cur = await c.execute(
                 "UPDATE instances SET wake_at = CASE WHEN status IN ('running', 'paused') "
-                "THEN %s ELSE wake_at END WHERE lease_owner = %s RETURNING id",
-                [lease_until, owner],
+                "THEN %s ELSE wake_at END WHERE lease_owner = %s AND id = ANY(%s) RETURNING id",
+                [lease_until, owner, list(instance_ids)],
             )
             return {row[0] for row in await cur.fetchall()}
 

@@ -340,14 +340,19 @@ class SQLiteStore:
 
         return list(await self._writer.write(write))
 
-    async def heartbeat(self, owner: str, lease_until: float) -> set[str]:
+    async def heartbeat(
+        self, owner: str, instance_ids: Sequence[str], lease_until: float
+    ) -> set[str]:
+        if not instance_ids:
+            return set()
+
         def write(c: sqlite3.Connection) -> WriteResult:
-            c.execute(
-                "UPDATE instances SET wake_at=? WHERE lease_owner=? "
-                "AND status IN ('running', 'paused')",
-                (lease_until, owner),
-            )
-            held = c.execute("SELECT id FROM instances WHERE lease_owner=?", (owner,))
+            marks = ",".join("?" * len(instance_ids))
+            held = c.execute(
+                f"UPDATE instances SET wake_at = CASE WHEN status IN ('running', 'paused') "
+                f"THEN ? ELSE wake_at END WHERE lease_owner=? AND id IN ({marks}) RETURNING id",
+                (lease_until, owner, *instance_ids),
+            ).fetchall()
             return WriteResult({row[0] for row in held})
 
         return set(await self._writer.write(write))

@@ -134,6 +134,6 @@ class SQLiteWriter:
         except Exception as exc:
             connection.execute("ROLLBACK TO write")
             connection.execute("RELEASE write")
-            return item, None, exc
+            return item, None, self._translate_error(exc)
         connection.execute("RELEASE write")
         return item, result, None

@@ -309,14 +309,25 @@ async def test_heartbeat_extends_only_the_owners_leases(store: Store) -> None:
     other = await store.claim("w2", 2, T0, T0 + LEASE)
     assert set(claims) == {"a", "b"} and {c.instance.id for c in other} == {"c", "d"}
     await store.pause("b", T0 + 1)  # paused while held: its lease still runs
-    held = await store.heartbeat("w1", T0 + 50)
+    held = await store.heartbeat("w1", ["a", "b", "c"], T0 + 50)
     assert held == {"a", "b"}
     assert (await row(store, "a")).wake_at == T0 + 50
     assert (await row(store, "b")).wake_at == T0 + 50
     assert (await row(store, "c")).wake_at == T0 + LEASE
     await store.apply(Transition("a", claims["a"].token, status="complete", output="1"), T0 + 2)
-    assert await store.heartbeat("w1", T0 + 60) == {"b"}
-    assert await store.heartbeat("nobody", T0 + 60) == set()
+    assert await store.heartbeat("w1", ["a", "b"], T0 + 60) == {"b"}
+    assert await store.heartbeat("nobody", ["b"], T0 + 60) == set()
+    assert await store.heartbeat("w1", [], T0 + 60) == set()
+
+
+async def test_heartbeat_lets_a_lease_the_worker_no_longer_runs_expire(store: Store) -> None:
+    await store.create_instances([new("a"), new("b")])
+    await store.claim("w1", 2, T0, T0 + LEASE)
+    assert await store.heartbeat("w1", ["a"], T0 + 50) == {"a"}
+    assert (await row(store, "a")).wake_at == T0 + 50
+    assert (await row(store, "b")).wake_at == T0 + LEASE
+    (reclaimed,) = await store.claim("w2", 5, T0 + LEASE + 1, T0 + LEASE + 31)
+    assert (reclaimed.instance.id, reclaimed.crashed) == ("b", True)
 
 
 # Apply, status by status.
@@ -827,7 +838,7 @@ async def test_terminate_cascades_depth_first_to_children_that_have_not_ended(st
         await store.apply(
             Transition("kid", claims["kid"].token, steps=[step("kid", "s", 0)]), T0 + 3
         )
-    assert claims["kid"].instance.id not in await store.heartbeat("w1", T0 + 60)
+    assert "kid" not in await store.heartbeat("w1", ["kid"], T0 + 60)
     with pytest.raises(InstanceStateError, match="already terminated"):
         await store.terminate("root", T0 + 3)
     with pytest.raises(InstanceNotFoundError):
