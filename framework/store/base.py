@@ -33,6 +33,12 @@ RUNNABLE: frozenset[str] = frozenset({"queued", "waiting", "running"})
 """Statuses in which ``wake_at`` says when a worker should next claim the instance."""
 
 
+def contains_pattern(text: str) -> str:
+    """A ``LIKE ... ESCAPE '\\'`` pattern matching ids that contain ``text`` literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 class LeaseLostError(Exception):
     """The claim running an instance is no longer its lease holder (it expired, or the
     instance was terminated or restarted meanwhile): the write was refused."""

@@ -39,6 +39,7 @@ from framework.store.base import (
     StepRow,
     TakenEvent,
     Transition,
+    contains_pattern,
 )
 from framework.store.migrations import migrations
 from framework.store.postgres_connection import Connection, Database, PostgresSettings
@@ -194,8 +195,7 @@ class PostgresStore:
                 args.append(value)
         if search:
             clauses.append("id ILIKE %s ESCAPE '\\'")
-            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(f"%{escaped}%")
+            args.append(contains_pattern(search))
         if cursor is not None:
             clauses.append("seq < %s")
             args.append(_cursor_seq(cursor))

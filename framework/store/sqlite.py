@@ -30,6 +30,7 @@ from framework.store.base import (
     StepRow,
     TakenEvent,
     Transition,
+    contains_pattern,
 )
 from framework.store.migrations import migrations
 from framework.store.sqlite_writer import SQLiteWriter, WriteResult
@@ -158,9 +159,7 @@ class SQLiteStore:
                 args.append(value)
         if search:
             clauses.append("id LIKE ? ESCAPE '\\'")
-            args.append(
-                "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
+            args.append(contains_pattern(search))
         if cursor is not None:
             clauses.append("seq < ?")
             args.append(_cursor_seq(cursor))
