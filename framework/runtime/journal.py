@@ -40,6 +40,10 @@ class Journal:
         self._unreplayed = {(r.name, r.count): r for r in rows}
         self._counts: dict[str, int] = {}
         self._next_seq = max((r.seq for r in rows), default=-1) + 1
+        self._sequential = sorted(
+            (r for r in rows if r.kind != "rollback" and not is_concurrent(r)), key=lambda r: r.seq
+        )
+        self._sequential_done = 0  # entries of _sequential before this one were all replayed
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -87,18 +91,24 @@ class Journal:
         count = self._counts.get(change_id, 0) + 1
         if (change_id, count) in self._rows:
             return True
-        return False if self._sequential_unreplayed() else None
+        return False if self._next_sequential() is not None else None
 
     def _check_order(self, name: str, count: int, journaled: StepRow | None) -> None:
-        for row in self._sequential_unreplayed():
-            if (row.name, row.count) == (name, count):
-                return
-            if journaled is None or row.seq < journaled.seq:
-                what = f"{'a new' if journaled is None else 'the'} step {name!r}"
-                raise self._mismatch(what, row)
+        expected = self._next_sequential()
+        if expected is None or (expected.name, expected.count) == (name, count):
+            return
+        if journaled is None or expected.seq < journaled.seq:
+            what = f"{'a new' if journaled is None else 'the'} step {name!r}"
+            raise self._mismatch(what, expected)
 
-    def _sequential_unreplayed(self) -> list[StepRow]:
-        return [r for r in self.unreplayed() if not is_concurrent(r) and r.kind != "rollback"]
+    def _next_sequential(self) -> StepRow | None:
+        """The first sequential entry, in journal order, the body has not asked for yet."""
+        while self._sequential_done < len(self._sequential):
+            row = self._sequential[self._sequential_done]
+            if (row.name, row.count) in self._unreplayed:
+                return row
+            self._sequential_done += 1
+        return None
 
     def _mismatch(self, requested: str, journaled: StepRow) -> NonDeterminismError:
         occurrence = f" (occurrence {journaled.count})" if journaled.count > 1 else ""
