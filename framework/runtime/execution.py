@@ -296,9 +296,7 @@ class InstanceRun:
         key, _ = self.request(marker, "patch")
         if state is None:
             now = self.clock.now()
-            row = self.make_row(key, "patch", "complete", started_at=now, finished_at=now)
-            self._pending.append(row)
-            self.journal.record(row)
+            self.remember(self.make_row(key, "patch", "complete", started_at=now, finished_at=now))
         return True
 
     async def run_function_step(
