@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from framework.errors import ChildWorkflowError as ChildWorkflowError
+    from framework.errors import ConfigError as ConfigError
     from framework.errors import CrashLoopError as CrashLoopError
     from framework.errors import EventTimeoutError as EventTimeoutError
     from framework.errors import FwError as FwError
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "framework.errors": [
         "ChildWorkflowError",
+        "ConfigError",
         "CrashLoopError",
         "EventTimeoutError",
         "FwError",
@@ -103,6 +105,7 @@ __all__ = [
     "Branch",
     "ChildWorkflowError",
     "CompensationContext",
+    "ConfigError",
     "CrashLoopError",
     "Duration",
     "ErrorInfo",

@@ -133,7 +133,10 @@ class App:
         return cached[1]
 
     def reload(self) -> None:
-        """Forget loaded workflow code, so the next use imports the files as they are now."""
+        """Forget loaded workflow code and settings, so the next use reads the files as they
+        are now (``fw dev`` calls this after each good codegen run). The database stays."""
+        self.settings = load_config(self.root)
+        self._retry_policies.clear()
         prefix = f"{self.package}."
         for module in [m for m in sys.modules if m.startswith(prefix) or m == self.package]:
             del sys.modules[module]
