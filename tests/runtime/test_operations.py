@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -290,3 +291,35 @@ async def _until(read: object, *statuses: str, timeout: float = 20) -> None:
     while (await read()).status not in statuses:  # type: ignore[operator]
         assert loop.time() < deadline, f"never reached {statuses}"
         await asyncio.sleep(0.02)
+
+
+LOGGED = """
+from framework import workflow, WorkflowContext
+
+async def charge(ctx_log: object) -> int:
+    return 42
+
+@workflow
+async def logged(ctx: WorkflowContext[str]) -> None:
+    ctx.log.info("starting", customer=ctx.params)
+    amount = await ctx.step.do("charge", charge, None)
+    ctx.log.info("charged", amount=amount)
+    await ctx.step.sleep("nap", "1 hour")
+    await ctx.step.do("inside", lambda: ctx.log.warning("from a step") or 1)
+    ctx.log.info("done")
+"""
+
+
+async def test_logs_are_structured_tagged_and_silent_on_replay(
+    make_env: MakeEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = await make_env({"logged_workflow.py": LOGGED})
+    with caplog.at_level(logging.INFO, logger="fw.workflow"):
+        await env.run("logged", "ada", id="log-1")
+
+    records = [r for r in caplog.records if r.name == "fw.workflow"]
+    assert [r.getMessage() for r in records] == ["starting", "charged", "from a step", "done"]
+    fields = [r.fw for r in records]  # type: ignore[attr-defined]
+    assert fields[0] == {"workflow": "logged", "instance_id": "log-1", "step": None, "customer": "ada"}
+    assert fields[1]["amount"] == 42
+    assert fields[2]["step"] == "inside"
