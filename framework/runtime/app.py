@@ -19,6 +19,7 @@ from framework.runtime.clock import Clock
 from framework.runtime.config import AppConfig, RetriesSection, database_url, load_config
 from framework.runtime.definition import WorkflowDefinition, as_definition
 from framework.runtime.retries import RetryPolicy
+from framework.runtime.signals import InstanceSignals
 
 if TYPE_CHECKING:
     from framework.runtime.handles import Instance, WorkflowHandle
@@ -41,6 +42,8 @@ class App:
         self.settings: AppConfig = load_config(self.root)
         self.clock = clock or Clock()
         self.database_url = database or database_url(self.root, self.settings)
+        self.signals = InstanceSignals()
+        """In-process notices of instances that ended, for ``result()``."""
         self.faults: FaultPlan | None = None
         """Planned step failures (tests only; see framework.testing)."""
         self._entrypoints: dict[str, type[Entrypoint]] | None = None

@@ -50,6 +50,7 @@ from framework.runtime.steps import WorkflowStep
 from framework.runtime.suspension import Suspend
 from framework.runtime.tracing import step_span
 from framework.store.base import (
+    TERMINAL,
     Claim,
     LeaseLostError,
     Status,
@@ -599,6 +600,8 @@ class InstanceRun:
         )
         status = await self._apply(transition)
         self._pending = []
+        if status in TERMINAL:
+            self.app.signals.changed(self.instance_id)
         for row in written:
             self.journal.record(row)
         if status == "paused" and "status" not in changes:

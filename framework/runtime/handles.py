@@ -16,6 +16,7 @@ from framework.errors import (
     ResultTimeoutError,
 )
 from framework.runtime import serialization
+from framework.runtime.aio import first_of
 from framework.runtime.records import ErrorInfo, InstanceStatus, StepRecord, timestamp
 from framework.store.base import TERMINAL, InstanceRow, NewInstance, StepRow
 
@@ -153,7 +154,7 @@ class Instance(Generic[O]):
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.002
-        with self._app.clock.awaiting():
+        with self._app.clock.awaiting(), self._app.signals.watching(self.id) as ended:
             while True:
                 status = await self.status()
                 if status.status == "complete":
@@ -165,7 +166,8 @@ class Instance(Generic[O]):
                 if deadline is not None and loop.time() >= deadline:
                     raise ResultTimeoutError(self.id, timeout or 0.0, status.status)
                 pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
-                await asyncio.sleep(pause)
+                await first_of(ended.wait(), timeout=pause)  # a worker in this process ends it
+                ended.clear()
                 delay = min(delay * 2, 0.1)
 
     async def steps(self) -> list[StepRecord]:
