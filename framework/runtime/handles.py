@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from framework.errors import (
     ResultTimeoutError,
 )
 from framework.runtime import serialization
-from framework.runtime.aio import first_of
 from framework.runtime.records import ErrorInfo, InstanceStatus, StepRecord, timestamp
 from framework.store.base import TERMINAL, InstanceRow, NewInstance, StepRow
 
@@ -166,7 +166,9 @@ class Instance(Generic[O]):
                 if deadline is not None and loop.time() >= deadline:
                     raise ResultTimeoutError(self.id, timeout or 0.0, status.status)
                 pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
-                await first_of(ended.wait(), timeout=pause)  # a worker in this process ends it
+                with contextlib.suppress(TimeoutError):  # or a worker in this process ends it
+                    async with asyncio.timeout(pause):
+                        await ended.wait()
                 ended.clear()
                 delay = min(delay * 2, 0.1)
 

@@ -46,9 +46,15 @@ def kill(process: subprocess.Popen[bytes]) -> None:
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
-    """SIGTERM and wait; return the exit code."""
+    """SIGTERM and wait; return the exit code. A process that does not stop in time is
+    killed (so no test leaves a worker behind) and the timeout raised."""
     process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=timeout)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        raise
 
 
 def wait_until_started(process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
