@@ -42,6 +42,8 @@ class App:
         self.settings: AppConfig = load_config(self.root)
         self.clock = clock or Clock()
         self.database_url = database or database_url(self.root, self.settings)
+        self.local_workers = 0
+        """Workers running in this process (their ends of instances are signalled)."""
         self.signals = InstanceSignals()
         """In-process notices of instances that ended, for ``result()``."""
         self.faults: FaultPlan | None = None

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 P = TypeVar("P")
 O = TypeVar("O")
 
+REMOTE_POLL_CAP = 0.1
+"""Longest wait between two reads of an instance whose worker runs in another process."""
+LOCAL_POLL_CAP = 1.0
+"""The same with a worker in this process, which signals the end (polling only guards)."""
+
 
 class BatchItem(TypedDict, Generic[P], total=False):
     """One instance of ``create_batch``: its params and, optionally, its id."""
@@ -151,26 +156,32 @@ class Instance(Generic[O]):
             InstanceTerminatedError: it was terminated.
             ResultTimeoutError: ``timeout`` seconds passed first.
         """
+        row = await self._wait_until_ended(timeout)
+        status = instance_status(row, self._app.definition(self.workflow).output_type)
+        if status.status == "errored":
+            raise InstanceFailedError(self.id, status.error)
+        if status.status == "terminated":
+            raise InstanceTerminatedError(self.id)
+        return status.output  # type: ignore[return-value]
+
+    async def _wait_until_ended(self, timeout: float | None) -> InstanceRow:
+        """Poll the stored row, backing off, until it ends; a worker of this process ending
+        it wakes the wait at once (then polling only guards against other processes)."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        delay = 0.002
+        delay = 0.001
         with self._app.clock.awaiting(), self._app.signals.watching(self.id) as ended:
-            while True:
-                status = await self.status()
-                if status.status == "complete":
-                    return status.output  # type: ignore[return-value]
-                if status.status == "errored":
-                    raise InstanceFailedError(self.id, status.error)
-                if status.status == "terminated":
-                    raise InstanceTerminatedError(self.id)
+            while (row := await self._row()).status not in TERMINAL:
                 if deadline is not None and loop.time() >= deadline:
-                    raise ResultTimeoutError(self.id, timeout or 0.0, status.status)
+                    raise ResultTimeoutError(self.id, timeout or 0.0, row.status)
+                local = self._app.local_workers > 0
+                delay = LOCAL_POLL_CAP if local else min(delay * 2, REMOTE_POLL_CAP)
                 pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
-                with contextlib.suppress(TimeoutError):  # or a worker in this process ends it
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(pause):
                         await ended.wait()
                 ended.clear()
-                delay = min(delay * 2, 0.1)
+        return row
 
     async def steps(self) -> list[StepRecord]:
         """The step timeline: each step's kind, status, attempts, timing, output and error."""

@@ -18,8 +18,8 @@ def step_span(
     workflow: str, instance_id: str, step: str, count: int, attempt: int
 ) -> Generator[None]:
     """A span ``fw.step <name>`` around one attempt, when OpenTelemetry is installed."""
-    if _trace is None:
-        yield
+    if _trace is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+        yield  # no SDK configured: spans would go nowhere
         return
     tracer: Any = _trace.get_tracer("fw")
     attributes = {

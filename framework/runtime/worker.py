@@ -85,6 +85,7 @@ class Worker:
         self._store = store
         heartbeat = asyncio.create_task(self._heartbeat_loop(store))
         pruner = asyncio.create_task(self._prune_loop())
+        self.app.local_workers += 1
         LOG.info(
             "worker %s: started on %s (concurrency %d)",
             self.id,
@@ -95,6 +96,7 @@ class Worker:
             await self._claim_loop(store)
         finally:
             await self._drain(store)
+            self.app.local_workers -= 1
             for task in (heartbeat, pruner):
                 task.cancel()
             await asyncio.gather(heartbeat, pruner, return_exceptions=True)

@@ -337,7 +337,7 @@ class SQLiteStore:
                 )
             return WriteResult(claims)
 
-        return list(await self._writer.write(write))
+        return list(await self._writer.write(write, durable=False))
 
     async def heartbeat(
         self, owner: str, instance_ids: Sequence[str], lease_until: float
@@ -354,7 +354,7 @@ class SQLiteStore:
             ).fetchall()
             return WriteResult({row[0] for row in held})
 
-        return set(await self._writer.write(write))
+        return set(await self._writer.write(write, durable=False))
 
     async def apply(self, transition: Transition, now: float) -> Status:
         return await self._writer.write(lambda c: _apply(c, transition, now))  # type: ignore[no-any-return]

@@ -32,6 +32,7 @@ class WriteResult:
 @dataclass
 class _Write:
     fn: Callable[[sqlite3.Connection], WriteResult]
+    durable: bool = True
     future: Future[Any] = field(default_factory=Future[Any])
 
 
@@ -51,6 +52,7 @@ class SQLiteWriter:
         self._thread = threading.Thread(target=self._run, name="fw-sqlite-writer", daemon=True)
         self._ready: Future[None] = Future()
         self.commits = 0
+        self._durable = True  # the connection starts with synchronous=FULL
         """Transactions committed so far (benchmarks report commits per step)."""
 
     def start(self) -> Future[None]:
@@ -58,9 +60,17 @@ class SQLiteWriter:
         self._thread.start()
         return self._ready
 
-    async def write(self, fn: Callable[[sqlite3.Connection], WriteResult]) -> Any:
-        """Run ``fn`` in the next group commit and return its value once committed."""
-        item = _Write(fn)
+    async def write(
+        self, fn: Callable[[sqlite3.Connection], WriteResult], durable: bool = True
+    ) -> Any:
+        """Run ``fn`` in the next group commit and return its value once committed.
+
+        ``durable=False`` (claims, lease extensions) lets a group made only of such writes
+        commit without waiting for the disk (``synchronous=NORMAL``): it survives a crash of
+        the process, and a power loss can only undo it, which leaves the instance claimable.
+        The next durable commit flushes it anyway.
+        """
+        item = _Write(fn, durable)
         self._queue.put(item)
         return await asyncio.wrap_future(item.future)
 
@@ -102,9 +112,12 @@ class SQLiteWriter:
     def _commit(self, connection: sqlite3.Connection, group: list[_Write]) -> None:
         outcomes: list[tuple[_Write, WriteResult | None, BaseException | None]] = []
         try:
+            self._set_durability(connection, any(item.durable for item in group))
             connection.execute("BEGIN IMMEDIATE")
-            for item in group:
-                outcomes.append(self._apply_one(connection, item))
+            if len(group) == 1:  # alone, its failure is the transaction's: no savepoint needed
+                outcomes.append((group[0], group[0].fn(connection), None))
+            else:
+                outcomes.extend(self._apply_one(connection, item) for item in group)
             connection.execute("COMMIT")
             self.commits += 1
         except BaseException as exc:
@@ -122,6 +135,11 @@ class SQLiteWriter:
             else:
                 assert result is not None
                 item.future.set_result(result.value)
+
+    def _set_durability(self, connection: sqlite3.Connection, durable: bool) -> None:
+        if durable != self._durable:
+            connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
 
     def _apply_one(
         self, connection: sqlite3.Connection, item: _Write
