@@ -305,10 +305,9 @@ class SQLiteStore:
     # Workers.
 
     async def claim(self, owner: str, limit: int, now: float, lease_until: float) -> list[Claim]:
-        # Look before taking the write lock: idle workers polling never block writers.
-        due = await self.next_wake_at()
-        if due is None or due > now:
-            return []
+        def any_due(c: sqlite3.Connection) -> bool:
+            due = _next_wake_at(c)
+            return due is not None and due <= now
 
         def write(c: sqlite3.Connection) -> WriteResult:
             due = c.execute(
@@ -337,7 +336,8 @@ class SQLiteStore:
                 )
             return WriteResult(claims)
 
-        return list(await self._writer.write(write, durable=False))
+        claims = await self._writer.write(write, durable=False, needed=any_due, otherwise=[])
+        return list(claims)
 
     async def heartbeat(
         self, owner: str, instance_ids: Sequence[str], lease_until: float
@@ -384,14 +384,7 @@ class SQLiteStore:
         return await self._writer.write(write)  # type: ignore[no-any-return]
 
     async def next_wake_at(self) -> float | None:
-        def read(c: sqlite3.Connection) -> float | None:
-            row = c.execute(
-                "SELECT min(wake_at) FROM instances WHERE wake_at IS NOT NULL "
-                "AND status IN ('queued', 'waiting', 'running')"
-            ).fetchone()
-            return None if row[0] is None else float(row[0])
-
-        return await self._read(read)
+        return await self._read(_next_wake_at)
 
     async def wait_for_work(self, timeout: float) -> None:
         await self._wakeup.wait(timeout)
@@ -518,6 +511,14 @@ def _require(c: sqlite3.Connection, instance_id: str) -> InstanceRow:
 def _steps_of(c: sqlite3.Connection, instance_id: str) -> list[StepRow]:
     sql = f"SELECT {STEP_COLUMNS} FROM steps WHERE instance_id=? ORDER BY seq"
     return [_step(r) for r in c.execute(sql, (instance_id,))]
+
+
+def _next_wake_at(c: sqlite3.Connection) -> float | None:
+    row = c.execute(
+        "SELECT min(wake_at) FROM instances WHERE wake_at IS NOT NULL "
+        "AND status IN ('queued', 'waiting', 'running')"
+    ).fetchone()
+    return None if row[0] is None else float(row[0])
 
 
 def _cursor_seq(cursor: str) -> int:

@@ -33,6 +33,8 @@ class WriteResult:
 class _Write:
     fn: Callable[[sqlite3.Connection], WriteResult]
     durable: bool = True
+    needed: Callable[[sqlite3.Connection], bool] | None = None
+    otherwise: Any = None
     future: Future[Any] = field(default_factory=Future[Any])
 
 
@@ -61,7 +63,11 @@ class SQLiteWriter:
         return self._ready
 
     async def write(
-        self, fn: Callable[[sqlite3.Connection], WriteResult], durable: bool = True
+        self,
+        fn: Callable[[sqlite3.Connection], WriteResult],
+        durable: bool = True,
+        needed: Callable[[sqlite3.Connection], bool] | None = None,
+        otherwise: Any = None,
     ) -> Any:
         """Run ``fn`` in the next group commit and return its value once committed.
 
@@ -69,8 +75,12 @@ class SQLiteWriter:
         commit without waiting for the disk (``synchronous=NORMAL``): it survives a crash of
         the process, and a power loss can only undo it, which leaves the instance claimable.
         The next durable commit flushes it anyway.
+
+        ``needed``, when given, is a read run first, outside any transaction, when the write
+        is alone in its group: if it says no, ``otherwise`` is returned without taking the
+        write lock (an idle worker looking for work never blocks other writers).
         """
-        item = _Write(fn, durable)
+        item = _Write(fn, durable, needed, otherwise)
         self._queue.put(item)
         return await asyncio.wrap_future(item.future)
 
@@ -89,7 +99,11 @@ class SQLiteWriter:
         self._ready.set_result(None)
         try:
             while (group := self._next_group()) is not None:
-                self._commit(connection, group)
+                # A write whose caller was cancelled before it started is dropped; the
+                # others can no longer be cancelled, so settling their futures is safe.
+                live = [item for item in group if item.future.set_running_or_notify_cancel()]
+                if live:
+                    self._commit(connection, live)
         finally:
             connection.close()
 
@@ -111,6 +125,8 @@ class SQLiteWriter:
 
     def _commit(self, connection: sqlite3.Connection, group: list[_Write]) -> None:
         outcomes: list[tuple[_Write, WriteResult | None, BaseException | None]] = []
+        if len(group) == 1 and not self._needed(connection, group[0]):
+            return
         try:
             self._set_durability(connection, any(item.durable for item in group))
             connection.execute("BEGIN IMMEDIATE")
@@ -135,6 +151,19 @@ class SQLiteWriter:
             else:
                 assert result is not None
                 item.future.set_result(result.value)
+
+    def _needed(self, connection: sqlite3.Connection, item: _Write) -> bool:
+        """Run the write's look-first read; settle its future if the write is not needed."""
+        if item.needed is None:
+            return True
+        try:
+            if item.needed(connection):
+                return True
+        except sqlite3.Error as exc:
+            item.future.set_exception(self._translate_error(exc))
+            return False
+        item.future.set_result(item.otherwise)
+        return False
 
     def _set_durability(self, connection: sqlite3.Connection, durable: bool) -> None:
         if durable != self._durable:
