@@ -86,6 +86,7 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat_loop(store))
         pruner = asyncio.create_task(self._prune_loop())
         self.app.local_workers += 1
+        store.note_load(0)
         LOG.info(
             "worker %s: started on %s (concurrency %d)",
             self.id,
@@ -165,12 +166,15 @@ class Worker:
         run = InstanceRun(self.app, store, claim)
         task = asyncio.create_task(run.execute(), name=f"fw-instance {claim.instance.id}")
         self._runs[claim.instance.id] = (run, task)
+        store.note_load(len(self._runs))
         task.add_done_callback(lambda _: self._finished(claim.instance.id, task))
 
     def _finished(self, instance_id: str, task: asyncio.Task[None]) -> None:
         current = self._runs.get(instance_id)
         if current is not None and current[1] is task:
             del self._runs[instance_id]
+        if self._store is not None:
+            self._store.note_load(len(self._runs))
         self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
             LOG.error("instance %s: the run crashed", instance_id, exc_info=task.exception())

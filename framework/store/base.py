@@ -246,6 +246,11 @@ class Store(Protocol):
         """The earliest time an instance becomes runnable, if any is scheduled."""
         ...
 
+    def note_load(self, running: int) -> None:
+        """How many instances this process runs now; a store may commit differently when
+        one runs alone (SQLite then commits on the caller's thread)."""
+        ...
+
     async def wait_for_work(self, timeout: float) -> None:
         """Return when another process may have made work runnable, or after ``timeout``."""
         ...

@@ -469,6 +469,9 @@ class PostgresStore:
 
         return await self._db.run("reading the next wake time", read, replay_safe=True)
 
+    def note_load(self, running: int) -> None:
+        """Commits go through the pool whatever the load."""
+
     async def wait_for_work(self, timeout: float) -> None:
         await self._listener.wait(timeout)
 

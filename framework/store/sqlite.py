@@ -336,7 +336,9 @@ class SQLiteStore:
                 )
             return WriteResult(claims)
 
-        claims = await self._writer.write(write, durable=False, needed=any_due, otherwise=[])
+        claims = await self._writer.write(
+            write, durable=False, needed=any_due, otherwise=[], may_inline=True
+        )
         return list(claims)
 
     async def heartbeat(
@@ -357,7 +359,7 @@ class SQLiteStore:
         return set(await self._writer.write(write, durable=False))
 
     async def apply(self, transition: Transition, now: float) -> Status:
-        return await self._writer.write(lambda c: _apply(c, transition, now))  # type: ignore[no-any-return]
+        return await self._writer.write(lambda c: _apply(c, transition, now), may_inline=True)  # type: ignore[no-any-return]
 
     async def take_event(
         self, token: str, instance_id: str, event_type: str, step: StepRow, now: float
@@ -381,10 +383,13 @@ class SQLiteStore:
             )
             return WriteResult(TakenEvent(payload, created_at))
 
-        return await self._writer.write(write)  # type: ignore[no-any-return]
+        return await self._writer.write(write, may_inline=True)  # type: ignore[no-any-return]
 
     async def next_wake_at(self) -> float | None:
         return await self._read(_next_wake_at)
+
+    def note_load(self, running: int) -> None:
+        self._writer.inline = running <= 1
 
     async def wait_for_work(self, timeout: float) -> None:
         await self._wakeup.wait(timeout)
