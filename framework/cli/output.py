@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +60,18 @@ def app_root(app: Path | None) -> Path:
     """The app folder of ``--app``, or a clear error."""
     with user_errors():
         return resolve_app_root(app)
+
+
+def stop_on_signals() -> threading.Event:
+    """Note SIGTERM and SIGINT from now on, so a stop during start-up still exits 0."""
+    stopped = threading.Event()
+
+    def note(signum: int, frame: object) -> None:
+        stopped.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, note)
+    return stopped
 
 
 def print_json(data: Any) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from framework.cli.output import (
     fail,
     print_json,
     run,
+    stop_on_signals,
 )
 
 if TYPE_CHECKING:  # the runtime loads when a runtime command runs, not for `fw codegen`
@@ -67,7 +67,7 @@ def worker(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the app's instances until SIGTERM or Ctrl-C, then stop cleanly (exit 0)."""
-    stopped = _stop_on_signals()
+    stopped = stop_on_signals()
     from framework.runtime.app import App
     from framework.runtime.worker import Worker
 
@@ -114,18 +114,6 @@ def start(
     _show_status(status, [], as_json)
     if status.status in ("errored", "terminated"):
         raise typer.Exit(1)
-
-
-def _stop_on_signals() -> threading.Event:
-    """Note SIGTERM and SIGINT from now on, so a stop during start-up still exits 0."""
-    stopped = threading.Event()
-
-    def note(signum: int, frame: object) -> None:
-        stopped.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, note)
-    return stopped
 
 
 async def _wait_quietly(instance: Instance[Any], timeout: float | None) -> None:

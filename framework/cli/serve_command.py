@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from framework.cli.output import AppOption, app_root, configure_logging, fail, run
+from framework.cli.output import (
+    AppOption,
+    app_root,
+    configure_logging,
+    fail,
+    run,
+    stop_on_signals,
+)
 
 if TYPE_CHECKING:
     from framework.runtime.app import App
@@ -39,7 +45,7 @@ def serve(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve the HTTP API and Studio until SIGTERM or Ctrl-C, then exit 0."""
-    stopped = _note_signals()
+    stopped = stop_on_signals()
     from framework.http.server import bind_problem, env_token
 
     root = app_root(app)
@@ -91,15 +97,3 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
         await work
     finally:
         stop.set()
-
-
-def _note_signals() -> threading.Event:
-    """Note SIGTERM and SIGINT from now on, so a stop during start-up still exits 0."""
-    stopped = threading.Event()
-
-    def note(signum: int, frame: object) -> None:
-        stopped.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, note)
-    return stopped

@@ -19,7 +19,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import pytest
 from framework.runtime.app import App
 from tests.apps import write_app
 from tests.conftest import PG_SKIP_REASON, postgres_server_url
+from tests.runtime.processes import worker_command
 
 REPO = Path(__file__).resolve().parents[2]
 FIVE_STEPS = """
@@ -120,16 +120,7 @@ class Trace:
 def worker(
     app_dir: Path, log: Path, env: dict[str, str], concurrency: int, netns: str | None = None
 ) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "framework",
-        "worker",
-        "--app",
-        str(app_dir),
-        "--concurrency",
-        str(concurrency),
-    ]
+    command = worker_command(app_dir, concurrency)
     if netns is not None:
         command = ["ip", "netns", "exec", netns, *command]
     environment = {**os.environ, **env, "PYTHONPATH": f"{app_dir.parent}{os.pathsep}{REPO}"}
