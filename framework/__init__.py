@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from framework.errors import InstanceNotFoundError as InstanceNotFoundError
     from framework.errors import InstanceStateError as InstanceStateError
     from framework.errors import InstanceTerminatedError as InstanceTerminatedError
+    from framework.errors import InvalidInstanceIdError as InvalidInstanceIdError
     from framework.errors import NonDeterminismError as NonDeterminismError
     from framework.errors import NonRetryableError as NonRetryableError
     from framework.errors import PayloadTooLargeError as PayloadTooLargeError
@@ -63,6 +64,7 @@ _EXPORTS = {
         "InstanceNotFoundError",
         "InstanceStateError",
         "InstanceTerminatedError",
+        "InvalidInstanceIdError",
         "NonDeterminismError",
         "NonRetryableError",
         "PayloadTooLargeError",
@@ -118,6 +120,7 @@ __all__ = [
     "InstanceStateError",
     "InstanceStatus",
     "InstanceTerminatedError",
+    "InvalidInstanceIdError",
     "NonDeterminismError",
     "NonRetryableError",
     "PayloadTooLargeError",

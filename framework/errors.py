@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import string
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +36,29 @@ class InstanceNotFoundError(FwError, LookupError):
     def __init__(self, instance_id: str) -> None:
         self.instance_id = instance_id
         super().__init__(f"no instance with id {instance_id!r}")
+
+
+class InvalidInstanceIdError(FwError, ValueError):
+    """An instance id breaks the id rule: 1-100 characters of ``[A-Za-z0-9_.:-]``, not ``.``
+    or ``..`` alone."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        shown = instance_id if len(instance_id) <= 40 else instance_id[:40] + "…"
+        if not instance_id:
+            why = "it is empty"
+        elif len(instance_id) > 100:
+            why = f"it has {len(instance_id)} characters (at most 100)"
+        elif instance_id in (".", ".."):
+            why = "'.' and '..' are not ids"
+        else:
+            allowed = set(string.ascii_letters + string.digits + "_.:-")
+            bad = sorted({c for c in instance_id if c not in allowed})
+            why = "it contains " + ", ".join(repr(c) for c in bad[:5])
+        super().__init__(
+            f"invalid instance id {shown!r}: {why}; an id is 1-100 characters of "
+            "letters, digits and _ . : -"
+        )
 
 
 class InstanceStateError(FwError):

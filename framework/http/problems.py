@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from framework.errors import (
     ConfigError,
     InstanceStateError,
+    InvalidInstanceIdError,
     PayloadTooLargeError,
     SerializationError,
     StoreError,
@@ -74,6 +75,8 @@ def as_api_error(exc: Exception) -> ApiError | None:
         return ApiError(404, "unknown_workflow", str(exc), close_matches=exc.close_matches)
     if isinstance(exc, ValidationError):
         return ApiError(422, "invalid_params", "the params are invalid", detail=field_errors(exc))
+    if isinstance(exc, InvalidInstanceIdError):
+        return ApiError(422, "invalid_id", str(exc))
     if isinstance(exc, PayloadTooLargeError):
         return ApiError(413, "payload_too_large", str(exc))
     if isinstance(exc, SerializationError):

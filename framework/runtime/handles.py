@@ -17,6 +17,7 @@ from framework.errors import (
     ResultTimeoutError,
 )
 from framework.runtime import serialization
+from framework.runtime.ids import check_instance_id
 from framework.runtime.records import ErrorInfo, InstanceStatus, StepRecord, timestamp
 from framework.store.base import TERMINAL, InstanceRow, NewInstance, StepRow
 
@@ -69,6 +70,8 @@ class WorkflowHandle(Generic[P, O]):
         Raises:
             pydantic.ValidationError: invalid params; nothing is stored.
             PayloadTooLargeError: the params are over the payload limit.
+            InvalidInstanceIdError: ``id`` breaks the id rule (1-100 characters of
+                ``[A-Za-z0-9_.:-]``); nothing is stored.
         """
         item: BatchItem[P] = {"params": params}
         if id is not None:
@@ -84,12 +87,15 @@ class WorkflowHandle(Generic[P, O]):
         limit = self._app.settings.runtime.payload_limit
         new: list[NewInstance] = []
         for item in items:
+            instance_id = item.get("id")
+            if instance_id is not None:
+                check_instance_id(instance_id)
             value = serialization.validate(item.get("params"), definition.params_type)
             data = serialization.dump(
                 value, definition.params_type, limit, f"the params of workflow {self.name!r}"
             )
             new.append(
-                NewInstance(item.get("id") or uuid.uuid4().hex, self.name, data, now, version)
+                NewInstance(instance_id or uuid.uuid4().hex, self.name, data, now, version)
             )
         store = await self._app.store()
         rows = await store.create_instances(new)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from framework.store.base import NewInstance
 from tests.http.conftest import MakeServed, Served
 
 STATUSES = {"queued", "running", "waiting", "paused", "complete", "errored", "terminated"}
@@ -141,8 +142,23 @@ async def test_children_link_to_their_parent_and_ids_with_colons_route(served: S
     assert child["parent"]["workflow"] == "fan-out"
 
 
-async def test_an_id_with_a_slash_is_addressed_percent_encoded(served: Served) -> None:
-    await served.client.post("/api/workflows/echo/instances", json={"id": "a/b c", "params": 7})
+async def test_an_id_outside_the_id_rule_is_refused_and_nothing_is_stored(served: Served) -> None:
+    for bad in ["a/b", "a\nb", ".", "..", "x" * 101, "é"]:
+        response = await served.client.post(
+            "/api/workflows/echo/instances", json={"id": bad, "params": 7}
+        )
+        assert response.status_code == 422, bad
+        assert response.json()["error"] == "invalid_id"
+    listed = await served.client.get("/api/instances")
+    assert listed.json()["instances"] == []
+
+
+async def test_an_id_with_a_slash_stored_before_the_id_rule_is_addressed_percent_encoded(
+    served: Served,
+) -> None:
+    store = await served.env.app.store()
+    now = served.env.app.clock.now()
+    await store.create_instances([NewInstance("a/b c", "echo", "7", now)])
     await served.result("a/b c", "echo")
     path = quote("a/b c", safe="")
 

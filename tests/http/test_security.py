@@ -4,12 +4,14 @@ without a token."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from framework.http.server import allowed_hosts, bind_problem
+from framework.store.base import NewInstance
 from tests.http.conftest import MakeServed, Served, write_test_app
 from tests.http.test_studio import csrf_of
 
@@ -148,10 +150,10 @@ async def test_the_host_header_is_checked_when_asked(make_served: MakeServed) ->
 
 
 async def test_user_data_is_escaped_on_every_page(served: Served) -> None:
-    await served.client.post(
-        "/api/workflows/echo/instances",
-        json={"id": f"id-{SCRIPT}", "params": {"note": SCRIPT, SCRIPT: 1}},
-    )
+    # Such an id is refused at create today; one stored before the id rule stays readable.
+    store = await served.env.app.store()
+    params = json.dumps({"note": SCRIPT, SCRIPT: 1})
+    await store.create_instances([NewInstance(f"id-{SCRIPT}", "echo", params, 0.0)])
     await served.result(f"id-{SCRIPT}", "echo")
     await served.client.post("/api/workflows/boom/instances", json={"id": "b", "params": SCRIPT})
     await served.wait_status("b", "errored")
