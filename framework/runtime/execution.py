@@ -150,7 +150,7 @@ class InstanceRun:
 
     async def _execute(self) -> None:
         limit = self.app.settings.runtime.crash_loop_limit
-        if self.claim.crashed and self.row.crash_count >= limit:
+        if self.claim.crashed and self.row.crash_count > limit:
             await self._end_crash_loop(limit)
             return
         try:
@@ -257,8 +257,10 @@ class InstanceRun:
         error = ErrorInfo(
             name=CrashLoopError.__name__,
             message=(
-                f"the worker running this instance died {self.row.crash_count} times in a row "
-                f"(limit {limit}); fix the cause (memory, a native crash) and restart it"
+                f"the worker running this instance died {self.row.crash_count} times in a row, "
+                f"more than [runtime] crash_loop_limit = {limit} allows (the first run and "
+                f"{limit} recoveries); fix the cause (memory, a native crash, a killed process) "
+                "and restart it"
             ),
             details={"crashes": crashes},
         )

@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,10 +187,12 @@ async def test_fw_instance_export_and_fw_replay_commands(tmp_path: Path) -> None
 
 
 SPINNER = """
-import asyncio
+import asyncio, os
 from framework import workflow, WorkflowContext
 
 async def forever() -> None:
+    with open(os.environ["FW_RUNS_LOG"], "a") as runs:
+        runs.write(f"{os.getpid()}\\n")
     await asyncio.sleep(3600)
 
 @workflow
@@ -198,32 +201,53 @@ async def spinner(ctx: WorkflowContext[None]) -> None:
 """
 
 
-@pytest.mark.timeout(120)
-async def test_an_instance_whose_worker_keeps_dying_ends_in_a_crash_loop_error(
-    tmp_path: Path,
+@pytest.mark.timeout(180)
+async def test_a_crash_loop_ends_at_the_death_after_the_first_run_and_limit_recoveries(
+    tmp_path: Path, database_url: str
 ) -> None:
     settings = '[runtime]\nlease = "1 second"\npoll_interval = "100 ms"\ncrash_loop_limit = 2\n'
     root = write_app(tmp_path, {"spinner_workflow.py": SPINNER}, settings)
-    app = App(root)
-    app.install()
+    runs = tmp_path / "runs.log"
+    env = {"FW_RUNS_LOG": str(runs), "FW_DATABASE_URL": database_url}
+    app = App(root, database=database_url)
     instance = await app.handle("spinner").create(id="doomed")
-    for _ in range(4):
-        worker = start_worker(root, tmp_path / "worker.log")
+
+    killed: list[int] = []
+
+    async def ran_or_ended() -> bool:
+        return _pids(runs) != killed or (await instance.status()).status == "errored"
+
+    while (await instance.status()).status != "errored":
+        assert len(killed) < 5, "the crash loop never ended"
+        worker = start_worker(root, tmp_path / "worker.log", env)
         try:
-            await _until(lambda: instance.status(), "running", "errored")
-            if (await instance.status()).status == "errored":
-                break
-            await asyncio.sleep(1.5)
+            await _until_true(ran_or_ended, timeout=30)
         finally:
             kill(worker)
+        if len(_pids(runs)) > len(killed):
+            killed.append(worker.pid)
 
+    assert _pids(runs) == killed and len(killed) == 3, "the first run and 2 recoveries"
     with pytest.raises(InstanceFailedError):
         await instance.result(timeout=1)
     status = await instance.status()
     assert status.error is not None and status.error.name == "CrashLoopError"
-    assert "died 2 times in a row" in status.error.message
-    assert len(status.error.details["crashes"]) == 2
+    assert "died 3 times in a row, more than [runtime] crash_loop_limit = 2" in status.error.message
+    crashes = status.error.details["crashes"]
+    assert [c["worker"].split(":")[1] for c in crashes] == [str(pid) for pid in killed]
     await app.close()
+
+
+def _pids(runs: Path) -> list[int]:
+    return [int(line) for line in runs.read_text().split()] if runs.exists() else []
+
+
+async def _until_true(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, f"still false after {timeout} s"
+        await asyncio.sleep(0.05)
 
 
 OTEL = """
