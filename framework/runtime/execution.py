@@ -14,7 +14,6 @@ import contextvars
 import inspect
 import json
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -43,8 +42,9 @@ from framework.runtime.context import (
 )
 from framework.runtime.definition import Branch, StepDefinition, WorkflowDefinition
 from framework.runtime.durations import Duration, format_duration, parse_duration
+from framework.runtime.failures import message_of, traceback_of
 from framework.runtime.journal import Journal, StepKey, detail_of
-from framework.runtime.records import ErrorInfo
+from framework.runtime.records import ErrorInfo, cut_text
 from framework.runtime.retries import Retries, RetryPolicy
 from framework.runtime.steps import WorkflowStep
 from framework.runtime.suspension import Suspend
@@ -65,7 +65,6 @@ if TYPE_CHECKING:
     from framework.runtime.handles import Instance
 
 LOG = logging.getLogger("fw.worker")
-TRACEBACK_LIMIT = 8000
 NOT_RETRYABLE = (NonRetryableError, SerializationError, PayloadTooLargeError)
 
 StopReason = Literal["wait", "pause", "shutdown", "fatal", "closed"]
@@ -146,7 +145,7 @@ class InstanceRun:
                 "instance %s: no longer held by this worker; dropped this run", self.instance_id
             )
         except FwError as exc:
-            LOG.error("instance %s (%s): %s", self.instance_id, self.workflow, exc)
+            LOG.error("instance %s (%s): %s", self.instance_id, self.workflow, cut_text(str(exc)))
 
     async def _execute(self) -> None:
         limit = self.app.settings.runtime.crash_loop_limit
@@ -238,7 +237,9 @@ class InstanceRun:
         block = self.app.settings.runtime.on_nondeterminism == "block"
         status: Status = "paused" if block else "errored"
         await self.commit(status=status, error=error.model_dump_json(), release=True)
-        LOG.error("instance %s (%s): %s; held %s", self.instance_id, self.workflow, exc, status)
+        LOG.error(
+            "instance %s (%s): %s; held %s", self.instance_id, self.workflow, error.message, status
+        )
 
     async def _park(self, exc: Exception) -> None:
         """The workflow's code cannot be loaded: keep the instance and try again later."""
@@ -249,7 +250,7 @@ class InstanceRun:
             self.instance_id,
             self.workflow,
             type(exc).__name__,
-            exc,
+            message_of(exc),
         )
 
     async def _end_crash_loop(self, limit: int) -> None:
@@ -694,18 +695,18 @@ async def _with_timeout(work: Awaitable[Any], limit: float, key: StepKey) -> Any
 def error_info(
     exc: BaseException, step: str | None = None, attempts: int | None = None
 ) -> ErrorInfo:
-    """How an exception is stored: class name, message, step and a traceback."""
+    """How an exception is stored: class name, message, step and a traceback, cut to
+    their limits (a user's exception may raise from ``__str__`` or carry megabytes)."""
     if isinstance(exc, StepError):
         return ErrorInfo(
             name=exc.error_type, message=exc.error_message, step=exc.step, attempts=exc.attempts
         )
-    trace = "".join(traceback.format_exception(exc))
     return ErrorInfo(
         name=type(exc).__name__,
-        message=str(exc),
+        message=message_of(exc),
         step=step,
         attempts=attempts,
-        traceback=trace[-TRACEBACK_LIMIT:],
+        traceback=traceback_of(exc),
     )
 
 

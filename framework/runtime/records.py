@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from framework.store.base import Status as Status
 from framework.store.base import StepKind, StepStatus
 
 O = TypeVar("O")
 
+MESSAGE_LIMIT = 4_000
+"""The most characters of an error message fw stores, shows or logs; the rest is cut, saying so."""
+TRACEBACK_LIMIT = 8_000
+"""The most characters of a stored traceback; its start is cut, saying so."""
+
+
+def cut_text(text: str, limit: int = MESSAGE_LIMIT, keep: Literal["start", "end"] = "start") -> str:
+    """``text`` if it has at most ``limit`` characters; else its first (or last) characters
+    and a note of how many were cut (``… [cut: 49,996,035 more characters]``), ``limit`` in all."""
+    if len(text) <= limit:
+        return text
+    kept = limit
+    while True:
+        cut = len(text) - kept
+        note = (
+            f"… [cut: {cut:,} more characters]"
+            if keep == "start"
+            else f"[cut: {cut:,} earlier characters] …"
+        )
+        if kept + len(note) <= limit:
+            break
+        kept = limit - len(note)
+    return text[:kept] + note if keep == "start" else note + text[len(text) - kept :]
+
 
 class ErrorInfo(BaseModel):
-    """An error as stored: the exception's class name, its message and the failing step."""
+    """An error as stored: the exception's class name, its message and the failing step.
+
+    The message is cut to ``MESSAGE_LIMIT`` characters and the traceback to its last
+    ``TRACEBACK_LIMIT``, each saying how much was cut (also when read from older rows).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -24,6 +52,16 @@ class ErrorInfo(BaseModel):
     attempts: int | None = None
     traceback: str | None = None
     details: dict[str, Any] = {}
+
+    @field_validator("name", "message")
+    @classmethod
+    def _cut_message(cls, text: str) -> str:
+        return cut_text(text)
+
+    @field_validator("traceback")
+    @classmethod
+    def _cut_traceback(cls, text: str | None) -> str | None:
+        return None if text is None else cut_text(text, TRACEBACK_LIMIT, keep="end")
 
     def __str__(self) -> str:
         where = f" in step {self.step!r}" if self.step else ""
