@@ -42,7 +42,7 @@ from framework.runtime.context import (
 )
 from framework.runtime.definition import Branch, StepDefinition, WorkflowDefinition
 from framework.runtime.durations import Duration, format_duration, parse_duration
-from framework.runtime.failures import message_of, traceback_of
+from framework.runtime.failures import message_of, raised_by_user, traceback_of
 from framework.runtime.journal import Journal, StepKey, detail_of
 from framework.runtime.records import ErrorInfo, cut_text
 from framework.runtime.retries import Retries, RetryPolicy
@@ -156,7 +156,9 @@ class InstanceRun:
             definition = self.app.definition(self.workflow)
             self.version = self.app.version_of(self.workflow)
             self.params = serialization.load(self.row.params, definition.params_type)
-        except Exception as exc:
+        except BaseException as exc:
+            if not raised_by_user(exc):
+                raise
             await self._park(exc)
             return
         ctx = WorkflowContext(self, self.params, WorkflowStep(self))
@@ -166,7 +168,9 @@ class InstanceRun:
             await self.settle()
             await (self._terminate(definition) if self.terminating else self.commit_stop())
             return
-        except Exception as exc:
+        except BaseException as exc:
+            if not raised_by_user(exc):
+                raise
             await self.settle()
             await (self._terminate(definition) if self.terminating else self._fail(definition, exc))
             return
@@ -217,7 +221,7 @@ class InstanceRun:
         else:
             await self.commit(status="queued", wake_at=self.clock.now(), release=True)
 
-    async def _fail(self, definition: WorkflowDefinition, exc: Exception) -> None:
+    async def _fail(self, definition: WorkflowDefinition, exc: BaseException) -> None:
         error = error_info(exc)
         if await compensate_all(self, definition, error):
             await self.commit(status="errored", error=error.model_dump_json(), release=True)
@@ -241,7 +245,7 @@ class InstanceRun:
             "instance %s (%s): %s; held %s", self.instance_id, self.workflow, error.message, status
         )
 
-    async def _park(self, exc: Exception) -> None:
+    async def _park(self, exc: BaseException) -> None:
         """The workflow's code cannot be loaded: keep the instance and try again later."""
         retry_at = self.clock.now() + max(10.0, self.app.settings.runtime.poll_interval)
         await self.commit(status="queued", wake_at=retry_at, release=True)
@@ -464,9 +468,11 @@ class InstanceRun:
             detail: dict[str, Any] | None = None
             if output_type is Any and (named := serialization.type_name(value)) is not None:
                 output_type, detail = serialization.recorded_type(named), {"output_type": named}
-        except (Suspend, asyncio.CancelledError):
+        except Suspend:
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            if not raised_by_user(exc):
+                raise
             raise await self._step_failed(
                 key, kind, exc, number, started_at, policy, input_json, concurrent
             ) from exc
@@ -500,7 +506,7 @@ class InstanceRun:
         self,
         key: StepKey,
         kind: StepKind,
-        exc: Exception,
+        exc: BaseException,
         number: int,
         started_at: float,
         policy: RetryPolicy,

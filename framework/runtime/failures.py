@@ -1,11 +1,43 @@
-"""Describing a user's exception safely: its message (even when ``__str__`` raises) and its
-traceback, cut to their limits."""
+"""Failures of a user's code: told apart from a stop of the run, and described safely.
+
+User code (a step, a defined step's handler, a rollback, ``on_failure``, the workflow body)
+may raise anything. ``SystemExit`` (argparse and click raise it), ``KeyboardInterrupt``,
+``asyncio.CancelledError`` and any other ``BaseException`` raised by that code are its
+failures, like an ``Exception``: they never end the worker. Only these stop a run:
+
+- ``Suspend``, fw's own unwinding of a body that must wait or stop;
+- a cancellation of the task running it (a shutdown past its grace, a lost lease), which
+  ``Task.cancelling()`` counts, unlike a ``CancelledError`` the user's code raised itself;
+- a ``KeyboardInterrupt`` raised by a Python-level SIGINT handler (``asyncio.run``'s second
+  Ctrl-C). ``fw worker`` and ``fw serve`` handle SIGINT and SIGTERM on the event loop, so
+  there no ``KeyboardInterrupt`` comes from a signal.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import signal
 import traceback
+from types import CodeType
 
 from framework.runtime.records import MESSAGE_LIMIT, cut_text
+from framework.runtime.suspension import Suspend
+
+
+def raised_by_user(exc: BaseException) -> bool:
+    """Whether ``exc``, caught around user code in a run's task, is that code's failure
+    (True) or a stop of the run to let through (False)."""
+    if isinstance(exc, Exception):
+        return True
+    if isinstance(exc, Suspend | GeneratorExit):
+        return False
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is None or task.cancelling() == 0
+    if isinstance(exc, KeyboardInterrupt):
+        return not _raised_by_sigint_handler(exc)
+    return True
 
 
 def message_of(exc: BaseException) -> str:
@@ -35,3 +67,18 @@ def _cut_line(piece: str) -> str:
         return piece
     return cut_text(piece, MESSAGE_LIMIT - 1) + "\n"
 
+
+def _raised_by_sigint_handler(exc: KeyboardInterrupt) -> bool:
+    code = _code_of(signal.getsignal(signal.SIGINT))
+    innermost = exc.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    return code is not None and innermost is not None and innermost.tb_frame.f_code is code
+
+
+def _code_of(handler: object) -> CodeType | None:
+    while isinstance(handler, functools.partial):  # asyncio.run installs a partial
+        handler = handler.func
+    function = getattr(handler, "__func__", handler)
+    code = getattr(function, "__code__", None)
+    return code if isinstance(code, CodeType) else None
