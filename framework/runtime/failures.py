@@ -9,8 +9,8 @@ failures, like an ``Exception``: they never end the worker. Only these stop a ru
 - a cancellation of the task running it (a shutdown past its grace, a lost lease), which
   ``Task.cancelling()`` counts, unlike a ``CancelledError`` the user's code raised itself;
 - a ``KeyboardInterrupt`` raised by a Python-level SIGINT handler (``asyncio.run``'s second
-  Ctrl-C). ``fw worker`` and ``fw serve`` handle SIGINT and SIGTERM on the event loop, so
-  there no ``KeyboardInterrupt`` comes from a signal.
+  Ctrl-C). ``fw worker`` and ``fw serve`` handle SIGINT and SIGTERM on the event loop, where
+  a signal never raises ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
