@@ -7,6 +7,9 @@ from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any
 
+from framework.runtime.failures import message_of, raised_by_user, traceback_of
+from framework.runtime.records import TRACEBACK_LIMIT, cut_text
+
 try:
     from opentelemetry import trace as _trace
 except ImportError:  # pragma: no cover - depends on the environment
@@ -29,10 +32,36 @@ def step_span(
         "fw.step.occurrence": count,
         "fw.step.attempt": attempt,
     }
-    with tracer.start_as_current_span(f"fw.step {step}", attributes=attributes) as span:
+    with tracer.start_as_current_span(
+        f"fw.step {step}",
+        attributes=attributes,
+        record_exception=False,  # its str(exc) may raise or be megabytes long: see below
+        set_status_on_exception=False,
+    ) as span:
         try:
             yield
-        except Exception as exc:
-            span.record_exception(exc)
-            span.set_status(_trace.Status(_trace.StatusCode.ERROR, str(exc)))
+        except BaseException as exc:
+            if raised_by_user(exc):
+                description = _record_exception(span, exc)
+                span.set_status(_trace.Status(_trace.StatusCode.ERROR, description))
             raise
+
+
+def _record_exception(span: Any, exc: BaseException) -> str:
+    """Add the ``exception`` event of ``exc`` to ``span``, its message told safely and cut;
+    return ``"Type: message"``."""
+    message = message_of(exc)
+    span.add_event(
+        "exception",
+        {
+            "exception.type": _qualified_name(type(exc)),
+            "exception.message": message,
+            "exception.stacktrace": cut_text(traceback_of(exc), TRACEBACK_LIMIT, keep="end"),
+        },
+    )
+    return f"{type(exc).__name__}: {message}"
+
+
+def _qualified_name(cls: type[BaseException]) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module in ("builtins", "") else f"{module}.{cls.__qualname__}"

@@ -18,6 +18,7 @@ import pytest
 
 from framework import InstanceFailedError, InstanceTerminatedError
 from framework.runtime.app import App
+from framework.runtime.records import MESSAGE_LIMIT, TRACEBACK_LIMIT
 from framework.runtime.replay import export_instance, replay_export
 from framework.runtime.retention import Retention, prune
 from tests.apps import write_app
@@ -288,6 +289,66 @@ async def test_opentelemetry_spans_cover_executed_attempts_only(make_env: MakeEn
         ("fw.step flaky", 1, False),
         ("fw.step flaky", 2, True),
     ]
+
+
+OTEL_FAILURES = """
+import sys
+from framework import workflow, WorkflowContext, Retries, StepError
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this __str__ is broken")
+
+def unprintable() -> None:
+    raise Unprintable()
+
+def exits() -> None:
+    sys.exit(3)
+
+def loud() -> None:
+    raise ValueError("m" * 1_000_000)
+
+@workflow
+async def failing(ctx: WorkflowContext[None]) -> list[str]:
+    names = []
+    for step in (unprintable, exits, loud):
+        try:
+            await ctx.step.do(step.__name__, step, retries=Retries(limit=0))
+        except StepError as exc:
+            names.append(exc.error_type)
+    return names
+"""
+
+
+async def test_opentelemetry_spans_record_failures_with_safe_cut_messages(
+    make_env: MakeEnv,
+) -> None:
+    exporter = _span_exporter()
+    exporter.clear()
+    env = await make_env({"failing_workflow.py": OTEL_FAILURES})
+
+    assert await env.run("failing", id="f-1") == ["Unprintable", "SystemExit", "ValueError"]
+
+    spans = {
+        s.name: s
+        for s in exporter.get_finished_spans()
+        if s.attributes and s.attributes.get("fw.instance_id") == "f-1"
+    }
+    assert {name: s.status.is_ok for name, s in spans.items()} == {
+        "fw.step unprintable": False,
+        "fw.step exits": False,
+        "fw.step loud": False,
+    }
+    unprintable = spans["fw.step unprintable"]
+    assert unprintable.status.description == (
+        "Unprintable: <str() failed: RuntimeError: this __str__ is broken>"
+    )
+    assert str(unprintable.events[0].attributes["exception.type"]).endswith(".Unprintable")
+    assert spans["fw.step exits"].status.description == "SystemExit: 3"
+    (event,) = spans["fw.step loud"].events
+    message = str(event.attributes["exception.message"])
+    assert len(message) == MESSAGE_LIMIT and message.endswith(" more characters]")
+    assert len(str(event.attributes["exception.stacktrace"])) <= TRACEBACK_LIMIT
 
 
 @functools.cache
