@@ -10,6 +10,7 @@ from pydantic.errors import PydanticUserError
 from pydantic.json_schema import JsonSchemaMode
 
 from framework.runtime import serialization
+from framework.runtime.failures import message_of, raised_by_user
 from framework.store.base import STATUSES
 
 if TYPE_CHECKING:
@@ -97,8 +98,10 @@ def describe(app: App, name: str, counts: dict[str, int]) -> WorkflowInfo:
     try:
         definition = app.definition(name)
         params_type, output_type = definition.params_type, definition.output_type
-    except Exception as exc:  # a user's module that fails to import must not hide the rest
-        return replace(info, load_error=f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # a user's module that fails to import must not hide the rest
+        if not raised_by_user(exc):  # a cancelled request
+            raise
+        return replace(info, load_error=f"{type(exc).__name__}: {message_of(exc)}")
     return replace(
         info,
         params_type=params_type,

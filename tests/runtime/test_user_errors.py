@@ -18,8 +18,11 @@ import httpx
 import pytest
 
 from framework import InstanceFailedError
+from framework.http import create_app
 from framework.runtime.app import App
+from framework.runtime.records import MESSAGE_LIMIT
 from framework.runtime.worker import Worker
+from framework.testing import workflow_test_env
 from tests.apps import write_app
 from tests.http.servers import run_fw
 from tests.runtime.conftest import MakeEnv
@@ -394,3 +397,57 @@ async def test_ctrl_c_twice_still_stops_an_in_process_worker_mid_step(
     assert (await instance.status()).status == "running"
     assert await instance.steps() == [], "the interrupted attempt was recorded as a failure"
     await app.close()
+
+
+EXITS_AT_IMPORT = """
+import sys
+from framework import workflow, WorkflowContext
+
+sys.exit(2)  # a module that parses its command line when imported
+
+@workflow
+async def exits(ctx: WorkflowContext[None]) -> None:
+    return None
+"""
+
+LOUD_AT_IMPORT = """
+from framework import workflow, WorkflowContext
+
+raise ValueError("m" * 1_000_000)
+
+@workflow
+async def loud(ctx: WorkflowContext[None]) -> None:
+    return None
+"""
+
+FINE = """
+from framework import workflow, WorkflowContext
+
+@workflow
+async def fine(ctx: WorkflowContext[None]) -> str:
+    return "fine"
+"""
+
+
+async def test_workflow_modules_that_exit_or_fail_loudly_at_import_are_reported_not_raised(
+    tmp_path: Path, database_url: str
+) -> None:
+    modules = {
+        "exits_workflow.py": EXITS_AT_IMPORT,
+        "loud_workflow.py": LOUD_AT_IMPORT,
+        "fine_workflow.py": FINE,
+    }
+    root = write_app(tmp_path, modules)
+    async with workflow_test_env(root, database=database_url) as env:
+        transport = httpx.ASGITransport(app=create_app(env.app, token=""))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            listed = await client.get("/api/workflows")
+            studio = await client.get("/studio")
+
+        assert await env.run("fine") == "fine"
+    assert listed.status_code == studio.status_code == 200
+    errors = {w["name"]: w["load_error"] for w in listed.json()["workflows"]}
+    assert errors["exits"] == "SystemExit: 2"
+    assert errors["fine"] is None
+    assert errors["loud"].startswith("ValueError: mmm") and errors["loud"].endswith("characters]")
+    assert len(errors["loud"]) <= MESSAGE_LIMIT + len("ValueError: ")
