@@ -9,6 +9,7 @@ a clock of its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -31,6 +32,21 @@ TERMINAL: frozenset[str] = frozenset({"complete", "errored", "terminated"})
 
 RUNNABLE: frozenset[str] = frozenset({"queued", "waiting", "running"})
 """Statuses in which ``wake_at`` says when a worker should next claim the instance."""
+
+
+def cursor_seq(cursor: str) -> int:
+    """The ``seq`` a page cursor stands for (a cursor is the ``seq`` in ASCII digits).
+
+    Raises:
+        ValueError: not such a cursor, or too large for a 64-bit integer.
+    """
+    if not _CURSOR.fullmatch(cursor):
+        shown = cursor if len(cursor) <= 40 else cursor[:40] + "…"
+        raise ValueError(f"invalid cursor {shown!r}: pass the next_cursor of a page")
+    return int(cursor)
+
+
+_CURSOR = re.compile(r"[0-9]{1,18}")
 
 
 def contains_pattern(text: str) -> str:
@@ -258,4 +274,17 @@ class Store(Protocol):
     async def prune(self, statuses: Sequence[str], before: float, batch: int) -> int:
         """Delete up to ``batch`` instances in ``statuses`` last updated before ``before``,
         with their journals and events; return how many."""
+        ...
+
+    # Studio login sessions, shared by every server process using the store.
+    async def create_session(self, session: str, now: float, expires_at: float) -> None:
+        """Store a login session (a hash of its secret), dropping those expired by ``now``."""
+        ...
+
+    async def session_active(self, session: str, now: float) -> bool:
+        """Whether the session exists and has not expired by ``now``."""
+        ...
+
+    async def delete_session(self, session: str) -> None:
+        """End a session (logging out); ending an unknown one does nothing."""
         ...

@@ -40,6 +40,7 @@ from framework.store.base import (
     TakenEvent,
     Transition,
     contains_pattern,
+    cursor_seq,
 )
 from framework.store.migrations import migrations
 from framework.store.postgres_connection import Connection, Database, PostgresSettings
@@ -160,12 +161,16 @@ class PostgresStore:
         return await self._db.run("creating instances", create, replay_safe=True)
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        if _holds_nul(instance_id):
+            return None
+
         async def read(c: Connection) -> InstanceRow | None:
             return await _one_instance(c, instance_id)
 
         return await self._db.run("reading an instance", read, replay_safe=True)
 
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
+        instance_ids = [i for i in instance_ids if not _holds_nul(i)]
         if not instance_ids:
             return []
 
@@ -184,6 +189,8 @@ class PostgresStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
+        if _holds_nul(workflow, status, search, parent_id):
+            return Page([], None)
         clauses: list[LiteralString] = []
         args: list[Any] = []
         filters: tuple[tuple[LiteralString, str | None], ...] = (
@@ -198,7 +205,7 @@ class PostgresStore:
             args.append(contains_pattern(search))
         if cursor is not None:
             clauses.append("seq < %s")
-            args.append(_cursor_seq(cursor))
+            args.append(cursor_seq(cursor))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         query = f"SELECT {INSTANCE_COLUMNS} FROM instances {where} ORDER BY seq DESC LIMIT %s"
 
@@ -224,6 +231,9 @@ class PostgresStore:
         return await self._db.run("counting instances", read, replay_safe=True)
 
     async def list_steps(self, instance_id: str) -> list[StepRow]:
+        if _holds_nul(instance_id):
+            return []
+
         async def read(c: Connection) -> list[StepRow]:
             return await _steps_of(c, instance_id)
 
@@ -494,6 +504,34 @@ class PostgresStore:
 
         return await self._db.run("pruning instances", prune, replay_safe=True)
 
+    # Studio login sessions.
+
+    async def create_session(self, session: str, now: float, expires_at: float) -> None:
+        async def create(c: Connection) -> None:
+            await c.execute("DELETE FROM sessions WHERE expires_at <= %s", [now])
+            await c.execute(
+                "INSERT INTO sessions (id, created_at, expires_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT (id) DO NOTHING",
+                [session, now, expires_at],
+            )
+
+        await self._db.run("creating a session", create, replay_safe=True)
+
+    async def session_active(self, session: str, now: float) -> bool:
+        async def read(c: Connection) -> bool:
+            cur = await c.execute(
+                "SELECT 1 FROM sessions WHERE id = %s AND expires_at > %s", [session, now]
+            )
+            return await cur.fetchone() is not None
+
+        return await self._db.run("reading a session", read, replay_safe=True)
+
+    async def delete_session(self, session: str) -> None:
+        async def delete(c: Connection) -> None:
+            await c.execute("DELETE FROM sessions WHERE id = %s", [session])
+
+        await self._db.run("ending a session", delete, replay_safe=True)
+
     async def _listen_connection(self) -> Connection:
         return await self._db.connect(autocommit=True)
 
@@ -613,8 +651,6 @@ async def _steps_of(c: Connection, instance_id: str) -> list[StepRow]:
     return [StepRow(*r) for r in await cur.fetchall()]
 
 
-def _cursor_seq(cursor: str) -> int:
-    try:
-        return int(cursor)
-    except ValueError:
-        raise ValueError(f"invalid cursor {cursor!r}: pass the next_cursor of a page") from None
+def _holds_nul(*texts: str | None) -> bool:
+    """Whether a text holds NUL, which PostgreSQL text cannot store (so no row matches it)."""
+    return any(text is not None and "\x00" in text for text in texts)

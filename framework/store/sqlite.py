@@ -31,6 +31,7 @@ from framework.store.base import (
     TakenEvent,
     Transition,
     contains_pattern,
+    cursor_seq,
 )
 from framework.store.migrations import migrations
 from framework.store.sqlite_writer import SQLiteWriter, WriteResult
@@ -162,7 +163,7 @@ class SQLiteStore:
             args.append(contains_pattern(search))
         if cursor is not None:
             clauses.append("seq < ?")
-            args.append(_cursor_seq(cursor))
+            args.append(cursor_seq(cursor))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT {INSTANCE_COLUMNS} FROM instances {where} ORDER BY seq DESC LIMIT ?"
 
@@ -416,6 +417,34 @@ class SQLiteStore:
 
         return int(await self._writer.write(write)) if statuses else 0
 
+    # Studio login sessions.
+
+    async def create_session(self, session: str, now: float, expires_at: float) -> None:
+        def write(c: sqlite3.Connection) -> WriteResult:
+            c.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+            c.execute(
+                "INSERT INTO sessions (id, created_at, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                (session, now, expires_at),
+            )
+            return WriteResult(None)
+
+        await self._writer.write(write)
+
+    async def session_active(self, session: str, now: float) -> bool:
+        def read(c: sqlite3.Connection) -> bool:
+            sql = "SELECT 1 FROM sessions WHERE id = ? AND expires_at > ?"
+            return c.execute(sql, (session, now)).fetchone() is not None
+
+        return await self._read(read)
+
+    async def delete_session(self, session: str) -> None:
+        def write(c: sqlite3.Connection) -> WriteResult:
+            c.execute("DELETE FROM sessions WHERE id = ?", (session,))
+            return WriteResult(None)
+
+        await self._writer.write(write)
+
     # Connections.
 
     def _connect(self) -> sqlite3.Connection:
@@ -524,13 +553,6 @@ def _next_wake_at(c: sqlite3.Connection) -> float | None:
         "AND status IN ('queued', 'waiting', 'running')"
     ).fetchone()
     return None if row[0] is None else float(row[0])
-
-
-def _cursor_seq(cursor: str) -> int:
-    try:
-        return int(cursor)
-    except ValueError:
-        raise ValueError(f"invalid cursor {cursor!r}: pass the next_cursor of a page") from None
 
 
 def _fence(

@@ -180,6 +180,43 @@ async def test_list_is_newest_first_and_paginates(store: Store) -> None:
         await store.list_instances(cursor="not-a-cursor")
 
 
+@pytest.mark.parametrize(
+    "cursor", ["99999999999999999999999", "9" * 19, "-1", "+5", " 5", "1_000", "\u0663", ""]
+)
+async def test_a_cursor_is_ascii_digits_of_a_64_bit_seq(store: Store, cursor: str) -> None:
+    await store.create_instances([new("i1")])
+
+    with pytest.raises(ValueError, match="invalid cursor"):
+        await store.list_instances(cursor=cursor)
+    assert [r.id for r in (await store.list_instances(cursor="9" * 18)).instances] == ["i1"]
+
+
+async def test_reads_naming_nul_find_nothing(store: Store) -> None:
+    await store.create_instances([new("i1")])
+
+    assert await store.get_instance("i\x001") is None
+    assert await store.get_instances(["i1", "i\x001"]) == [await store.get_instance("i1")]
+    assert await store.list_steps("i\x001") == []
+    for query in ({"search": "i\x00"}, {"workflow": "wf\x00"}, {"parent_id": "\x00"}):
+        assert (await store.list_instances(**query)).instances == []  # type: ignore[arg-type]
+
+
+async def test_sessions_live_until_deleted_or_expired(store: Store) -> None:
+    await store.create_session("s1", T0, T0 + 60)
+    await store.create_session("s2", T0, T0 + 120)
+    await store.create_session("s1", T0 + 1, T0 + 999)  # a replayed create changes nothing
+
+    assert await store.session_active("s1", T0 + 59)
+    assert not await store.session_active("s1", T0 + 60)  # expired
+    assert not await store.session_active("nope", T0)
+    await store.delete_session("s2")
+    assert not await store.session_active("s2", T0)
+    await store.delete_session("s2")  # ending an ended session does nothing
+    await store.create_session("s3", T0 + 61, T0 + 200)  # drops the expired s1
+    assert not await store.session_active("s1", T0)
+    assert await store.session_active("s3", T0 + 100)
+
+
 async def test_list_filters_by_workflow_status_parent_and_search(store: Store) -> None:
     await store.create_instances(
         [
