@@ -132,3 +132,29 @@ def test_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
             assert done.stderr.strip() == (
                 f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
             )
+
+
+async def test_served_connections_send_without_waiting_for_acks() -> None:
+    import asyncio
+    import socket
+
+    from framework.http.server import bind_socket
+
+    listening = bind_socket("127.0.0.1", 0)
+    nodelay: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = writer.get_extra_info("socket")
+        nodelay.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(accepted, sock=listening)
+    async with server:
+        _reader, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+        # Nagle's algorithm off: a response's body never waits for the client's delayed ACK
+        # of its headers (40 ms per keep-alive request).
+        try:
+            assert await asyncio.wait_for(nodelay, 10) != 0
+        finally:
+            writer.close()
+            await writer.wait_closed()
