@@ -1,40 +1,91 @@
 """The JSON API: list workflows, start, find and control instances, send events.
 
-Every error answers ``{"error": kind, "message": ...}`` (see ``problems``). Instance ids are
-one path segment each; an id holding ``/`` is sent percent-encoded (``%2F``).
+``API_ROUTES`` is the one list of what the API serves: the app's routes and the paths of the
+OpenAPI document both derive from it. Every error answers ``{"error": kind, "message": ...}``
+(see ``problems``). Instance ids are one path segment each: an id holding ``/`` is sent
+percent-encoded (``%2F``), and ``w%2Foutput`` is the instance ``w/output``, never the output
+of ``w`` (see ``routing``).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic.errors import PydanticUserError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from framework.http import catalog
-from framework.http.instances import load_detail, require_instance, summary
+from framework.http.inputs import (
+    NO_BODY,
+    check_lookup,
+    check_name,
+    page_cursor,
+    page_limit,
+    read_json,
+    status_filter,
+    text_filter,
+)
+from framework.http.instances import load_detail, output_download, require_instance, summary
 from framework.http.problems import ApiError, field_errors
+from framework.http.routing import Endpoint
 from framework.http.state import HttpState, quote_id, url
-from framework.store.base import STATUSES
+from framework.runtime import serialization
+from framework.runtime.ids import ID_PATTERN
 
 if TYPE_CHECKING:
     from framework.runtime.app import App
 
 ACTIONS = ("pause", "resume", "terminate", "restart")
 M = TypeVar("M", bound=BaseModel)
-MAX_PAGE = 500
+MAX_NAME_LENGTH = 512
+"""The longest event type or step name a body may hold."""
+MAX_OCCURRENCE = 2**31 - 1
+ID_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": f"^{ID_PATTERN}$", "not": {"enum": [".", ".."]}},
+        {"type": "null"},
+    ],
+    "description": "Optional (null or absent: a random id): 1-100 letters, digits and _ . : - "
+    "(not . or .. alone); starting is idempotent on it.",
+}
+"""The ``id`` of a start body, as the OpenAPI document describes it (the id rule)."""
+
+
+def _json_integer(value: Any) -> Any:
+    """An integer as JSON means one: an int, or a float with no fraction (``3.0``); never a
+    string or a boolean, which pydantic would otherwise turn into one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a valid integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("Input should be a valid integer, got a number with a fractional part")
+    return int(value)
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+"""An ``int`` read as JSON Schema's ``integer``."""
 
 
 class StartBody(BaseModel):
-    """``POST /api/workflows/{name}/instances``."""
+    """``POST /api/workflows/{name}/instances``: ``params`` may be left out only when the
+    workflow's params accept ``null``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(default=None, min_length=1, max_length=512)
+    id: Annotated[str | None, WithJsonSchema(ID_SCHEMA)] = None
+    """Checked by the id rule when the instance is created (422 ``invalid_id``)."""
     params: Any = None
 
 
@@ -43,8 +94,8 @@ class RestartBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    from_step: str | None = None
-    occurrence: int = Field(default=1, ge=1)
+    from_step: StrictStr | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
+    occurrence: JsonInt = Field(default=1, ge=1, le=MAX_OCCURRENCE)
 
 
 class TerminateBody(BaseModel):
@@ -53,7 +104,7 @@ class TerminateBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    compensate: bool = False
+    compensate: StrictBool = False
 
 
 class EventBody(BaseModel):
@@ -61,8 +112,34 @@ class EventBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(min_length=1, max_length=512)
+    type: StrictStr = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00]*$")
     payload: Any = None
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """One operation of the API: its method, path template and ``Api`` method (its name is
+    the OpenAPI ``operationId``)."""
+
+    method: str
+    path: str
+    operation_id: str
+
+
+API_ROUTES: tuple[ApiRoute, ...] = (
+    ApiRoute("GET", "/api/workflows", "list_workflows"),
+    ApiRoute("GET", "/api/workflows/{name}", "get_workflow"),
+    ApiRoute("POST", "/api/workflows/{name}/instances", "start_instance"),
+    ApiRoute("GET", "/api/workflows/{name}/instances", "list_workflow_instances"),
+    ApiRoute("GET", "/api/instances", "list_instances"),
+    ApiRoute("GET", "/api/instances/{id}", "get_instance"),
+    ApiRoute("GET", "/api/instances/{id}/output", "get_instance_output"),
+    ApiRoute("POST", "/api/instances/{id}/events", "send_event"),
+    ApiRoute("POST", "/api/instances/{id}/pause", "pause_instance"),
+    ApiRoute("POST", "/api/instances/{id}/resume", "resume_instance"),
+    ApiRoute("POST", "/api/instances/{id}/terminate", "terminate_instance"),
+    ApiRoute("POST", "/api/instances/{id}/restart", "restart_instance"),
+)
 
 
 class Api:
@@ -76,19 +153,9 @@ class Api:
         """The fw app served (looked up per request)."""
         return self.state.app
 
-    def routes(self) -> list[BaseRoute]:
-        """The API's routes; instance routes take any id, ``/`` included."""
-        return [
-            Route("/api/workflows", self.list_workflows, methods=["GET"]),
-            Route("/api/workflows/{name}", self.get_workflow, methods=["GET"]),
-            Route("/api/workflows/{name}/instances", self.start_instance, methods=["POST"]),
-            Route("/api/workflows/{name}/instances", self.list_workflow_instances, methods=["GET"]),
-            Route("/api/instances", self.list_instances, methods=["GET"]),
-            Route("/api/instances/{id:path}/output", self.get_output, methods=["GET"]),
-            Route("/api/instances/{id:path}/events", self.send_event, methods=["POST"]),
-            Route("/api/instances/{id:path}/{action}", self.control, methods=["POST"]),
-            Route("/api/instances/{id:path}", self.get_instance, methods=["GET"]),
-        ]
+    def endpoints(self) -> list[Endpoint]:
+        """The API's endpoints, from ``API_ROUTES``."""
+        return [Endpoint(r.method, r.path, getattr(self, r.operation_id)) for r in API_ROUTES]
 
     async def list_workflows(self, request: Request) -> Response:
         """Every workflow with its binding, class, file, version, counts and schemas."""
@@ -97,14 +164,15 @@ class Api:
 
     async def get_workflow(self, request: Request) -> Response:
         """One workflow, as in the list."""
-        info = await catalog.one_workflow(self.app, request.path_params["name"])
+        info = await catalog.one_workflow(self.app, check_name(request.path_params["name"]))
         return JSONResponse(info.to_json())
 
     async def start_instance(self, request: Request) -> Response:
         """Start an instance: 201 when created, 200 when the id already existed."""
-        name = request.path_params["name"]
+        name = check_name(request.path_params["name"])
         handle = self.app.handle(name)
         body = parse_body(StartBody, await read_json(request))
+        check_json_types(name, body.params, self.app.definition(name).params_type)
         store = await self.app.store()
         existed = body.id is not None and await store.get_instance(body.id) is not None
         try:
@@ -121,44 +189,44 @@ class Api:
 
     async def list_workflow_instances(self, request: Request) -> Response:
         """Instances of one workflow, newest first, a page at a time."""
-        name = request.path_params["name"]
+        name = check_name(request.path_params["name"])
         self.app.handle(name)  # 404 with close matches for an unknown name
         return await self._page(request, workflow=name)
 
     async def list_instances(self, request: Request) -> Response:
         """Instances of every workflow (``?workflow=`` narrows), newest first."""
-        return await self._page(request, workflow=request.query_params.get("workflow") or None)
+        workflow = text_filter(request.query_params.get("workflow"), "workflow", allow_empty=False)
+        return await self._page(request, workflow=workflow)
 
     async def get_instance(self, request: Request) -> Response:
         """Status, output, error, params, version, parent, children and steps."""
-        detail = await load_detail(self.app, request.path_params["id"])
+        detail = await load_detail(self.app, check_lookup(request.path_params["id"]))
         return JSONResponse(detail.to_json())
 
-    async def get_output(self, request: Request) -> Response:
+    async def get_instance_output(self, request: Request) -> Response:
         """The output of a complete instance as a JSON download."""
-        instance_id = request.path_params["id"]
-        row = await require_instance(await self.app.store(), instance_id)
-        if row.status != "complete" or row.output is None:
-            raise ApiError(
-                409,
-                "no_output",
-                f"instance {instance_id!r} is {row.status}: it has an output once complete",
-            )
-        filename = re.sub(r"[^A-Za-z0-9._-]", "_", instance_id)[:100] + "-output.json"
-        return Response(
-            row.output,
-            media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
+        instance_id = check_lookup(request.path_params["id"])
+        return await output_download(await self.app.store(), instance_id)
 
-    async def control(self, request: Request) -> Response:
-        """Pause, resume, terminate or restart; 409 when the action does not apply now."""
-        action = request.path_params["action"]
-        if action not in ACTIONS:
-            raise ApiError(
-                404, "not_found", f"no action {action!r}; use one of {', '.join(ACTIONS)}"
-            )
-        instance_id = request.path_params["id"]
+    async def pause_instance(self, request: Request) -> Response:
+        """Pause: a waiting instance stays put, a running one stops at its next step."""
+        return await self._control(request, "pause")
+
+    async def resume_instance(self, request: Request) -> Response:
+        """Resume a paused instance."""
+        return await self._control(request, "resume")
+
+    async def terminate_instance(self, request: Request) -> Response:
+        """End an instance and its children (``compensate``: rollbacks first)."""
+        return await self._control(request, "terminate")
+
+    async def restart_instance(self, request: Request) -> Response:
+        """Run an instance again, from the top or from a journaled step."""
+        return await self._control(request, "restart")
+
+    async def _control(self, request: Request, action: str) -> Response:
+        """Do ``action``; 409 when it does not apply now."""
+        instance_id = check_lookup(request.path_params["id"])
         store = await self.app.store()
         row = await require_instance(store, instance_id)
         instance = self.app.instance_handle(row.workflow, instance_id)
@@ -176,65 +244,69 @@ class Api:
 
     async def send_event(self, request: Request) -> Response:
         """Deliver an event (buffered until the instance waits for its type): 202."""
-        instance_id = request.path_params["id"]
+        instance_id = check_lookup(request.path_params["id"])
         store = await self.app.store()
         row = await require_instance(store, instance_id)
         body = parse_body(EventBody, await read_json(request))
         await self.app.instance_handle(row.workflow, instance_id).send_event(
             body.type, body.payload
         )
-        data = summary(await require_instance(store, instance_id))
-        return JSONResponse({**data, "event": body.type}, status_code=202)
+        answer = summary(await require_instance(store, instance_id))
+        return JSONResponse({**answer, "event": body.type}, status_code=202)
 
     async def _page(self, request: Request, workflow: str | None) -> Response:
         query = request.query_params
-        status = query.get("status") or None
-        if status is not None and status not in STATUSES:
-            raise ApiError(
-                400,
-                "invalid_status",
-                f"unknown status {status!r}; use one of {', '.join(STATUSES)}",
-            )
-        limit = parse_limit(query.get("limit"))
+        status = status_filter(query.get("status"))
+        limit = page_limit(query.get("limit"))
+        search = text_filter(query.get("search"), "search", allow_empty=True)
+        cursor = page_cursor(query.get("cursor"))
         store = await self.app.store()
-        try:
-            page = await store.list_instances(
-                workflow=workflow,
-                status=status,
-                search=query.get("search") or None,
-                limit=limit,
-                cursor=query.get("cursor") or None,
-            )
-        except ValueError as exc:
-            raise ApiError(400, "invalid_cursor", str(exc)) from None
+        page = await store.list_instances(
+            workflow=workflow, status=status, search=search, limit=limit, cursor=cursor
+        )
         return JSONResponse(
             {"instances": [summary(row) for row in page.instances], "next_cursor": page.next_cursor}
         )
 
 
-async def read_json(request: Request) -> Any:
-    """The request body as JSON (None when empty).
-
-    Raises:
-        ApiError: 400 when the body is not JSON.
-    """
-    body = await request.body()
-    if not body.strip():
-        return None
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the request body is not JSON: {exc}") from None
-
-
 def parse_body(model: type[M], data: Any) -> M:
-    """Validate a JSON body into ``model`` (an empty body is ``{}``); 422 with field errors."""
+    """Validate a JSON body into ``model`` (no body at all is ``{}``); 422 with field errors.
+
+    A body of JSON ``null`` is not an object, so it is refused like any other non-object.
+    """
     try:
-        return model.model_validate({} if data is None else data)
+        return model.model_validate({} if data is NO_BODY else data)
     except ValidationError as exc:
         raise ApiError(
             422, "invalid_body", "the request body is invalid", detail=field_errors(exc)
         ) from None
+
+
+def check_json_types(workflow: str, params: Any, params_type: Any) -> None:
+    """Refuse params whose JSON types differ from the params schema's, though pydantic would
+    convert them (``"5"`` or ``true`` for an integer, ``1`` for a boolean): the API takes what
+    its OpenAPI document describes. An integral float (``5.0``) is an integer, as in JSON Schema.
+
+    Raises:
+        ApiError: 422 ``invalid_params`` with pydantic's field errors.
+    """
+    try:
+        validator = serialization.adapter(params_type)
+    except PydanticUserError:  # a type pydantic cannot check; create says what is wrong
+        return
+    try:
+        text = json.dumps(json.loads(json.dumps(params), parse_float=_integral_as_int))
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the params are nested too deeply to read") from None
+    try:
+        validator.validate_json(text, strict=True)
+    except ValidationError as exc:
+        raise invalid_params(workflow, exc) from None
+
+
+def _integral_as_int(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 def invalid_params(workflow: str, exc: ValidationError) -> ApiError:
@@ -246,22 +318,14 @@ def invalid_params(workflow: str, exc: ValidationError) -> ApiError:
     )
 
 
-def parse_limit(value: str | None) -> int:
-    """``?limit=``: 1 to 500, default 50."""
-    if value is None or value == "":
-        return 50
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise ApiError(400, "invalid_limit", f"limit must be a number from 1 to {MAX_PAGE}")
-    return int(value)
-
-
 async def check_step(app: App, instance_id: str, step: str, occurrence: int) -> None:
-    """422 unless the instance's journal holds step ``step`` (occurrence ``occurrence``)."""
+    """409 unless the instance's journal holds step ``step`` (occurrence ``occurrence``): the
+    request is well formed, but the instance's state does not allow it."""
     steps = await (await app.store()).list_steps(instance_id)
     if not any(s.name == step and s.count == occurrence for s in steps):
         names = sorted({s.name for s in steps})
         raise ApiError(
-            422,
+            409,
             "unknown_step",
             f"instance {instance_id!r} has no step {step!r} (occurrence {occurrence}) in its "
             f"journal; its steps: {', '.join(names) or 'none'}",

@@ -21,13 +21,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from framework.errors import FwError
 from framework.http import catalog
 from framework.http.api import Api
 from framework.http.openapi import openapi_document
 from framework.http.problems import ApiError, as_api_error
+from framework.http.routing import Endpoint, build_routes
 from framework.http.security import SecurityMiddleware, is_api
 from framework.http.state import DEFAULT_BODY_LIMIT, HttpSettings, HttpState, route_path
 from framework.http.studio import Studio
@@ -76,9 +76,13 @@ def create_app(
 
     async def handle_error(request: Request, exc: Exception) -> Response:
         problem = as_api_error(exc)
-        if problem is None:
+        if problem is None:  # a bug: every input-driven failure has an answer of its own
             LOG.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
-            problem = ApiError(500, "internal_error", f"the server failed: {type(exc).__name__}")
+            problem = ApiError(
+                500,
+                "internal_error",
+                f"the server failed ({type(exc).__name__}); its log has the traceback",
+            )
         if is_api(route_path(request.scope)):
             return problem.response()
         return studio.error_page(request, problem)
@@ -87,12 +91,13 @@ def create_app(
         kind: handle_error
         for kind in (ApiError, HTTPException, FwError, ValidationError, Exception)
     }
+    endpoints = [
+        *Api(state).endpoints(),
+        Endpoint("GET", "/openapi.json", openapi),
+        *studio.endpoints(),
+    ]
     starlette = Starlette(
-        routes=[
-            *Api(state).routes(),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            *studio.routes(),
-        ],
+        routes=build_routes(endpoints),
         middleware=[Middleware(SecurityMiddleware, state=state)],
         exception_handlers=handlers,
     )

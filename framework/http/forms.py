@@ -9,11 +9,14 @@ field holding the whole params. A blank field is left out, so the params' defaul
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 from pydantic import ValidationError
+
+from framework.http.inputs import UnreadableJsonError, parse_json
 
 Widget = Literal["text", "integer", "number", "checkbox", "select", "json"]
 PARAM_PREFIX = "p."
@@ -187,6 +190,8 @@ def _read_value(item: FormField, raw: str | None) -> tuple[bool, Any]:
     if text == "":
         return False, None
     if item.widget == "select":
+        if text not in {value for value, _label in item.choices}:
+            raise ValueError("not one of the choices")
         return True, json.loads(text)
     if item.widget == "integer":
         return True, _number(text, int)
@@ -194,19 +199,20 @@ def _read_value(item: FormField, raw: str | None) -> tuple[bool, Any]:
         return True, _number(text, float)
     if item.widget == "json":
         try:
-            return True, json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-            ) from None
+            return True, parse_json(text)
+        except UnreadableJsonError as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
     return True, text
 
 
 def _number(text: str, kind: type[int] | type[float]) -> Any:
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         return text  # pydantic says what is wrong with it
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
 
 
 def _with_value(item: FormField, value: str) -> FormField:

@@ -4,8 +4,11 @@ children, list summaries, and close matches for an id that does not exist."""
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from starlette.responses import Response
 
 from framework.http.problems import ApiError
 from framework.runtime.handles import instance_status, step_record
@@ -81,6 +84,27 @@ async def require_instance(store: Store, instance_id: str) -> InstanceRow:
     if row is None:
         raise await instance_not_found(store, instance_id)
     return row
+
+
+async def output_download(store: Store, instance_id: str) -> Response:
+    """The output of a complete instance as a JSON download (``<id>-output.json``).
+
+    Raises:
+        ApiError: 404 for an unknown id; 409 ``no_output`` unless the instance is complete.
+    """
+    row = await require_instance(store, instance_id)
+    if row.status != "complete" or row.output is None:
+        raise ApiError(
+            409,
+            "no_output",
+            f"instance {instance_id!r} is {row.status}: it has an output once complete",
+        )
+    filename = re.sub(r"[^A-Za-z0-9._-]", "_", instance_id)[:100] + "-output.json"
+    return Response(
+        row.output,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 async def instance_not_found(store: Store, instance_id: str) -> ApiError:

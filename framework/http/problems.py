@@ -33,6 +33,7 @@ _HTTP_KINDS = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    429: "too_many_attempts",
     503: "unavailable",
 }
 
@@ -40,20 +41,29 @@ _HTTP_KINDS = {
 class ApiError(Exception):
     """An error answered as ``status`` with a JSON body (or a Studio error page)."""
 
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
+        self.headers = dict(headers or {})
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
         """The JSON body of this error."""
         return {"error": self.error, "message": self.message, **self.extra}
 
-    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
-        """This error as a JSON response."""
-        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+    def response(self) -> JSONResponse:
+        """This error as a JSON response, with its headers (``Allow``, ``Retry-After``)."""
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers or None)
 
 
 def field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
@@ -70,7 +80,7 @@ def as_api_error(exc: Exception) -> ApiError | None:
         return exc
     if isinstance(exc, HTTPException):
         kind = _HTTP_KINDS.get(exc.status_code, "error")
-        return ApiError(exc.status_code, kind, str(exc.detail))
+        return ApiError(exc.status_code, kind, str(exc.detail), headers=dict(exc.headers or {}))
     if isinstance(exc, UnknownWorkflowError):
         return ApiError(404, "unknown_workflow", str(exc), close_matches=exc.close_matches)
     if isinstance(exc, ValidationError):

@@ -3,7 +3,8 @@
 
 - With a token, the API wants ``Authorization: Bearer <token>`` (a Studio login cookie also
   reads, never writes), and Studio asks for the token once on a login form, then keeps an
-  HttpOnly, SameSite cookie.
+  HttpOnly, SameSite cookie naming a revocable session (``sessions``). Wrong tokens are
+  limited per client (``throttle``): past the limit, 429 with ``Retry-After``.
 - Every Studio form carries a CSRF token: an HMAC, under the server's secret, of a random value
   kept in a cookie. Writes coming from another site (an ``Origin`` or ``Sec-Fetch-Site`` that is
   not this one) are refused on the API too, so a web page cannot drive a local server.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import secrets
 from html import escape
 from urllib.parse import urlencode, urlsplit
@@ -24,13 +26,17 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from framework.http.problems import ApiError
+from framework.http.routing import raw_route_path
+from framework.http.sessions import SESSION_LIFETIME, session_active
 from framework.http.state import HttpState, route_path, url
+from framework.http.throttle import client_address
 
 SESSION_COOKIE = "fw_session"
 CSRF_COOKIE = "fw_csrf"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = ("/studio/login", "/studio/static/")
+_CSRF_NONCE = re.compile(r"[0-9a-f]{32}")
 
 
 class SecurityMiddleware:
@@ -49,8 +55,8 @@ class SecurityMiddleware:
         refusal = (
             self._check_host(request, path)
             or self._check_origin(request, path)
-            or self._check_auth(request, path)
             or self._check_length(request, path)
+            or await self._check_auth(request, path)
         )
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -71,11 +77,19 @@ class SecurityMiddleware:
             return None
         return refuse(path, 403, "cross_site", "a write from another site was refused")
 
-    def _check_auth(self, request: Request, path: str) -> Response | None:
+    async def _check_auth(self, request: Request, path: str) -> Response | None:
         token = self.state.settings.token
-        if not token or path.startswith(PUBLIC_PATHS) or bearer_ok(request, token):
+        if not token or path.startswith(PUBLIC_PATHS):
             return None
-        logged_in = has_session(self.state, request)
+        if "authorization" in request.headers:
+            client = client_address(request)
+            wait = self.state.attempts.retry_after(client)
+            if wait is not None:
+                return too_many_attempts(path, wait)
+            if bearer_ok(request, token):
+                return None
+            self.state.attempts.record_failure(client)
+        logged_in = await has_session(self.state, request)
         if is_api(path):
             if logged_in and request.method in SAFE_METHODS:
                 return None
@@ -83,19 +97,28 @@ class SecurityMiddleware:
                 401,
                 "unauthorized",
                 "send the API token: `Authorization: Bearer $FW_API_TOKEN`",
-            ).response(headers={"WWW-Authenticate": "Bearer"})
+                headers={"WWW-Authenticate": "Bearer"},
+            ).response()
         if logged_in:
             return None
         if request.method in SAFE_METHODS:
-            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            here = raw_route_path(request.scope)
+            if request.url.query:
+                here += f"?{request.url.query}"
             target = url(request, "/studio/login") + "?" + urlencode({"next": here})
             return RedirectResponse(target, status_code=303)
         return HTMLResponse("<p>Log in to Studio first.</p>", status_code=401)
 
     def _check_length(self, request: Request, path: str) -> Response | None:
-        length = request.headers.get("content-length", "")
+        length = request.headers.get("content-length")
         limit = self.state.settings.body_limit
-        if length.isdigit() and int(length) > limit:
+        if length is None:
+            return None
+        if not re.fullmatch(r"[0-9]{1,20}", length.strip()):
+            return refuse(
+                path, 400, "invalid_content_length", f"Content-Length {length[:40]!r} is not a size"
+            )
+        if int(length) > limit:
             return refuse(path, 413, "body_too_large", body_limit_message(limit))
         return None
 
@@ -120,11 +143,32 @@ def body_limit_message(limit: int) -> str:
     return f"the request body is over the limit of {limit:,} bytes"
 
 
-def refuse(path: str, status: int, error: str, message: str) -> Response:
+def refuse(
+    path: str, status: int, error: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     """A refusal in the API's JSON shape, or as a short page for Studio."""
     if is_api(path):
-        return ApiError(status, error, message).response()
-    return HTMLResponse(f"<p>{status}: {escape(message)}</p>", status_code=status)
+        return ApiError(status, error, message, headers=headers).response()
+    return HTMLResponse(f"<p>{status}: {escape(message)}</p>", status_code=status, headers=headers)
+
+
+def too_many_attempts(path: str, wait: int) -> Response:
+    """429: this client got the token wrong too often; it may try again in ``wait`` seconds."""
+    return refuse(
+        path,
+        429,
+        "too_many_attempts",
+        too_many_attempts_message(wait),
+        headers={"Retry-After": str(wait)},
+    )
+
+
+def too_many_attempts_message(wait: int) -> str:
+    """What a client that got the token wrong too often reads."""
+    return (
+        f"too many wrong tokens from your address; try again in {wait} second"
+        f"{'s' if wait != 1 else ''}"
+    )
 
 
 def is_api(path: str) -> bool:
@@ -147,7 +191,11 @@ def same_site(request: Request) -> bool:
     if origin is None:
         return True
     hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
-    return origin != "null" and urlsplit(origin).netloc in hosts
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # not a URL (an unclosed IPv6 bracket): not this site
+        return False
+    return origin != "null" and netloc in hosts
 
 
 def bearer_ok(request: Request, token: str) -> bool:
@@ -158,15 +206,10 @@ def bearer_ok(request: Request, token: str) -> bool:
     )
 
 
-def session_value(state: HttpState) -> str:
-    """The value of Studio's login cookie (it changes with the token)."""
-    return state.sign("fw-studio-session:v1")
-
-
-def has_session(state: HttpState, request: Request) -> bool:
-    """Whether the request carries Studio's login cookie."""
+async def has_session(state: HttpState, request: Request) -> bool:
+    """Whether the request carries the cookie of a live Studio session."""
     given = request.cookies.get(SESSION_COOKIE, "")
-    return bool(given) and hmac.compare_digest(given, session_value(state))
+    return bool(given) and await session_active(state, await state.app.store(), given)
 
 
 def token_matches(state: HttpState, given: str) -> bool:
@@ -175,11 +218,12 @@ def token_matches(state: HttpState, given: str) -> bool:
     return bool(token) and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def set_session(response: Response, state: HttpState, request: Request) -> None:
+def set_session(response: Response, cookie: str, request: Request) -> None:
     """Log the browser in: an HttpOnly, SameSite=Lax cookie scoped to the app's prefix."""
     response.set_cookie(
         SESSION_COOKIE,
-        session_value(state),
+        cookie,
+        max_age=SESSION_LIFETIME,
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -200,7 +244,7 @@ def cookie_path(request: Request) -> str:
 def csrf_nonce(request: Request) -> tuple[str, bool]:
     """The browser's CSRF value, and whether it is new (then ``remember_csrf`` it)."""
     nonce = request.cookies.get(CSRF_COOKIE, "")
-    if len(nonce) == 32 and nonce.isalnum():
+    if _CSRF_NONCE.fullmatch(nonce):
         return nonce, False
     return secrets.token_hex(16), True
 
@@ -229,8 +273,9 @@ def check_csrf(state: HttpState, request: Request, submitted: str) -> None:
         HTTPException: 403, saying to reload the page.
     """
     nonce = request.cookies.get(CSRF_COOKIE, "")
-    expected = csrf_token(state, nonce) if nonce else ""
-    if not nonce or not hmac.compare_digest(submitted.encode(), expected.encode()):
+    valid = _CSRF_NONCE.fullmatch(nonce) is not None
+    expected = csrf_token(state, nonce) if valid else ""
+    if not valid or not hmac.compare_digest(submitted.encode(), expected.encode()):
         raise HTTPException(
             403, "this form expired or came from another site; reload the page and try again"
         )
@@ -241,9 +286,13 @@ def safe_next(request: Request, target: str | None) -> str:
     home = url(request, "/studio")
     if not target or not target.startswith(url(request, "/")):
         return home
-    if target.startswith("//") or "\\" in target or urlsplit(target).netloc:
+    if target.startswith("//") or "\\" in target or any(ord(c) < 32 for c in target):
         return home
-    return target
+    try:
+        netloc = urlsplit(target).netloc
+    except ValueError:  # not a URL
+        return home
+    return home if netloc else target
 
 
 def loopback(host: str) -> bool:

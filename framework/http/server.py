@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from framework.runtime.app import App
 
 LOG = logging.getLogger("fw.http")
+MIN_TOKEN_LENGTH = 32
+"""The shortest token accepted on an address beyond loopback."""
 
 
 def env_token() -> str | None:
@@ -36,14 +38,28 @@ def env_token() -> str | None:
 
 
 def bind_problem(host: str, token: str | None) -> str | None:
-    """Why the server must not listen on ``host`` (None: it may)."""
-    if loopback(host) or token:
+    """Why the server must not listen on ``host`` with ``token`` (None: it may).
+
+    Beyond loopback, a token is required and must be at least ``MIN_TOKEN_LENGTH`` characters.
+    """
+    if loopback(host):
         return None
-    return (
-        f"refusing to serve the API and Studio on {host}, which is not a loopback address, "
-        f"without a token: set {TOKEN_ENV} to a long random secret (API clients send "
-        f"`Authorization: Bearer $FW_API_TOKEN`; Studio asks for it once), or serve on 127.0.0.1"
-    )
+    make_one = f"`export {TOKEN_ENV}=$(openssl rand -hex 32)`"
+    if not token:
+        return (
+            f"refusing to serve the API and Studio on {host}, which is not a loopback address, "
+            f"without a token: set {TOKEN_ENV} to a long random secret ({make_one}; API clients "
+            f"send `Authorization: Bearer ${TOKEN_ENV}`; Studio asks for it once), or serve on "
+            "127.0.0.1"
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        return (
+            f"refusing to serve the API and Studio on {host}, which is not a loopback address, "
+            f"with a {len(token)}-character {TOKEN_ENV}: a token there needs at least "
+            f"{MIN_TOKEN_LENGTH} characters, so it cannot be guessed; make one with {make_one} "
+            "(or `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
+    return None
 
 
 def allowed_hosts(host: str, token: str | None) -> tuple[str, ...] | None:

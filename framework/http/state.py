@@ -13,6 +13,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.types import Scope
 
+from framework.http.throttle import AttemptLimiter
+
 if TYPE_CHECKING:
     from framework.runtime.app import App
 
@@ -51,6 +53,8 @@ class HttpState:
     source: App | Path
     settings: HttpSettings
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    attempts: AttemptLimiter = field(default_factory=AttemptLimiter)
+    """Failed token attempts per client (``throttle``)."""
 
     @property
     def app(self) -> App:
@@ -74,8 +78,29 @@ def url(request: Request, path: str) -> str:
 
 
 def quote_id(instance_id: str) -> str:
-    """An instance id as one URL path segment."""
+    """An instance id as one URL path segment: every character but letters, digits and
+    ``:@-._~`` percent-encoded (``/`` too), and the ids ``.`` and ``..`` as ``%2E`` and
+    ``%2E%2E``, which HTTP clients (not browsers: see ``studio_segment``) leave as they are."""
+    if instance_id in (".", ".."):
+        return "%2E" * len(instance_id)
     return quote(instance_id, safe=":@-._~")
+
+
+def studio_segment(instance_id: str) -> str:
+    """An instance id as a path segment of Studio's URLs, which browsers follow.
+
+    Browsers drop a ``.`` or ``..`` segment, even percent-encoded, so Studio writes those ids
+    (possible only for instances stored before the id rule) with a leading ``~``; an id that
+    starts with ``~`` gets one more. ``studio_id`` reads it back.
+    """
+    if instance_id in (".", "..") or instance_id.startswith("~"):
+        return "~" + quote_id(instance_id).replace("%2E", ".")
+    return quote_id(instance_id)
+
+
+def studio_id(segment: str) -> str:
+    """The instance id a decoded Studio path segment stands for (see ``studio_segment``)."""
+    return segment[1:] if segment.startswith("~") else segment
 
 
 def route_path(scope: Scope) -> str:

@@ -8,7 +8,7 @@ asks ``live.js`` to refresh it; every form carries a CSRF token.
 
 from __future__ import annotations
 
-import json
+import functools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,22 +16,33 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from framework.codegen.render import templates_dir
-from framework.http import catalog, security
-from framework.http.api import ACTIONS, check_step
+from framework.http import catalog, security, sessions
+from framework.http.api import ACTIONS, MAX_NAME_LENGTH, MAX_OCCURRENCE, check_step
 from framework.http.catalog import WorkflowInfo
 from framework.http.forms import FormErrors, StartForm, build_form, read_form, validation_errors
+from framework.http.inputs import (
+    UnreadableJsonError,
+    ascii_int,
+    check_lookup,
+    check_name,
+    page_cursor,
+    parse_json,
+    text_filter,
+)
 from framework.http.instances import (
     InstanceDetail,
     instance_status_light,
     load_detail,
+    output_download,
     require_instance,
 )
 from framework.http.problems import ApiError, as_api_error
-from framework.http.state import HttpState, quote_id, url
+from framework.http.routing import Endpoint
+from framework.http.state import HttpState, studio_id, studio_segment, url
 from framework.http.templating import render_page
+from framework.http.throttle import client_address
 from framework.http.timeline import build_timeline
 from framework.runtime import serialization
 from framework.store.base import STATUSES, TERMINAL
@@ -67,20 +78,29 @@ class Studio:
         """The fw app served (looked up per request)."""
         return self.state.app
 
-    def routes(self) -> list[BaseRoute]:
-        """Studio's routes."""
+    def endpoints(self) -> list[Endpoint]:
+        """Studio's endpoints. An instance's id is one path segment (see ``studio_segment``)."""
+        controls = [
+            Endpoint(
+                "POST",
+                f"/studio/instances/{{id}}/{action}",
+                functools.partial(self.control, action=action),
+            )
+            for action in (*ACTIONS, "event")
+        ]
         return [
-            Route("/", self.home, methods=["GET"]),
-            Route("/studio", self.workflows_page, methods=["GET"]),
-            Route("/studio/login", self.login_page, methods=["GET"]),
-            Route("/studio/login", self.login, methods=["POST"]),
-            Route("/studio/logout", self.logout, methods=["POST"]),
-            Route("/studio/static/{name}", self.static, methods=["GET"]),
-            Route("/studio/workflows/{name}", self.workflow_page, methods=["GET"]),
-            Route("/studio/workflows/{name}/start", self.start, methods=["POST"]),
-            Route("/studio/instances", self.instances_page, methods=["GET"]),
-            Route("/studio/instances/{id:path}/{action}", self.control, methods=["POST"]),
-            Route("/studio/instances/{id:path}", self.instance_page, methods=["GET"]),
+            Endpoint("GET", "/", self.home),
+            Endpoint("GET", "/studio", self.workflows_page),
+            Endpoint("GET", "/studio/login", self.login_page),
+            Endpoint("POST", "/studio/login", self.login),
+            Endpoint("POST", "/studio/logout", self.logout),
+            Endpoint("GET", "/studio/static/{name}", self.static),
+            Endpoint("GET", "/studio/workflows/{name}", self.workflow_page),
+            Endpoint("POST", "/studio/workflows/{name}/start", self.start),
+            Endpoint("GET", "/studio/instances", self.instances_page),
+            Endpoint("GET", "/studio/instances/{id}", self.instance_page),
+            Endpoint("GET", "/studio/instances/{id}/output", self.output),
+            *controls,
         ]
 
     # Pages.
@@ -99,7 +119,7 @@ class Studio:
 
     async def workflow_page(self, request: Request) -> Response:
         """One workflow: its start form and its latest instances."""
-        info = await catalog.one_workflow(self.app, request.path_params["name"])
+        info = await catalog.one_workflow(self.app, check_name(request.path_params["name"]))
         return await self._workflow(request, info, build_form(info.params_schema), FormErrors())
 
     async def _workflow(
@@ -129,17 +149,14 @@ class Studio:
     async def instances_page(self, request: Request) -> Response:
         """Instances newest first, filtered by workflow, status and id, a page at a time."""
         query = request.query_params
-        workflow = query.get("workflow") or None
+        workflow = text_filter(query.get("workflow"), "workflow", allow_empty=True)
         status = query.get("status") if query.get("status") in STATUSES else None
-        search = query.get("q") or None
-        cursor = query.get("cursor") or None
+        search = text_filter(query.get("q"), "search", allow_empty=True)
+        cursor = page_cursor(query.get("cursor"))
         store = await self.app.store()
-        try:
-            page = await store.list_instances(
-                workflow=workflow, status=status, search=search, limit=PAGE_SIZE, cursor=cursor
-            )
-        except ValueError as exc:
-            raise ApiError(400, "invalid_cursor", str(exc)) from None
+        page = await store.list_instances(
+            workflow=workflow, status=status, search=search, limit=PAGE_SIZE, cursor=cursor
+        )
         rows = [instance_status_light(row) for row in page.instances]
         filters = {"workflow": workflow or "", "status": status or "", "q": search or ""}
         return self.render(
@@ -163,7 +180,7 @@ class Studio:
         event: dict[str, Any] | None = None,
     ) -> Response:
         """One instance: params, output or error, steps, children and controls."""
-        detail = await load_detail(self.app, request.path_params["id"])
+        detail = await load_detail(self.app, self._instance_id(request))
         now = datetime.fromtimestamp(self.app.clock.now(), UTC)
         timeline = build_timeline(detail.status, detail.steps, detail.child_status, now)
         done = request.query_params.get("done", "")
@@ -188,7 +205,7 @@ class Studio:
 
     async def start(self, request: Request) -> Response:
         """Start an instance from the form; errors show next to their fields."""
-        name = request.path_params["name"]
+        name = check_name(request.path_params["name"])
         info = await catalog.one_workflow(self.app, name)
         data = await self._form(request)
         form = build_form(info.params_schema)
@@ -200,7 +217,7 @@ class Studio:
                 serialization.validate(params, info.params_type)
             else:
                 instance = await self.app.handle(name).create(params, id=instance_id)
-                target = f"/studio/instances/{quote_id(instance.id)}?done=started"
+                target = f"/studio/instances/{studio_segment(instance.id)}?done=started"
                 return RedirectResponse(url(request, target), status_code=303)
         except ValidationError as exc:
             validation_errors(form, exc, errors)
@@ -213,12 +230,9 @@ class Studio:
             request, info, form.filled(fields), errors, fields.get("id", ""), status=422
         )
 
-    async def control(self, request: Request) -> Response:
+    async def control(self, request: Request, action: str) -> Response:
         """Pause, resume, terminate, restart, or send an event, then show the instance."""
-        action = request.path_params["action"]
-        instance_id = request.path_params["id"]
-        if action not in (*ACTIONS, "event"):
-            raise ApiError(404, "not_found", f"no action {action!r}")
+        instance_id = self._instance_id(request)
         data = await self._form(request)
         store = await self.app.store()
         row = await require_instance(store, instance_id)
@@ -232,8 +246,12 @@ class Studio:
             return await self.instance_page(request, status=problem.status, problem=problem.message)
         if refused is not None:
             return refused
-        target = f"/studio/instances/{quote_id(instance_id)}?done={action}"
+        target = f"/studio/instances/{studio_segment(instance_id)}?done={action}"
         return RedirectResponse(url(request, target), status_code=303)
+
+    async def output(self, request: Request) -> Response:
+        """The output of a complete instance as a JSON download (as the API's)."""
+        return await output_download(await self.app.store(), self._instance_id(request))
 
     async def _apply(
         self, request: Request, action: str, instance: Instance[Any], data: FormData
@@ -242,7 +260,7 @@ class Studio:
         if action == "event":
             return await self._send_event(request, instance, data)
         if action == "restart":
-            step, occurrence = _parse_step(str(data.get("from_step", "")))
+            step, occurrence = parse_step_choice(str(data.get("from_step", "")))
             if step is not None:
                 await check_step(self.app, instance.id, step, occurrence)
             await instance.restart(step, occurrence)
@@ -259,12 +277,12 @@ class Studio:
         payload_text = str(data.get("payload", ""))
         event = {"type": event_type, "payload": payload_text, "error": None}
         try:
-            payload = json.loads(payload_text) if payload_text.strip() else None
-        except json.JSONDecodeError as exc:
-            event["error"] = f"the payload is not valid JSON: {exc.msg} (line {exc.lineno})"
+            payload = parse_json(payload_text) if payload_text.strip() else None
+        except UnreadableJsonError as exc:
+            event["error"] = f"the payload is not valid JSON: {exc}"
             return await self.instance_page(request, status=422, event=event)
-        if not event_type:
-            event["error"] = "give the event's type"
+        if not event_type or len(event_type) > MAX_NAME_LENGTH or "\x00" in event_type:
+            event["error"] = f"give the event's type: 1 to {MAX_NAME_LENGTH} characters"
             return await self.instance_page(request, status=422, event=event)
         await instance.send_event(event_type, payload)
         return None
@@ -289,16 +307,30 @@ class Studio:
     async def login(self, request: Request) -> Response:
         """Check the token; set the login cookie."""
         data = await self._form(request)
+        client = client_address(request)
+        wait = self.state.attempts.retry_after(client)
+        if wait is not None:
+            response = await self.login_page(
+                request, error=security.too_many_attempts_message(wait).capitalize() + "."
+            )
+            response.status_code = 429
+            response.headers["Retry-After"] = str(wait)
+            return response
         if not security.token_matches(self.state, str(data.get("token", ""))):
+            self.state.attempts.record_failure(client)
             return await self.login_page(request, error="That is not the token.")
         target = security.safe_next(request, str(data.get("next", "")))
         response = RedirectResponse(target, status_code=303)
-        security.set_session(response, self.state, request)
+        cookie = await sessions.start_session(self.state, await self.app.store())
+        security.set_session(response, cookie, request)
         return response
 
     async def logout(self, request: Request) -> Response:
-        """Forget the login cookie."""
+        """End the session (in every server process sharing the store) and forget its cookie."""
         await self._form(request)
+        cookie = request.cookies.get(security.SESSION_COOKIE, "")
+        if cookie:
+            await sessions.end_session(self.state, await self.app.store(), cookie)
         response = RedirectResponse(url(request, "/studio/login"), status_code=303)
         security.clear_session(response, request)
         return response
@@ -317,7 +349,7 @@ class Studio:
         """An error as a Studio page (with links to close matches)."""
         kind = "workflows" if problem.error == "unknown_workflow" else "instances"
         matches = [str(m) for m in problem.extra.get("close_matches", [])]
-        return self.render(
+        page = self.render(
             request,
             "error.html.j2",
             status=problem.status,
@@ -327,6 +359,8 @@ class Studio:
             matches=matches,
             match_kind=kind,
         )
+        page.headers.update(problem.headers)
+        return page
 
     # Helpers.
 
@@ -361,6 +395,9 @@ class Studio:
             security.remember_csrf(response, nonce, request)
         return response
 
+    def _instance_id(self, request: Request) -> str:
+        return check_lookup(studio_id(request.path_params["id"]))
+
     async def _form(self, request: Request) -> FormData:
         data = await request.form(max_files=0, max_fields=200)
         security.check_csrf(self.state, request, str(data.get(security.CSRF_FIELD, "")))
@@ -394,9 +431,20 @@ def _awaited_event(detail: InstanceDetail) -> str:
     return waits[-1] or "" if waits else ""
 
 
-def _parse_step(value: str) -> tuple[str | None, int]:
-    """A restart choice ``"<count>:<name>"`` as (name, occurrence); blank: from the top."""
-    count, sep, name = value.partition(":")
-    if not sep or not count.isdigit() or not name:
+def parse_step_choice(value: str) -> tuple[str | None, int]:
+    """A restart choice ``"<count>:<name>"`` as (name, occurrence); blank: from the top.
+
+    Raises:
+        ApiError: 422 ``invalid_step`` for any other value.
+    """
+    if not value.strip():
         return None, 1
-    return name, int(count)
+    count, sep, name = value.partition(":")
+    occurrence = ascii_int(count)
+    if not sep or not name or occurrence is None or not 1 <= occurrence <= MAX_OCCURRENCE:
+        raise ApiError(
+            422,
+            "invalid_step",
+            f"no step {value[:80]!r} to restart from: choose a journaled step (occurrence:name)",
+        )
+    return name, occurrence

@@ -13,7 +13,7 @@ import jinja2
 from pydantic import TypeAdapter
 
 from framework.codegen.render import templates_dir
-from framework.http.state import quote_id
+from framework.http.state import quote_id, studio_segment
 from framework.http.timeline import short_duration
 
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
@@ -38,7 +38,13 @@ def studio_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(quote_id=quote_id, query=query, ts=timestamp, duration=duration)
+    env.filters.update(
+        quote_id=quote_id,
+        studio_segment=studio_segment,
+        query=query,
+        ts=timestamp,
+        duration=duration,
+    )
     cast(dict[str, Any], env.globals)["preview"] = preview
     return env
 

@@ -12,7 +12,9 @@ import re
 from framework.errors import InvalidInstanceIdError
 
 MAX_ID_LENGTH = 100
-_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+ID_PATTERN = r"[A-Za-z0-9_.:-]{1,100}"
+"""The id rule as a regular expression (``.`` and ``..`` alone excepted)."""
+_ID = re.compile(ID_PATTERN)
 
 
 def is_valid_instance_id(instance_id: str) -> bool:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from framework.http.server import allowed_hosts, bind_problem
 from framework.store.base import NewInstance
@@ -162,9 +163,9 @@ async def test_user_data_is_escaped_on_every_page(served: Served) -> None:
         await served.client.get("/studio"),
         await served.client.get("/studio/instances"),
         await served.client.get("/studio/workflows/echo"),
-        await served.client.get(f"/studio/instances/id-{SCRIPT}"),
+        await served.client.get(f"/studio/instances/{quote('id-' + SCRIPT, safe='')}"),
         await served.client.get("/studio/instances/b"),
-        await served.client.get(f"/studio/instances/{SCRIPT}"),  # 404, echoing the id
+        await served.client.get(f"/studio/instances/{quote(SCRIPT, safe='')}"),  # 404, echoes it
         await served.client.get(f"/studio/workflows/{SCRIPT}"),
     ]
 
@@ -181,9 +182,14 @@ def test_only_loopback_is_served_without_a_token() -> None:
     assert bind_problem("127.0.0.1", None) is None
     assert bind_problem("::1", None) is None
     assert bind_problem("localhost", None) is None
-    assert bind_problem("0.0.0.0", "t") is None
+    assert bind_problem("0.0.0.0", "t" * 32) is None
+    assert bind_problem("127.0.0.1", "t") is None  # loopback: any token, or none
     problem = bind_problem("0.0.0.0", None)
     assert problem is not None and "FW_API_TOKEN" in problem
+    short = bind_problem("0.0.0.0", "t" * 31)
+    assert short is not None
+    assert "31-character FW_API_TOKEN" in short and "at least 32 characters" in short
+    assert "openssl rand -hex 32" in short
 
 
 def test_fw_serve_and_fw_dev_refuse_a_public_address_without_a_token(tmp_path: Path) -> None:

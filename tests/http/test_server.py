@@ -46,7 +46,7 @@ def test_fw_serve_with_a_worker_serves_runs_and_stops_cleanly(tmp_path: Path) ->
 
 def test_fw_serve_on_a_public_address_with_a_token(tmp_path: Path) -> None:
     root = write_test_app(tmp_path)
-    token = "a-long-random-token"
+    token = "a-long-random-token-of-40-characters-xyz"
 
     with run_fw(
         ["serve", "--host", "0.0.0.0"], root, tmp_path / "serve.log", {"FW_API_TOKEN": token}

@@ -151,7 +151,7 @@ async def test_the_instance_page_shows_steps_children_and_refreshes_while_live(
     assert 'data-step="greet #2" data-kind="child" data-status="complete"' in done
     assert 'href="/studio/instances/fan:greet:2"' in done
     assert "Download output (JSON)" in done
-    assert 'href="/api/instances/fan/output"' in done
+    assert 'href="/studio/instances/fan/output"' in done
     assert 'data-fw-poll="1000"' in live
     assert "waits for event <code>approval</code>" in live
     assert 'data-step="prepare"' in live
@@ -293,4 +293,7 @@ async def test_errors_have_a_collapsible_traceback_and_large_outputs_are_cut(
     assert "NonRetryableError: nope" in errored.split('id="tb-step-1"')[1]
     assert "Showing the first 20000 of" in large
     assert "row 04999" not in large.split('id="output"')[1].split("</pre>")[0]
-    assert 'href="/api/instances/big/output" download' in large
+    assert 'href="/studio/instances/big/output" download' in large
+    download = await served.client.get("/studio/instances/big/output")
+    assert download.headers["content-disposition"] == 'attachment; filename="big-output.json"'
+    assert download.json() == (await served.client.get("/api/instances/big/output")).json()

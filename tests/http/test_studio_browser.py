@@ -203,3 +203,62 @@ def test_a_users_page_follows_an_order_live(tmp_path: Path, page: object) -> Non
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+LEGACY_IDS = [".", "..", "w/output", "a\nb", "~x", "100%", "q?x#y"]
+
+
+def store_legacy_instances(database_url: str, ids: list[str]) -> None:
+    """Store instances of ``echo`` with ids from before the id rule, as an older fw did."""
+    import asyncio
+    import time
+
+    from framework.store import open_store
+    from framework.store.base import NewInstance
+
+    async def create() -> None:
+        store = open_store(database_url)
+        await store.open()
+        try:
+            now = time.time()
+            await store.create_instances([NewInstance(i, "echo", "7", now) for i in ids])
+        finally:
+            await store.close()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop runs in this thread
+        thread.submit(asyncio.run, create()).result()
+
+
+def test_links_to_any_stored_id_work_in_a_browser(tmp_path: Path, page: object) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    database = f"sqlite:///{tmp_path / 'legacy.db'}"
+    root = write_test_app(tmp_path)
+    store_legacy_instances(database, LEGACY_IDS)
+    env = {"FW_DATABASE_URL": database}
+    with run_fw(["serve", "--worker"], root, tmp_path / "serve.log", env) as server:
+        base = server.url
+        for instance_id in LEGACY_IDS:
+            page.goto(f"{base}/studio/instances")
+            row = page.locator("tr[data-instance]").filter(
+                has=page.get_by_text(instance_id, exact=True)
+            )
+            row.get_by_role("link", name=instance_id, exact=True).first.click()
+            expect(page.locator("h1 .mono")).to_have_text(instance_id)
+            expect(page.locator("#instance-badge .badge")).to_have_text("complete")
+            expect(page.locator("#output")).to_contain_text("7")
+            href = page.get_by_role("link", name="Download output (JSON)").get_attribute("href")
+            assert href is not None
+            download = page.request.get(f"{base}{href}")
+            assert download.ok and download.json() == 7, (instance_id, href)
+
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("button:has-text('Restart')")
+            expect(page.locator(".alert.notice")).to_have_text("Restarted: a worker runs it again.")
+            expect(page.locator("h1 .mono")).to_have_text(instance_id)
+            expect(page.locator("#instance-badge .badge")).to_have_text("complete", timeout=20_000)
+        shot(page, "7-legacy-id")
+        assert server.stop() == 0, server.log.read_text()[-2000:]

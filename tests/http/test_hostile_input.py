@@ -1,0 +1,216 @@
+"""Hostile input never makes the server answer 500: bodies nested past what a parser can
+read, integers past Python's digit limit, cursors past a 64-bit integer, digits that are not
+ASCII, malformed headers and cookies, and the same inputs in Studio's forms. Each is a 4xx
+that says what is wrong."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.http.conftest import MakeServed, Served
+from tests.http.test_studio import csrf_of
+
+DEEP = "[" * 100_000 + "]" * 100_000
+HUGE_INT = "9" * 5_000
+HUGE_CURSOR = "99999999999999999999999"
+TOKEN = "x" * 40
+
+
+async def start_waiting(served: Served, instance_id: str = "ap") -> None:
+    await served.client.post(
+        "/api/workflows/approval/instances", json={"id": instance_id, "params": {}}
+    )
+    await served.wait_status(instance_id, "waiting")
+
+
+def json_post(client: httpx.AsyncClient, path: str, body: str) -> object:
+    return client.post(path, content=body, headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('{"params": ' + DEEP + "}", "nested"),
+        ('{"params": ' + HUGE_INT + "}", "digits"),
+    ],
+    ids=["nested-100000", "int-5000-digits"],
+)
+async def test_unreadable_json_bodies_are_400_on_every_endpoint(
+    served: Served, body: str, says: str
+) -> None:
+    await start_waiting(served)
+
+    for path in (
+        "/api/workflows/echo/instances",
+        "/api/instances/ap/events",
+        "/api/instances/ap/restart",
+        "/api/instances/ap/terminate",
+    ):
+        response = await served.client.post(
+            path, content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, (path, response.text[:300])
+        assert response.json()["error"] == "invalid_json"
+        assert says in response.json()["message"], response.json()
+    assert (await served.client.get("/api/instances/ap")).json()["status"] == "waiting"
+
+
+async def test_cursors_past_a_64_bit_integer_are_400_in_the_api_and_studio(served: Served) -> None:
+    api = await served.client.get(f"/api/instances?cursor={HUGE_CURSOR}")
+    per_workflow = await served.client.get(f"/api/workflows/echo/instances?cursor={HUGE_CURSOR}")
+    studio = await served.client.get(f"/studio/instances?cursor={HUGE_CURSOR}")
+
+    for response in (api, per_workflow):
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_cursor"
+        assert "next_cursor" in response.json()["message"]
+    assert studio.status_code == 400
+    assert "next_cursor" in studio.text or "cursor" in studio.text
+
+
+@pytest.mark.parametrize("cursor", ["\u0663", "+5", " 5", "1_000", "-1", "5.0", "\u00b2"])
+async def test_cursors_are_ascii_digits_only(served: Served, cursor: str) -> None:
+    response = await served.client.get("/api/instances", params={"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize("limit", ["\u00b2", "\u0663", "1" * 5000, "+5", " 5"])
+async def test_limits_are_ascii_digits_only(served: Served, limit: str) -> None:
+    response = await served.client.get("/api/instances", params={"limit": limit})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_limit"
+
+
+async def test_a_content_length_that_is_not_a_number_is_400(served: Served) -> None:
+    for length in ("\u00b2", "-1", "1e3", "abc"):
+        request = served.client.build_request(
+            "POST", "/api/instances/ap/pause", headers={"Content-Length": length.encode()}
+        )
+        response = await served.client.send(request)
+        assert response.status_code == 400, length
+        assert response.json()["error"] == "invalid_content_length"
+
+
+async def test_a_malformed_origin_is_a_cross_site_refusal_not_a_crash(served: Served) -> None:
+    await start_waiting(served)
+
+    for origin in ("http://[", "http://[::1", "http://a:b:c"):
+        response = await served.client.post("/api/instances/ap/pause", headers={"Origin": origin})
+        assert response.status_code == 403, origin
+        assert response.json()["error"] == "cross_site"
+    assert (await served.client.get("/api/instances/ap")).json()["status"] == "waiting"
+
+
+async def test_a_non_ascii_session_cookie_is_not_a_login(make_served: MakeServed) -> None:
+    served = await make_served(token=TOKEN)
+    cookie = {"Cookie": "fw_session=caf\u00e9".encode()}
+
+    studio = await served.client.get("/studio", headers=cookie)
+    api = await served.client.get("/api/workflows", headers=cookie)
+    bearer = await served.client.get(
+        "/api/workflows", headers={"Authorization": "Bearer caf\u00e9".encode()}
+    )
+
+    assert studio.status_code == 303 and "/studio/login" in studio.headers["location"]
+    assert api.status_code == 401 and api.json()["error"] == "unauthorized"
+    assert bearer.status_code == 401
+
+
+async def test_a_login_next_that_is_not_a_url_goes_home(make_served: MakeServed) -> None:
+    served = await make_served(token=TOKEN)
+    token = await csrf_of(served.client, "/studio/login")
+
+    page = await served.client.get("/studio/login", params={"next": "/studio/[x"})
+    for target in ("http://[", "/studio/\u0000", "//[::1"):
+        response = await served.client.post(
+            "/studio/login", data={"csrf_token": token, "token": TOKEN, "next": target}
+        )
+        assert response.status_code == 303, target
+        assert response.headers["location"] in ("/studio", target), target
+    assert page.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [(DEEP, "nested"), (HUGE_INT, "digits")],
+    ids=["nested-100000", "int-5000-digits"],
+)
+async def test_studio_event_form_refuses_unreadable_payloads_inline(
+    served: Served, payload: str, says: str
+) -> None:
+    await start_waiting(served)
+    token = await csrf_of(served.client, "/studio/instances/ap")
+
+    response = await served.client.post(
+        "/studio/instances/ap/event",
+        data={"csrf_token": token, "type": "approval", "payload": payload},
+    )
+
+    assert response.status_code == 422
+    assert "the payload is not valid JSON" in response.text and says in response.text
+    assert (await served.client.get("/api/instances/ap")).json()["status"] == "waiting"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("p.tags", DEEP, "nested"),
+        ("p.tags", HUGE_INT, "digits"),
+        ("p.times", HUGE_INT, "times"),
+        ("p.mood", "{not json", "not one of the choices"),
+        ("p.mood", DEEP, "not one of the choices"),
+    ],
+    ids=["json-nested", "json-int", "integer-field-int", "select-garbage", "select-nested"],
+)
+async def test_studio_start_form_refuses_unreadable_fields_inline(
+    served: Served, field: str, value: str, says: str
+) -> None:
+    token = await csrf_of(served.client, "/studio/workflows/greet")
+
+    response = await served.client.post(
+        "/studio/workflows/greet/start",
+        data={"csrf_token": token, "p.name": "ada", field: value},
+    )
+
+    assert response.status_code == 422, response.text[:300]
+    assert says in response.text
+    listed = await served.client.get("/api/workflows/greet/instances")
+    assert listed.json()["instances"] == []
+
+
+async def test_studio_whole_params_field_refuses_unreadable_json_inline(served: Served) -> None:
+    token = await csrf_of(served.client, "/studio/workflows/echo")
+
+    for value, says in ((DEEP, "nested"), (HUGE_INT, "digits")):
+        response = await served.client.post(
+            "/studio/workflows/echo/start", data={"csrf_token": token, "p.params": value}
+        )
+        assert response.status_code == 422
+        assert says in response.text
+
+
+async def test_studio_restart_form_with_odd_steps_is_a_clear_answer(served: Served) -> None:
+    await start_waiting(served)
+    token = await csrf_of(served.client, "/studio/instances/ap")
+
+    for choice in ("\u00b2:prepare", f"{HUGE_INT}:prepare", "99999999999999999999999:prepare"):
+        response = await served.client.post(
+            "/studio/instances/ap/restart", data={"csrf_token": token, "from_step": choice}
+        )
+        assert response.status_code == 422, (choice, response.text[:300])
+        assert "no step" in response.text or "occurrence" in response.text
+
+
+async def test_huge_restart_occurrences_are_422_not_an_overflow(served: Served) -> None:
+    await start_waiting(served)
+
+    response = await served.client.post(
+        "/api/instances/ap/restart", json={"from_step": "prepare", "occurrence": 10**30}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"] in ("invalid_body", "unknown_step")
