@@ -1,12 +1,15 @@
 """The OpenAPI 3.1 document of the API, with every workflow's params and output schemas.
 
-Each workflow gets a concrete path, ``/api/workflows/<name>/instances``, whose request body
-holds its params schema; the templated ``/api/workflows/{name}/instances`` serves the rest.
+Its paths derive from ``API_ROUTES``, the list the app's routes come from; ``OPERATIONS`` says
+what each operation takes and answers. Each workflow also gets a concrete path,
+``/api/workflows/<name>/instances``, whose request body holds its params schema; the templated
+``/api/workflows/{name}/instances`` serves the rest.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from pydantic import TypeAdapter
@@ -14,9 +17,19 @@ from pydantic.errors import PydanticUserError
 from pydantic.json_schema import JsonSchemaMode
 
 import framework
-from framework.http.api import EventBody, RestartBody, StartBody, TerminateBody
+from framework.http.api import (
+    API_ROUTES,
+    ID_SCHEMA,
+    ApiRoute,
+    EventBody,
+    RestartBody,
+    TerminateBody,
+)
 from framework.http.catalog import WorkflowInfo
+from framework.http.inputs import CURSOR, MAX_LOOKUP, MAX_PAGE
+from framework.runtime import serialization
 from framework.runtime.records import InstanceStatus, StepRecord
+from framework.store.base import STATUSES
 
 REF = "#/components/schemas/{model}"
 SchemaInput = tuple[str, JsonSchemaMode, TypeAdapter[Any]]
@@ -55,9 +68,7 @@ _STARTED = {
 def openapi_document(workflows: list[WorkflowInfo], title: str, secured: bool) -> dict[str, Any]:
     """The OpenAPI document of an app's API."""
     schemas = _component_schemas(workflows)
-    paths: dict[str, Any] = {**_common_paths()}
-    for info in workflows:
-        paths[f"/api/workflows/{info.name}/instances"] = _workflow_paths(info)
+    paths = api_paths(workflows, secured)
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -84,7 +95,6 @@ def component_name(workflow: str, part: str) -> str:
 
 def _component_schemas(workflows: list[WorkflowInfo]) -> dict[str, Any]:
     inputs: list[SchemaInput] = [
-        ("StartBody", "validation", TypeAdapter(StartBody)),
         ("RestartBody", "validation", TypeAdapter(RestartBody)),
         ("EventBody", "validation", TypeAdapter(EventBody)),
         ("TerminateBody", "validation", TypeAdapter(TerminateBody)),
@@ -151,206 +161,261 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    texts = {
-        400: "Bad request",
-        401: "Missing or wrong token",
-        404: "Not found (with close matches)",
-        409: "Not possible in the instance's current status",
-        413: "Body too large",
-        422: "Invalid body or params (field errors)",
-    }
-    return {str(s): _json(_ref("ApiError"), texts[s]) for s in statuses}
-
-
-def _operation(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"operationId": op_id, "summary": summary, "responses": responses, **extra}
-
-
-_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "The instance id (percent-encode a `/`).",
+ERROR_TEXTS = {
+    400: "Bad request: malformed JSON (invalid_json) or query (invalid_status, invalid_limit, "
+    "invalid_cursor, invalid_workflow, invalid_search)",
+    401: "Missing or wrong token (when the server has one)",
+    404: "Not found (with close matches)",
+    409: "Not possible in the instance's current status",
+    413: "Body too large",
+    415: "The body is not sent as application/json",
+    422: "Invalid body, params or id (field errors)",
+    429: "Too many wrong tokens from this client (see Retry-After)",
+    503: "No generated code yet, or the database is unavailable",
 }
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_LIST_QUERY = [
-    {
-        "name": "status",
-        "in": "query",
-        "schema": {
-            "type": "string",
-            "enum": ["queued", "running", "waiting", "paused", "complete", "errored", "terminated"],
-        },
+
+
+def _errors(statuses: tuple[int, ...]) -> dict[str, Any]:
+    return {str(s): _json(_ref("ApiError"), ERROR_TEXTS[s]) for s in statuses}
+
+
+@dataclass(frozen=True)
+class OperationDoc:
+    """What one operation of ``API_ROUTES`` takes and answers."""
+
+    summary: str
+    responses: dict[str, Any]
+    errors: tuple[int, ...] = ()
+    query: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+    body: dict[str, Any] | None = None
+    """The request body (``requestBody``), if the operation takes one."""
+    per_workflow: str | None = None
+    """For an operation of ``PER_WORKFLOW``: its ``operationId`` on each workflow's path
+    (``{slug}`` stands for the workflow's name)."""
+
+
+PER_WORKFLOW = "/api/workflows/{name}/instances"
+"""The path the document writes once per workflow, ``/api/workflows/<name>/instances``, each
+with that workflow's params schema (the name of no workflow answers 404)."""
+
+
+PATH_PARAMETERS = {
+    "id": {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_LOOKUP},
+        "description": "The instance id (percent-encode a `/`; `.` and `..` as `%2E`).",
     },
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    "name": {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_LOOKUP},
+        "description": "The workflow's name.",
+    },
+}
+LIST_QUERY = [
+    {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "schema": {"type": "string", "pattern": f"^{CURSOR.pattern}$"},
+        "description": "The next_cursor of the previous page (empty or absent: the first).",
+    },
     {
         "name": "search",
         "in": "query",
-        "schema": {"type": "string"},
-        "description": "Instances whose id contains this text.",
+        "schema": {"type": "string", "maxLength": MAX_LOOKUP},
+        "description": "Instances whose id contains this text (empty: any).",
     },
 ]
-_PAGE = {
+WORKFLOW_QUERY = {
+    "name": "workflow",
+    "in": "query",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_LOOKUP},
+    "description": "Only instances of this workflow.",
+}
+PAGE = {
     "type": "object",
+    "required": ["instances", "next_cursor"],
     "properties": {
         "instances": {"type": "array", "items": _ref("Instance")},
         "next_cursor": {"type": ["string", "null"]},
     },
 }
+BODY_ERRORS = (400, 413, 415, 422)
 
 
-def _optional_body(component: str) -> dict[str, Any]:
-    return {"required": False, "content": {"application/json": {"schema": _ref(component)}}}
+def _body(component: str, required: bool) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": _ref(component)}}}
 
 
-def _common_paths() -> dict[str, Any]:
-    ok = "OK"
-    bodies = {"restart": "RestartBody", "terminate": "TerminateBody"}
-    control = {
-        action: {
-            "post": _operation(
-                f"{action}_instance",
-                f"{action.capitalize()} an instance",
-                {"200": _json(_ref("Instance"), ok), **_errors(404, 409)},
-                parameters=[_ID],
-                **({"requestBody": _optional_body(bodies[action])} if action in bodies else {}),
-            )
-        }
-        for action in ("pause", "resume", "terminate", "restart")
-    }
-    return {
-        "/api/workflows": {
-            "get": _operation(
-                "list_workflows",
-                "Every workflow, with counts and params schema",
+def _control(action: str, body: str | None = None) -> OperationDoc:
+    return OperationDoc(
+        f"{action.capitalize()} an instance",
+        {"200": _json(_ref("Instance"), "The instance after the action")},
+        (404, 409, *(BODY_ERRORS if body else ())),
+        body=_body(body, required=False) if body else None,
+    )
+
+
+OPERATIONS: dict[str, OperationDoc] = {
+    "list_workflows": OperationDoc(
+        "Every workflow, with counts and params schema",
+        {
+            "200": _json(
                 {
-                    "200": _json(
-                        {"type": "object", "properties": {"workflows": {"type": "array"}}}, ok
-                    )
+                    "type": "object",
+                    "required": ["workflows"],
+                    "properties": {"workflows": {"type": "array", "items": {"type": "object"}}},
                 },
+                "OK",
             )
         },
-        "/api/workflows/{name}": {
-            "get": _operation(
-                "get_workflow",
-                "One workflow",
-                {"200": _json({"type": "object"}, ok), **_errors(404)},
-                parameters=[_NAME],
-            )
+    ),
+    "get_workflow": OperationDoc("One workflow", {"200": _json({"type": "object"}, "OK")}, (404,)),
+    "start_instance": OperationDoc(
+        "Start an instance of {name}",
+        {
+            "201": _json(_ref("StartedInstance"), "Created"),
+            "200": _json(_ref("StartedInstance"), "The id existed: that instance"),
         },
-        "/api/workflows/{name}/instances": {
-            "post": _operation(
-                "start_instance",
-                "Start an instance of any workflow",
+        (409, *BODY_ERRORS),
+        per_workflow="start_{slug}",
+    ),
+    "list_workflow_instances": OperationDoc(
+        "Instances of {name}, newest first",
+        {"200": _json(PAGE, "OK")},
+        (400,),
+        LIST_QUERY,
+        per_workflow="list_{slug}",
+    ),
+    "list_instances": OperationDoc(
+        "Instances of every workflow, newest first",
+        {"200": _json(PAGE, "OK")},
+        (400,),
+        [WORKFLOW_QUERY, *LIST_QUERY],
+    ),
+    "get_instance": OperationDoc(
+        "Status, output, error, params, parent, children and steps",
+        {
+            "200": _json(
                 {
-                    "201": _json(_ref("StartedInstance"), "Created"),
-                    "200": _json(_ref("StartedInstance"), "The id existed: that instance"),
-                    **_errors(404, 409, 413, 422),
-                },
-                parameters=[_NAME],
-                requestBody={
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("StartBody")}},
-                },
-            ),
-            "get": _operation(
-                "list_workflow_instances",
-                "Instances of a workflow, newest first",
-                {"200": _json(_PAGE, ok), **_errors(400, 404)},
-                parameters=[_NAME, *_LIST_QUERY],
-            ),
-        },
-        "/api/instances": {
-            "get": _operation(
-                "list_instances",
-                "Instances of every workflow, newest first",
-                {"200": _json(_PAGE, ok), **_errors(400)},
-                parameters=[
-                    {"name": "workflow", "in": "query", "schema": {"type": "string"}},
-                    *_LIST_QUERY,
-                ],
-            )
-        },
-        "/api/instances/{id}": {
-            "get": _operation(
-                "get_instance",
-                "Status, output, error, params, parent, children and steps",
-                {
-                    "200": _json(
+                    "allOf": [
+                        _ref("Instance"),
                         {
-                            "allOf": [
-                                _ref("Instance"),
-                                {
-                                    "type": "object",
-                                    "properties": {
-                                        "steps": {"type": "array", "items": _ref("Step")},
-                                        "children": {"type": "array", "items": _ref("Instance")},
-                                    },
-                                },
-                            ]
+                            "type": "object",
+                            "properties": {
+                                "steps": {"type": "array", "items": _ref("Step")},
+                                "children": {"type": "array", "items": _ref("Instance")},
+                            },
                         },
-                        ok,
-                    ),
-                    **_errors(404),
+                    ]
                 },
-                parameters=[_ID],
+                "OK",
             )
         },
-        "/api/instances/{id}/output": {
-            "get": _operation(
-                "get_instance_output",
-                "The output of a complete instance, as a download",
-                {"200": _json({}, ok), **_errors(404, 409)},
-                parameters=[_ID],
-            )
-        },
-        "/api/instances/{id}/events": {
-            "post": _operation(
-                "send_event",
-                "Send an event (buffered until the instance waits for its type)",
-                {"202": _json(_ref("Instance"), "Accepted"), **_errors(404, 409, 413, 422)},
-                parameters=[_ID],
-                requestBody={
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("EventBody")}},
-                },
-            )
-        },
-        **{f"/api/instances/{{id}}/{action}": item for action, item in control.items()},
+        (404,),
+    ),
+    "get_instance_output": OperationDoc(
+        "The output of a complete instance, as a download", {"200": _json({}, "OK")}, (404, 409)
+    ),
+    "send_event": OperationDoc(
+        "Send an event (buffered until the instance waits for its type)",
+        {"202": _json(_ref("Instance"), "Accepted")},
+        (404, 409, *BODY_ERRORS),
+        body=_body("EventBody", required=True),
+    ),
+    "pause_instance": _control("pause"),
+    "resume_instance": _control("resume"),
+    "terminate_instance": _control("terminate", "TerminateBody"),
+    "restart_instance": _control("restart", "RestartBody"),
+}
+
+
+def api_paths(workflows: list[WorkflowInfo], secured: bool) -> dict[str, Any]:
+    """The paths of the document: one operation per entry of ``API_ROUTES``, those of
+    ``PER_WORKFLOW`` once per workflow."""
+    paths: dict[str, Any] = {}
+    for route in API_ROUTES:
+        doc = OPERATIONS[route.operation_id]
+        if doc.per_workflow is not None:
+            for info in workflows:
+                path = route.path.replace("{name}", info.name)
+                paths.setdefault(path, {})[route.method.lower()] = _workflow_operation(
+                    route, doc, doc.per_workflow, info, secured
+                )
+            continue
+        parameters = [
+            PATH_PARAMETERS[part[1:-1]]
+            for part in route.path.split("/")
+            if part.startswith("{") and part.endswith("}")
+        ]
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(
+            route.operation_id, doc, [*parameters, *doc.query], doc.body, secured
+        )
+    return paths
+
+
+def _operation(
+    operation_id: str,
+    doc: OperationDoc,
+    parameters: list[dict[str, Any]],
+    body: dict[str, Any] | None,
+    secured: bool,
+    **extra: Any,
+) -> dict[str, Any]:
+    errors = (*doc.errors, 503, *((401, 429) if secured else ()))
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": doc.summary,
+        "responses": {**doc.responses, **_errors(tuple(sorted(set(errors))))},
+        **extra,
     }
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
 
 
-def _workflow_paths(info: WorkflowInfo) -> dict[str, Any]:
+def _workflow_operation(
+    route: ApiRoute, doc: OperationDoc, operation_id: str, info: WorkflowInfo, secured: bool
+) -> dict[str, Any]:
+    """An operation of ``PER_WORKFLOW`` on the path of workflow ``info``."""
     slug = re.sub(r"[^A-Za-z0-9]+", "_", info.name).strip("_")
-    params = _ref(component_name(info.name, "Params")) if info.load_error is None else {}
-    body = {
+    named = OperationDoc(doc.summary.format(name=info.name), doc.responses, doc.errors, doc.query)
+    body = _start_body(info) if route.method == "POST" else None
+    return _operation(
+        operation_id.format(slug=slug), named, doc.query, body, secured, tags=[info.name]
+    )
+
+
+def _start_body(info: WorkflowInfo) -> dict[str, Any]:
+    """The body that starts workflow ``info``: an optional id and its params (required
+    unless they may be ``null``)."""
+    loaded = info.load_error is None
+    params = _ref(component_name(info.name, "Params")) if loaded else {}
+    schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {
-            "id": {"type": "string", "description": "Optional; starting is idempotent on it."},
-            "params": params,
-        },
+        "properties": {"id": ID_SCHEMA, "params": params},
     }
-    return {
-        "post": _operation(
-            f"start_{slug}",
-            f"Start an instance of {info.name}",
-            {
-                "201": _json(_ref("StartedInstance"), "Created"),
-                "200": _json(_ref("StartedInstance"), "The id existed: that instance"),
-                **_errors(409, 413, 422),
-            },
-            requestBody={"required": True, "content": {"application/json": {"schema": body}}},
-            tags=[info.name],
-        ),
-        "get": _operation(
-            f"list_{slug}",
-            f"Instances of {info.name}, newest first",
-            {"200": _json(_PAGE, "OK"), **_errors(400)},
-            parameters=_LIST_QUERY,
-            tags=[info.name],
-        ),
-    }
+    if loaded and not _accepts_null(info.params_type):
+        schema["required"] = ["params"]
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _accepts_null(params_type: Any) -> bool:
+    """Whether a workflow's params may be ``null`` (then ``params`` may be left out)."""
+    try:
+        serialization.validate(None, params_type)
+    except Exception:
+        return False
+    return True
