@@ -214,3 +214,142 @@ async def test_huge_restart_occurrences_are_422_not_an_overflow(served: Served) 
 
     assert response.status_code == 422
     assert response.json()["error"] in ("invalid_body", "unknown_step")
+
+
+HOSTILE = [
+    "",
+    " ",
+    "\x00",
+    "\u00e9",
+    "\u00b2",
+    "\u0663",
+    "9" * 30,
+    "-1",
+    "1e400",
+    "NaN",
+    "[" * 3000,
+    "%",
+    "%zz",
+    "../..",
+    "~",
+    "~~",
+    ".",
+    "..",
+    "x" * 5000,
+    "<script>",
+    "1:",
+    ":x",
+    "\u00b2:say",
+    "null",
+    '{"a": 1}',
+]
+
+
+async def test_no_query_parameter_makes_studio_or_the_api_answer_500(served: Served) -> None:
+    await start_waiting(served)
+    pages = {
+        "/studio/instances": ("workflow", "status", "q", "cursor"),
+        "/studio/instances/ap": ("done",),
+        "/studio/login": ("next",),
+        "/api/instances": ("workflow", "status", "search", "cursor", "limit"),
+        "/api/workflows/echo/instances": ("status", "search", "cursor", "limit"),
+    }
+
+    for path, names in pages.items():
+        for name in names:
+            for value in HOSTILE:
+                response = await served.client.get(path, params={name: value})
+                assert response.status_code < 500, (path, name, value)
+
+
+async def test_no_path_segment_makes_studio_or_the_api_answer_500(served: Served) -> None:
+    from urllib.parse import quote
+
+    await start_waiting(served)
+    templates = [
+        "/api/workflows/{}",
+        "/api/workflows/{}/instances",
+        "/api/instances/{}",
+        "/api/instances/{}/output",
+        "/studio/workflows/{}",
+        "/studio/instances/{}",
+        "/studio/instances/{}/output",
+        "/studio/static/{}",
+    ]
+
+    for template in templates:
+        for value in HOSTILE:
+            if not value:
+                continue
+            response = await served.client.get(template.format(quote(value, safe="")))
+            assert response.status_code < 500, (template, value)
+    for value in HOSTILE[1:]:
+        posted = await served.client.post(f"/api/instances/{quote(value, safe='')}/pause")
+        assert posted.status_code < 500, value
+
+
+async def test_no_form_field_makes_studio_answer_500(served: Served) -> None:
+    await start_waiting(served)
+    token = await csrf_of(served.client, "/studio/instances/ap")
+    forms = {
+        "/studio/workflows/greet/start": ("id", "p.name", "p.times", "p.mood", "p.loud", "p.tags"),
+        "/studio/workflows/echo/start": ("id", "p.params"),
+        "/studio/instances/ap/event": ("type", "payload"),
+        "/studio/instances/ap/restart": ("from_step",),
+        "/studio/instances/ap/terminate": ("compensate",),
+    }
+
+    for path, names in forms.items():
+        for name in names:
+            for value in HOSTILE:
+                if path.endswith("terminate") and value not in ("", "x" * 5000, "\x00"):
+                    continue  # a terminate that works ends the instance: keep a few
+                response = await served.client.post(
+                    path, data={"csrf_token": token, name: value, "p.name": "ada"}
+                )
+                assert response.status_code < 500, (path, name, value)
+
+
+async def test_no_header_makes_studio_or_the_api_answer_500(make_served: MakeServed) -> None:
+    served = await make_served(token=TOKEN)
+    values = [v.encode() for v in HOSTILE] + [b"\xff\xfe", b"a\x80b"]
+    targets = [("GET", "/studio"), ("GET", "/api/workflows"), ("POST", "/api/instances/x/pause")]
+
+    for header in (
+        "Cookie",
+        "Authorization",
+        "Origin",
+        "Host",
+        "X-Forwarded-Host",
+        "Content-Type",
+        "Sec-Fetch-Site",
+        "Content-Length",
+    ):
+        for value in values:
+            if header == "Cookie":
+                value = b"fw_session=" + value + b"; fw_csrf=" + value
+            if header == "Authorization":
+                value = b"Bearer " + value
+            for method, path in targets:
+                request = served.client.build_request(method, path, headers={header: value})
+                response = await served.client.send(request)
+                assert response.status_code < 500, (header, value, method, path)
+
+
+async def test_malformed_form_bodies_are_4xx(served: Served) -> None:
+    await start_waiting(served)
+    token = await csrf_of(served.client, "/studio/instances/ap")
+
+    for content_type, body in (
+        ("multipart/form-data", b"--x\r\n"),
+        ("multipart/form-data; boundary=x", b"garbage"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data\r\n\r\n"),
+        ("application/x-www-form-urlencoded", b"%zz=%zz&" * 10),
+        ("application/x-www-form-urlencoded", b"a=" + "\u00e9".encode("latin-1")),
+        ("text/plain", f"csrf_token={token}".encode()),
+    ):
+        response = await served.client.post(
+            "/studio/instances/ap/pause", content=body, headers={"Content-Type": content_type}
+        )
+        assert 400 <= response.status_code < 500, (content_type, body)
+    assert (await served.client.get("/api/instances/ap")).json()["status"] == "waiting"
