@@ -282,25 +282,24 @@ class PostgresStore:
         self, instance_id: str, now: float, compensate: bool = False
     ) -> InstanceRow:
         async def terminate(c: Connection) -> InstanceRow:
-            async with c.transaction():
-                row = await _require(c, instance_id, lock=True)
-                if row.status in TERMINAL:
-                    raise InstanceStateError(
-                        f"instance {instance_id!r} is already {row.status}: cannot terminate"
-                    )
-                if compensate:
-                    await c.execute(COMPENSATE_TREE, [instance_id, now, now, instance_id])
-                    await c.execute(NOTIFY)
-                    return await _require(c, instance_id)
-                await c.execute(TERMINATE_TREE, [instance_id, now, instance_id])
-                if row.parent_id is not None:
-                    cur = await c.execute(
-                        "SELECT fw_wake_parent(%s, %s, %s)", [instance_id, row.parent_id, now]
-                    )
-                    woke = await cur.fetchone()
-                    if woke is not None and woke[0]:
-                        await c.execute(NOTIFY)
+            row = await _require(c, instance_id, lock=True)
+            if row.status in TERMINAL:
+                raise InstanceStateError(
+                    f"instance {instance_id!r} is already {row.status}: cannot terminate"
+                )
+            if compensate:
+                await c.execute(COMPENSATE_TREE, [instance_id, now, now, instance_id])
+                await c.execute(NOTIFY)
                 return await _require(c, instance_id)
+            await c.execute(TERMINATE_TREE, [instance_id, now, instance_id])
+            if row.parent_id is not None:
+                cur = await c.execute(
+                    "SELECT fw_wake_parent(%s, %s, %s)", [instance_id, row.parent_id, now]
+                )
+                woke = await cur.fetchone()
+                if woke is not None and woke[0]:
+                    await c.execute(NOTIFY)
+            return await _require(c, instance_id)
 
         return await self._db.run("terminating an instance", terminate, replay_safe=False)
 
@@ -308,44 +307,43 @@ class PostgresStore:
         self, instance_id: str, now: float, from_step: tuple[str, int] | None
     ) -> InstanceRow:
         async def restart(c: Connection) -> InstanceRow:
-            async with c.transaction():
-                await _require(c, instance_id, lock=True)
-                first_seq = -1
-                if from_step is not None:
-                    cur = await c.execute(
-                        "SELECT seq FROM steps WHERE instance_id = %s AND name = %s AND count = %s",
-                        [instance_id, *from_step],
-                    )
-                    found = await cur.fetchone()
-                    if found is None:
-                        names = [s.name for s in await _steps_of(c, instance_id)]
-                        raise InstanceStateError(
-                            f"instance {instance_id!r} has no step {from_step[0]!r} "
-                            f"(occurrence {from_step[1]}); its steps: {', '.join(names) or 'none'}"
-                        )
-                    first_seq = found[0]
+            await _require(c, instance_id, lock=True)
+            first_seq = -1
+            if from_step is not None:
                 cur = await c.execute(
-                    "DELETE FROM steps WHERE instance_id = %s AND seq >= %s "
-                    "RETURNING name || '#' || count",
-                    [instance_id, first_seq],
+                    "SELECT seq FROM steps WHERE instance_id = %s AND name = %s AND count = %s",
+                    [instance_id, *from_step],
                 )
-                dropped = [key for (key,) in await cur.fetchall()]
-                if dropped:
-                    await c.execute(
-                        "UPDATE events SET consumed_by = NULL WHERE instance_id = %s "
-                        "AND consumed_by = ANY(%s::text[])",
-                        [instance_id, dropped],
+                found = await cur.fetchone()
+                if found is None:
+                    names = [s.name for s in await _steps_of(c, instance_id)]
+                    raise InstanceStateError(
+                        f"instance {instance_id!r} has no step {from_step[0]!r} "
+                        f"(occurrence {from_step[1]}); its steps: {', '.join(names) or 'none'}"
                     )
-                cur = await c.execute(
-                    "UPDATE instances SET status = 'queued', wake_at = %s, updated_at = %s, "
-                    "output = NULL, error = NULL, lease_owner = NULL, lease_token = NULL, "
-                    "crash_count = 0, control = NULL, generation = generation + 1 WHERE id = %s "
-                    f"RETURNING {INSTANCE_COLUMNS}",
-                    [now, now, instance_id],
+                first_seq = found[0]
+            cur = await c.execute(
+                "DELETE FROM steps WHERE instance_id = %s AND seq >= %s "
+                "RETURNING name || '#' || count",
+                [instance_id, first_seq],
+            )
+            dropped = [key for (key,) in await cur.fetchall()]
+            if dropped:
+                await c.execute(
+                    "UPDATE events SET consumed_by = NULL WHERE instance_id = %s "
+                    "AND consumed_by = ANY(%s::text[])",
+                    [instance_id, dropped],
                 )
-                restarted = _instance(await _fetch_one(cur))
-                await c.execute(NOTIFY)
-                return restarted
+            cur = await c.execute(
+                "UPDATE instances SET status = 'queued', wake_at = %s, updated_at = %s, "
+                "output = NULL, error = NULL, lease_owner = NULL, lease_token = NULL, "
+                "crash_count = 0, control = NULL, generation = generation + 1 WHERE id = %s "
+                f"RETURNING {INSTANCE_COLUMNS}",
+                [now, now, instance_id],
+            )
+            restarted = _instance(await _fetch_one(cur))
+            await c.execute(NOTIFY)
+            return restarted
 
         return await self._db.run("restarting an instance", restart, replay_safe=False)
 
@@ -353,31 +351,30 @@ class PostgresStore:
         self, instance_id: str, event_type: str, payload: str, now: float
     ) -> InstanceRow:
         async def send(c: Connection) -> InstanceRow:
-            async with c.transaction():
-                # Lock first: a transition to `waiting` either committed before (and the
-                # statements below see its waiting step) or runs after (and sees the event).
-                row = await _require(c, instance_id, lock=True)
-                if row.status in TERMINAL:
-                    raise InstanceStateError(
-                        f"instance {instance_id!r} is {row.status}: it takes no more events"
-                    )
-                await c.execute(
-                    "INSERT INTO events (instance_id, type, payload, created_at) "
-                    "VALUES (%s, %s, %s, %s)",
-                    [instance_id, event_type, payload, now],
+            # Lock first: a transition to `waiting` either committed before (and the
+            # statements below see its waiting step) or runs after (and sees the event).
+            row = await _require(c, instance_id, lock=True)
+            if row.status in TERMINAL:
+                raise InstanceStateError(
+                    f"instance {instance_id!r} is {row.status}: it takes no more events"
                 )
-                cur = await c.execute(
-                    "UPDATE instances SET wake_at = %s, updated_at = %s WHERE id = %s "
-                    "AND status = 'waiting' AND EXISTS (SELECT 1 FROM steps WHERE "
-                    "instance_id = %s AND kind = 'event' AND status = 'waiting' "
-                    f"AND detail::jsonb ->> 'type' = %s) RETURNING {INSTANCE_COLUMNS}",
-                    [now, now, instance_id, instance_id, event_type],
-                )
-                woken = await cur.fetchone()
-                if woken is None:
-                    return row
-                await c.execute(NOTIFY)
-                return _instance(woken)
+            await c.execute(
+                "INSERT INTO events (instance_id, type, payload, created_at) "
+                "VALUES (%s, %s, %s, %s)",
+                [instance_id, event_type, payload, now],
+            )
+            cur = await c.execute(
+                "UPDATE instances SET wake_at = %s, updated_at = %s WHERE id = %s "
+                "AND status = 'waiting' AND EXISTS (SELECT 1 FROM steps WHERE "
+                "instance_id = %s AND kind = 'event' AND status = 'waiting' "
+                f"AND detail::jsonb ->> 'type' = %s) RETURNING {INSTANCE_COLUMNS}",
+                [now, now, instance_id, instance_id, event_type],
+            )
+            woken = await cur.fetchone()
+            if woken is None:
+                return row
+            await c.execute(NOTIFY)
+            return _instance(woken)
 
         return await self._db.run("sending an event", send, replay_safe=False)
 

@@ -3,10 +3,12 @@
 Every store operation runs through ``Database.run``. A connection the server closed while it
 sat idle in the pool (a restart, ``pg_terminate_backend``, an idle timeout) is noticed before
 anything is sent on it, thrown away and replaced, so that costs no error at all. A connection
-lost *during* an operation leaves its outcome unknown: the operation is retried, with
-backoff, only when running it twice is harmless (``replay_safe``); otherwise the caller gets
-a ``StoreError`` that says so. A deadlock or serialization failure rolled the transaction
-back, so any operation is retried after one.
+lost *during* an operation is retried, with backoff, when running it twice is harmless
+(``replay_safe``). An operation that is not replay-safe runs in one transaction that ``run``
+commits itself: lost before the commit was sent, it was rolled back and is retried; lost
+while committing, its outcome is unknown and the caller gets a ``StoreError`` that says so.
+A deadlock or serialization failure rolled the transaction back, so any operation is
+retried after one.
 """
 
 from __future__ import annotations
@@ -142,13 +144,19 @@ class Database:
         deadline = loop.time() + self.settings.retry_for
         delay = 0.05
         while True:
+            committing = False
             try:
                 async with self._pool.connection() as conn:
                     if _dead_while_idle(conn):
                         await conn.close()  # the pool discards it; no statement was sent
                         self._replace_dead_connections()
                         continue
-                    result = await fn(conn)
+                    if replay_safe:
+                        result = await fn(conn)
+                    else:
+                        async with conn.transaction():
+                            result = await fn(conn)
+                            committing = True  # leaving the block sends the COMMIT
                 if self._failing:
                     self._failing = False
                     LOG.warning("PostgreSQL at %s: connected again", self.settings.display)
@@ -167,7 +175,7 @@ class Database:
                 if not _connection_lost(exc):
                     raise self.error(exc, what) from None
                 self._replace_dead_connections()
-                if not replay_safe:
+                if committing:
                     raise StoreError(
                         f"the connection to PostgreSQL at {self.settings.display} was lost "
                         f"during {what} ({_first_line(exc)}); it may or may not have been "

@@ -206,12 +206,14 @@ def _start_later(server: PrivatePostgres) -> None:
 
 
 class CuttingProxy:
-    """A TCP proxy in front of PostgreSQL that can drop the reply to the next request:
-    the server has committed, the client never learns it (a network cut at the worst moment)."""
+    """A TCP proxy in front of PostgreSQL that can drop the reply to the next request, or to
+    the next request holding some text: the server has done it (committed, when the request
+    commits), the client never learns it (a network cut at the worst moment)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.armed = False
+        self.trigger: bytes | None = None
         self.cuts = 0
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -233,6 +235,10 @@ class CuttingProxy:
     def cut_next_reply(self) -> None:
         self.armed = True
 
+    def cut_reply_to(self, text: bytes) -> None:
+        """Drop the reply to the next request that holds ``text`` (``b"COMMIT"``)."""
+        self.trigger = text
+
     async def _serve(
         self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
     ) -> None:
@@ -243,6 +249,8 @@ class CuttingProxy:
 
         async def upstream() -> None:
             while data := await client_in.read(65536):
+                if self.trigger is not None and self.trigger in data:
+                    self.trigger, self.armed = None, True
                 server_out.write(data)
                 await server_out.drain()
             server_out.close()
@@ -340,10 +348,66 @@ async def test_an_event_taken_by_a_call_whose_reply_was_lost_is_not_taken_twice(
     assert again is not None and again.payload == '"second"'
 
 
-async def test_a_control_operation_whose_reply_was_lost_says_so(cut_store: Any) -> None:
+CONTROL_OPERATIONS = {
+    "pause": lambda store: store.pause("a", T0 + 1),
+    "resume": lambda store: store.resume("p", T0 + 1),
+    "terminate": lambda store: store.terminate("a", T0 + 1),
+    "restart": lambda store: store.restart("a", T0 + 1, None),
+    "send_event": lambda store: store.send_event("a", "go", "1", T0 + 1),
+}
+
+
+async def _control_fixture(store: PostgresStore) -> None:
+    await store.create_instances(
+        [NewInstance("a", "wf", "{}", T0), NewInstance("p", "wf", "{}", T0)]
+    )
+    await store.pause("p", T0)
+
+
+async def _control_effect(store: PostgresStore, operation: str) -> object:
+    """What the operation changed, to count how many times it was applied."""
+    if operation == "send_event":
+        async with await psycopg.AsyncConnection.connect(store.settings.conninfo) as c:
+            cur = await c.execute("SELECT count(*) FROM events WHERE instance_id = 'a'")
+            row = await cur.fetchone()
+            return row[0] if row else None
+    row = await store.get_instance("p" if operation == "resume" else "a")
+    assert row is not None
+    return (row.status, row.generation) if operation == "restart" else row.status
+
+
+@pytest.mark.parametrize("operation", sorted(CONTROL_OPERATIONS))
+async def test_a_control_operation_whose_reply_to_commit_was_lost_says_so(
+    cut_store: Any, operation: str
+) -> None:
     store, proxy = cut_store
-    await store.create_instances([NewInstance("a", "wf", "{}", T0)])
-    proxy.cut_next_reply()
+    await _control_fixture(store)
+    proxy.cut_reply_to(b"COMMIT")
     with pytest.raises(StoreError, match="may or may not have been applied"):
-        await store.send_event("a", "go", "1", T0)
+        await CONTROL_OPERATIONS[operation](store)
+    assert proxy.cuts == 1
     assert (await store.get_instance("a")) is not None  # and the store works on
+
+
+# What the operation leaves behind when applied once (a second run would refuse or differ).
+APPLIED_ONCE = {
+    "pause": "paused",
+    "resume": "queued",
+    "terminate": "terminated",
+    "restart": ("queued", 1),
+    "send_event": 1,
+}
+
+
+@pytest.mark.parametrize("operation", sorted(CONTROL_OPERATIONS))
+async def test_a_control_operation_cut_off_before_its_commit_is_retried_and_applied_once(
+    cut_store: Any, operation: str
+) -> None:
+    """A connection lost before the commit was sent (a server restart, a killed backend)
+    rolled the operation back: it is retried, not reported as maybe applied."""
+    store, proxy = cut_store
+    await _control_fixture(store)
+    proxy.cut_next_reply()
+    await CONTROL_OPERATIONS[operation](store)
+    assert proxy.cuts == 1
+    assert await _control_effect(store, operation) == APPLIED_ONCE[operation]
