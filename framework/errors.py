@@ -133,6 +133,11 @@ class StoreError(FwError):
     """The database failed (corrupt, locked, full, unreachable); the message says which."""
 
 
+class StoreUnavailableError(StoreError):
+    """The database server cannot be reached now (down, restarting, a cut network): trying
+    again later may work, unlike a wrong password or a missing database."""
+
+
 class ListenError(FwError, OSError):
     """The HTTP server cannot listen on the address asked for (in use, or not this machine's)."""
 

@@ -4,7 +4,9 @@ A worker claims up to ``concurrency`` instances at once, each under a lease it e
 third of the lease. It sleeps until the next due timer, a wake-up from another process (a
 created instance, a sent event, a finished child) or the poll interval, whichever is first.
 On ``stop()`` (SIGTERM in ``fw worker``) it claims nothing more, lets running instances reach
-their next step boundary and releases them for another worker, then exits.
+their next step boundary and releases them for another worker, then exits. A worker whose
+database server cannot be reached when it starts (a restart, a failover) waits for it, as it
+waits out a later outage.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from framework.errors import FwError, StoreError
+from framework.errors import FwError, StoreError, StoreUnavailableError
 from framework.runtime.aio import first_of
 from framework.runtime.app import App
 from framework.runtime.clock import Clock
@@ -29,6 +31,7 @@ from framework.store.base import Claim, LeaseLostError, Store, Transition
 
 LOG = logging.getLogger("fw.worker")
 MAX_BACKOFF = 30.0
+MAX_OPEN_BACKOFF = 5.0
 
 
 class Worker:
@@ -81,7 +84,9 @@ class Worker:
     async def run(self) -> None:
         """Work until ``stop()``; then release what is still held."""
         self.app.entrypoints  # noqa: B018 - fails early and clearly when codegen never ran
-        store = self._store or await self.app.store()
+        store = self._store or await self._open_store()
+        if store is None:
+            return
         self._store = store
         heartbeat = asyncio.create_task(self._heartbeat_loop(store))
         pruner = asyncio.create_task(self._prune_loop())
@@ -102,6 +107,24 @@ class Worker:
                 task.cancel()
             await asyncio.gather(heartbeat, pruner, return_exceptions=True)
             LOG.info("worker %s: stopped", self.id)
+
+    async def _open_store(self) -> Store | None:
+        """The app's store, waiting (with backoff) while its server cannot be reached; None
+        when asked to stop meanwhile. Other store errors (a wrong password, a missing
+        database) are raised at once."""
+        backoff = 0.5
+        while True:
+            try:
+                return await self.app.store()
+            except StoreUnavailableError as exc:
+                LOG.warning(
+                    "worker %s: waiting for the database: %s; retrying in %.1f s",
+                    self.id, exc, backoff,
+                )
+            await self._pause(backoff)
+            if self._stopping.is_set():
+                return None
+            backoff = min(backoff * 2, MAX_OPEN_BACKOFF)
 
     def request_stop(self) -> None:
         """Stop claiming and ask running instances to stop at their next step."""

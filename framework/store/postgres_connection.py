@@ -27,7 +27,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from framework.errors import ConfigError, StoreError
+from framework.errors import ConfigError, StoreError, StoreUnavailableError
 
 T = TypeVar("T")
 LOG = logging.getLogger("fw.store")
@@ -213,6 +213,7 @@ class Database:
         """A StoreError that says what failed and what to do about it."""
         text = _first_line(exc)
         lowered = text.lower()
+        unavailable = False
         auth = pg_errors.InvalidPassword | pg_errors.InvalidAuthorizationSpecification
         if isinstance(exc, auth) or "password authentication failed" in lowered \
                 or "no password supplied" in lowered:
@@ -224,6 +225,10 @@ class Database:
         elif "connection refused" in lowered or "could not translate host" in lowered \
                 or "timeout expired" in lowered or "no route to host" in lowered:
             hint = "the server is unreachable: is it running and accepting TCP connections there?"
+            unavailable = True
+        elif "is starting up" in lowered or "is shutting down" in lowered:
+            hint = "the server is starting up or shutting down"
+            unavailable = True
         elif isinstance(exc, pg_errors.TooManyConnections) or "too many clients" in lowered:
             hint = ("too many connections: lower pool_size per worker or raise max_connections "
                     "(see connection budgeting in docs/postgres.md)")
@@ -233,9 +238,11 @@ class Database:
             hint = "the fw schema is missing or incomplete: run `fw migrate`"
         elif _connection_lost(exc):
             hint = "the connection was closed"
+            unavailable = True
         else:
             hint = f"{what} failed"
-        return StoreError(
+        error = StoreUnavailableError if unavailable else StoreError
+        return error(
             f"PostgreSQL at {self.settings.display}: {hint} "
             f"(while {what}: {type(exc).__name__}: {text})"
         )

@@ -154,6 +154,66 @@ async def test_a_database_outage_under_running_workers_loses_and_repeats_nothing
     assert "Traceback" not in output, output[-3000:]
 
 
+async def _logged(log: Path, text: str, worker: Any) -> None:
+    """Wait until ``log`` holds ``text`` (or the worker exited, which fails the test)."""
+    while not (log.exists() and text in log.read_text()):
+        assert worker.poll() is None, (
+            f"the worker exited with {worker.returncode}: {log.read_text()}"
+        )
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_started_while_the_server_is_down_waits_for_it(
+    tmp_path: Path, server: PrivatePostgres
+) -> None:
+    """A worker (re)started during a server restart or failover waits for the database, as
+    a running worker does, instead of exiting."""
+    log, workers_log = tmp_path / "effects.log", tmp_path / "workers.log"
+    root = write_app(tmp_path, {"effects_workflow.py": EFFECTS})
+    app = App(root, database=server.url)
+    app.install()
+    instance = await app.handle("effects").create(0.0, id="late")
+    server.stop()
+    worker = start_worker(
+        root, workers_log, {"FW_EFFECTS_LOG": str(log), "FW_DATABASE_URL": server.url}
+    )
+    try:
+        await _logged(workers_log, "waiting for the database", worker)
+        await asyncio.to_thread(server.start)
+        assert await instance.result(timeout=60) == STEPS
+    finally:
+        code = stop(worker)
+        await app.close()
+    assert code == 0, workers_log.read_text()[-3000:]
+    assert "Traceback" not in workers_log.read_text()
+
+
+@pytest.mark.timeout(60)
+async def test_a_worker_waiting_for_the_server_stops_cleanly(
+    tmp_path: Path, server: PrivatePostgres
+) -> None:
+    workers_log = tmp_path / "workers.log"
+    root = write_app(tmp_path, {"effects_workflow.py": EFFECTS})
+    server.stop()
+    worker = start_worker(root, workers_log, {"FW_DATABASE_URL": server.url})
+    await _logged(workers_log, "waiting for the database", worker)
+    assert stop(worker, timeout=10) == 0, workers_log.read_text()[-3000:]
+
+
+@pytest.mark.timeout(60)
+async def test_a_worker_with_a_missing_database_exits_at_once(
+    tmp_path: Path, server: PrivatePostgres
+) -> None:
+    """Waiting is for a server that cannot be reached; a wrong URL is an error at once."""
+    workers_log = tmp_path / "workers.log"
+    root = write_app(tmp_path, {"effects_workflow.py": EFFECTS})
+    missing = server.url.rsplit("/", 1)[0] + "/no_such_db"
+    worker = start_worker(root, workers_log, {"FW_DATABASE_URL": missing})
+    assert worker.wait(timeout=30) == 1
+    assert "database does not exist: create it" in workers_log.read_text()
+
+
 async def test_an_unreachable_server_is_a_clear_error(server: PrivatePostgres) -> None:
     server.stop()
     store = PostgresStore(server.url)
