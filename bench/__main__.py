@@ -1,6 +1,8 @@
 """``python -m bench`` (``make bench``): every benchmark, one after another.
 
-The PostgreSQL benchmark runs when ``FW_TEST_DATABASE_URL`` points at a server.
+The PostgreSQL benchmark runs when ``FW_TEST_DATABASE_URL`` points at a server. The soak
+(``python -m bench.soak``: workers SIGKILLed under load, a minute or more per store) is not
+part of it; run it on its own.
 """
 
 from __future__ import annotations
