@@ -51,9 +51,19 @@ def user_errors() -> Generator[None]:
 
 
 def run(coroutine_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run an async command body, reporting user errors plainly."""
+    """Run an async command body, reporting user errors plainly; the stores it opened are
+    closed before the command returns."""
+
+    async def body() -> T:
+        from framework.runtime.app import close_stores
+
+        try:
+            return await coroutine_fn()
+        finally:
+            await close_stores()
+
     with user_errors():
-        return asyncio.run(coroutine_fn())
+        return asyncio.run(body())
 
 
 def app_root(app: Path | None) -> Path:

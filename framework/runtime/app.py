@@ -229,6 +229,17 @@ class App:
             sys.path.insert(0, parent)
 
 
+async def close_stores() -> None:
+    """Close the store every app of this process opened on the running event loop.
+
+    The CLI calls this as each command ends, and the sync facade as the process exits.
+    """
+    with _apps_lock:
+        apps = list(_apps.values())
+    for app in apps:
+        await app.close()
+
+
 class _LoopStore:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()

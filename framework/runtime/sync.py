@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -21,11 +22,15 @@ P = TypeVar("P")
 O = TypeVar("O")
 T = TypeVar("T")
 
+CLOSE_TIMEOUT = 10.0
+"""Seconds the facade's loop gets at exit to close its stores, then to stop."""
+
 
 class _LoopThread:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         loop = self._ensure()
@@ -37,13 +42,22 @@ class _LoopThread:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="fw-sync", daemon=True)
                 thread.start()
-                self._loop = loop
+                self._loop, self._thread = loop, thread
                 atexit.register(self._close)
             return self._loop
 
     def _close(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        """At exit: close the stores opened on the loop, then stop it and its thread."""
+        from framework.runtime.app import close_stores
+
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        closing = asyncio.run_coroutine_threadsafe(close_stores(), loop)
+        with contextlib.suppress(Exception):  # exiting anyway: a store that fails to close
+            closing.result(timeout=CLOSE_TIMEOUT)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=CLOSE_TIMEOUT)
 
 
 _runner = _LoopThread()

@@ -9,6 +9,12 @@ commits itself: lost before the commit was sent, it was rolled back and is retri
 while committing, its outcome is unknown and the caller gets a ``StoreError`` that says so.
 A deadlock or serialization failure rolled the transaction back, so any operation is
 retried after one.
+
+The pool lives exactly as long as a task that holds it open: ``close()`` ends that task, and
+so does the end of the event loop (``asyncio.run`` cancels every task before it returns), in
+either case closing the pool. That matters: psycopg_pool's maintenance workers swallow the
+cancellation that reaches them while they connect, so a pool left open when a short-lived
+program's ``asyncio.run`` ends kept that worker alive and the program hung at exit.
 """
 
 from __future__ import annotations
@@ -49,6 +55,16 @@ if psycopg.pq.version() >= 120000:
     CONNECTION_DEFAULTS["tcp_user_timeout"] = "15000"
 FW_PARAMETERS = ("pool_size", "pool_min_size", "retry_for")
 ROLLED_BACK = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+
+
+def _not_a_cancelled_connect(record: logging.LogRecord) -> bool:
+    """Drop psycopg_pool's "error connecting" warning when the error is the cancellation of
+    a pool shutting down with its event loop (see ``_hold_open``): nothing failed."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not any(isinstance(arg, asyncio.CancelledError) for arg in args)
+
+
+logging.getLogger("psycopg.pool").addFilter(_not_a_cancelled_connect)
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,8 @@ class Database:
     def __init__(self, settings: PostgresSettings) -> None:
         self.settings = settings
         self._pool: AsyncConnectionPool[Connection] | None = None
+        self._holder: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._purging: asyncio.Task[None] | None = None
         self._failing = False
 
@@ -120,12 +138,19 @@ class Database:
         )
         await pool.open(wait=False)
         self._pool = pool
+        self._closing = asyncio.Event()
+        self._holder = asyncio.get_running_loop().create_task(
+            _hold_open(pool, self._closing), name="fw-postgres-pool"
+        )
+        await asyncio.sleep(0)  # let it enter its try block: from now on, cancelling it closes
 
     async def close(self) -> None:
+        """Close the pool and wait until its connections and workers are gone."""
         if self._purging is not None:
             self._purging.cancel()
-        if self._pool is not None:
-            await self._pool.close()
+        self._closing.set()
+        if self._holder is not None:
+            await asyncio.wait([self._holder])
 
     async def connect(self, **kwargs: Any) -> Connection:
         """A new connection outside the pool; connection failures become a clear StoreError."""
@@ -257,6 +282,16 @@ class Database:
             "the network, or pg_terminate_backend); replacing them", self.settings.display,
         )
         self._purging = asyncio.get_running_loop().create_task(self._pool.check())
+
+
+async def _hold_open(pool: AsyncConnectionPool[Connection], closing: asyncio.Event) -> None:
+    """Keep ``pool`` open until ``closing`` is set (``Database.close``) or this task is
+    cancelled (the event loop ends), then close it, stopping its workers, even one whose
+    cancellation was swallowed mid-connect."""
+    try:
+        await closing.wait()
+    finally:
+        await pool.close()
 
 
 def _dead_while_idle(conn: Connection) -> bool:

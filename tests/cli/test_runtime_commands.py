@@ -1,4 +1,5 @@
-"""The runtime commands as users run them: real `fw` processes against a real store."""
+"""The runtime commands as users run them: real `fw` processes against a real store, on
+SQLite and on PostgreSQL. Every one-shot command must exit promptly: each run has a timeout."""
 
 from __future__ import annotations
 
@@ -29,16 +30,28 @@ async def orders(ctx: WorkflowContext[Order]) -> dict[str, object]:
 """
 
 
+ONE_SHOT_TIMEOUT = 20.0
+"""Seconds a one-shot command may take at most (it takes well under one; a hang at exit
+runs into this)."""
+
+
+def app_on(parent: Path, database_url: str) -> Path:
+    """The orders app, its store set in fw.toml (as users configure it)."""
+    settings = f'[runtime]\ndatabase = "{database_url}"\n'
+    return write_app(parent, {"orders_workflow.py": ORDERS}, settings=settings)
+
+
 @pytest.fixture
-def app_dir(tmp_path: Path) -> Path:
-    return write_app(tmp_path, {"orders_workflow.py": ORDERS})
+def app_dir(tmp_path: Path, database_url: str) -> Path:
+    return app_on(tmp_path, database_url)
 
 
 def fw(app_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{app_dir.parent}{os.pathsep}{Path.cwd()}", "COLUMNS": "40"}
+    env = {k: v for k, v in os.environ.items() if k != "FW_DATABASE_URL"}
+    env.update(PYTHONPATH=f"{app_dir.parent}{os.pathsep}{Path.cwd()}", COLUMNS="40")
     return subprocess.run(
         [sys.executable, "-m", "framework", *args, "--app", str(app_dir)],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, env=env, timeout=ONE_SHOT_TIMEOUT,
     )
 
 
@@ -102,7 +115,8 @@ def test_user_mistakes_are_one_line_errors_without_tracebacks(app_dir: Path) -> 
     assert listed["instances"] == []
 
 
-def test_a_corrupt_database_is_reported_plainly(app_dir: Path, tmp_path: Path) -> None:
+def test_a_corrupt_database_is_reported_plainly(tmp_path: Path, sqlite_url: str) -> None:
+    app_dir = app_on(tmp_path, sqlite_url)
     broken = tmp_path / "broken.db"
     broken.write_bytes(b"garbage" * 1000)
     env_url = f"sqlite:///{broken}"
@@ -114,3 +128,45 @@ def test_a_corrupt_database_is_reported_plainly(app_dir: Path, tmp_path: Path) -
     assert done.returncode == 1
     assert "broken.db is not a valid SQLite database" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_one_shot_command_exits_promptly(app_dir: Path, tmp_path: Path) -> None:
+    """Each command that opens the store, without a worker; any hang at exit times out."""
+    export = tmp_path / "o-1.json"
+    commands: list[tuple[str, ...]] = [
+        ("start", "orders", "--params", '{"order_id": "o-1", "amount": 2}', "--id", "o-1"),
+        ("workflows", "list"),
+        ("instances", "list"),
+        ("instance", "show", "o-1"),
+        ("instance", "pause", "o-1"),
+        ("instance", "resume", "o-1"),
+        ("event", "send", "o-1", "approval", '{"by": "ada"}'),
+        ("instance", "terminate", "o-1"),
+        ("instance", "restart", "o-1"),
+        ("instance", "terminate", "o-1"),
+        ("instance", "export", "o-1", "--output", str(export)),
+        ("replay", str(export)),
+        ("prune", "--older-than", "0 s"),
+        ("migrate",),
+        ("doctor",),
+    ]
+    for command in commands:
+        done = fw(app_dir, *command)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        assert done.stderr == "", (command, done.stderr)
+    listed = json.loads(fw(app_dir, "instances", "list", "--json").stdout)
+    assert listed["instances"] == []  # pruned
+
+
+def test_a_one_shot_command_exits_promptly_50_times_in_a_row_on_postgres(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    app_dir = app_on(tmp_path, postgres_url)
+    for run in range(50):
+        try:
+            done = fw(app_dir, "instances", "list", "--json")
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"run {run + 1}: `fw instances list` still running after {ONE_SHOT_TIMEOUT} s")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"instances": [], "next_cursor": None}
+
