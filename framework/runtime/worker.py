@@ -169,8 +169,11 @@ class Worker:
         return len(claims)
 
     async def _idle(self, store: Store) -> None:
-        now = self.app.clock.now()
+        # Clear before reading: a run that ends (suspending on a timer, say) while the next
+        # wake time is read sets it again, so that wake-up is never lost.
+        self._slot_freed.clear()
         next_wake = await store.next_wake_at()
+        now = self.app.clock.now()
         if (
             next_wake is not None
             and next_wake > now
@@ -182,7 +185,6 @@ class Worker:
         timeout = self.poll_interval
         if next_wake is not None:
             timeout = min(timeout, max(0.0, next_wake - now))
-        self._slot_freed.clear()
         await self._first_of(store.wait_for_work(timeout), self._slot_freed.wait(), timeout=timeout)
 
     def _start_run(self, store: Store, claim: Claim) -> None:

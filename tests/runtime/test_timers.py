@@ -1,0 +1,105 @@
+"""Durable timers fire on time whatever the poll interval: a 50 ms sleep and a 100 ms retry
+delay take about that long, not a poll interval, in each process shape that runs a worker (an
+in-process ``Worker``, ``fw worker``, ``fw serve --worker``) and on both stores.
+
+Each instance's own timestamps measure it (created by the store at ``create``, updated when it
+completes), so how fast the test notices the end does not count."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from framework import Worker
+from framework.runtime.app import App
+from tests.apps import write_app
+from tests.http.servers import run_fw, wait_for_text
+from tests.runtime.processes import start_worker, stop, wait_until_started
+
+WORKFLOWS = {
+    "nap_workflow.py": """
+        from framework import workflow, WorkflowContext
+
+        @workflow
+        async def nap(ctx: WorkflowContext[str]) -> str:
+            await ctx.step.sleep("nap", ctx.params)
+            return "rested"
+    """,
+    "flaky_workflow.py": """
+        from framework import workflow, WorkflowContext, define_step, Retries, StepContext
+
+        async def call(ctx: StepContext) -> int:
+            if ctx.attempt == 1:
+                raise ConnectionError("the first attempt fails")
+            return ctx.attempt
+
+        flaky_call = define_step("call", handler=call, retries=Retries(limit=2, delay="100 ms"))
+
+        @workflow
+        async def flaky(ctx: WorkflowContext[None]) -> int:
+            return await ctx.run_step(flaky_call, {})
+    """,
+}
+POLL_INTERVAL = 1.0
+BOUND = 0.5
+"""Seconds an instance whose only wait is 50 or 100 ms may take, create to complete: well
+under the poll interval, which is what each took before the fix."""
+ROUNDS = 5
+SHAPES = ["in-process Worker", "fw worker", "fw serve --worker"]
+
+
+@contextlib.asynccontextmanager
+async def worker_running(shape: str, app: App, log: Path) -> AsyncIterator[None]:
+    """A worker of ``app`` in the given process shape, stopped (and checked to exit 0) after."""
+    if shape == "in-process Worker":
+        async with Worker(app):
+            yield
+    elif shape == "fw worker":
+        process = start_worker(app.root, log)
+        try:
+            wait_until_started(process, log)
+            yield
+        finally:
+            assert stop(process) == 0, log.read_text()[-2000:]
+    else:
+        with run_fw(["serve", "--worker"], app.root, log) as served:
+            wait_for_text(log, "started on")
+            yield
+            assert served.stop() == 0, log.read_text()[-2000:]
+
+
+@pytest.fixture
+async def app(tmp_path: Path, database_url: str) -> AsyncIterator[App]:
+    settings = f'[runtime]\ndatabase = "{database_url}"\npoll_interval = "{POLL_INTERVAL} s"\n'
+    the_app = App.for_root(write_app(tmp_path, WORKFLOWS, settings))
+    yield the_app
+    await the_app.close()
+
+
+async def run_time(app: App, workflow: str, params: object) -> float:
+    """Seconds from the instance's creation to its completion, by its own timestamps."""
+    instance = await app.handle(workflow).create(params)
+    await instance.result(timeout=30)
+    status = await instance.status()
+    return (status.updated_at - status.created_at).total_seconds()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_a_50_ms_sleep_takes_50_ms_not_a_poll_interval(
+    app: App, shape: str, tmp_path: Path
+) -> None:
+    async with worker_running(shape, app, tmp_path / "worker.log"):
+        took = [await run_time(app, "nap", "50 ms") for _ in range(ROUNDS)]
+    assert all(0.05 <= t < BOUND for t in took), took
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_a_100_ms_retry_delay_takes_100_ms_not_a_poll_interval(
+    app: App, shape: str, tmp_path: Path
+) -> None:
+    async with worker_running(shape, app, tmp_path / "worker.log"):
+        took = [await run_time(app, "flaky", None) for _ in range(ROUNDS)]
+    assert all(0.1 <= t < BOUND for t in took), took
