@@ -160,11 +160,23 @@ class InstanceTerminatedError(FwError):
 
 
 class ResultTimeoutError(FwError, TimeoutError):
-    """``result(timeout=...)`` passed before the instance reached a terminal status."""
+    """``result(timeout=...)`` passed before the instance reached a terminal status.
 
-    def __init__(self, instance_id: str, timeout: float, status: str) -> None:
+    Attributes:
+        instance_id: the instance.
+        status: its status when the timeout passed.
+        reason: why it has not ended, in words (no worker has claimed it, it waits for an
+            event of type X until T, a timer, a retry, its children, it is paused...).
+    """
+
+    def __init__(
+        self, instance_id: str, timeout: float, status: str, reason: str | None = None
+    ) -> None:
         self.instance_id = instance_id
+        self.status = status
+        self.reason = reason
+        because = f": {reason}" if reason else ""
         super().__init__(
-            f"instance {instance_id!r} is still {status} after {timeout:g} seconds; "
-            "is a worker running (`fw worker` or `fw dev`)?"
+            f"instance {instance_id!r} is still {status} after {timeout:g} "
+            f"second{'' if timeout == 1 else 's'}{because}"
         )

@@ -20,6 +20,7 @@ from framework.cli.output import (
     app_root,
     configure_logging,
     console,
+    errors,
     fail,
     print_json,
     run,
@@ -30,6 +31,12 @@ if TYPE_CHECKING:  # the runtime loads when a runtime command runs, not for `fw 
     from framework.runtime.app import App
     from framework.runtime.handles import Instance
     from framework.runtime.records import InstanceStatus, StepRecord
+
+REPORT_EVERY = 1.0
+"""Seconds between two looks at the instance ``fw start --wait`` waits for."""
+UNCLAIMED_GRACE = 2.0
+"""Seconds a queued instance may wait for a worker before ``fw start --wait`` says none
+claimed it."""
 
 STATUS_STYLE = {
     "queued": "cyan",
@@ -89,7 +96,9 @@ def start(
     name: str = typer.Argument(..., help="The workflow's name."),
     params: str = typer.Option("null", "--params", "-p", help="The params as JSON."),
     id: str | None = typer.Option(None, "--id", help="The instance id (default: random)."),
-    wait: bool = typer.Option(False, "--wait", help="Wait for the instance to end."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Wait for the instance to end, saying what it waits for."
+    ),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds to wait at most."),
     app: Path | None = AppOption,
     as_json: bool = JsonOption,
@@ -100,6 +109,7 @@ def start(
         data = json.loads(params)
     except json.JSONDecodeError as exc:
         fail(f"--params is not JSON: {exc}")
+    started: list[str] = []
 
     async def main() -> InstanceStatus[Any]:
         from framework.runtime.app import App
@@ -107,20 +117,66 @@ def start(
         the_app = App.for_root(root)
         instance = await the_app.handle(name).create(data, id=id)
         if wait:
-            await _wait_quietly(instance, timeout)
+            started.append(instance.id)
+            _say(f"started {instance.id} ({name}); waiting for it to end")
+            await _wait_reporting(the_app, instance, timeout)
         return await instance.status()
 
-    status = run(main)
+    try:
+        status = run(main)
+    except KeyboardInterrupt:
+        which = f" for {started[0]}; it goes on (`fw instance show {started[0]}`)"
+        _say(f"stopped waiting{which if started else ''}")
+        raise typer.Exit(130) from None
     _show_status(status, [], as_json)
     if status.status in ("errored", "terminated"):
         raise typer.Exit(1)
 
 
-async def _wait_quietly(instance: Instance[Any], timeout: float | None) -> None:
+async def _wait_reporting(app: App, instance: Instance[Any], timeout: float | None) -> None:
+    """Wait for ``instance`` to end (``ResultTimeoutError`` after ``timeout``), saying on
+    stderr what it waits for whenever that changes."""
     from framework.errors import InstanceFailedError, InstanceTerminatedError
 
-    with contextlib.suppress(InstanceFailedError, InstanceTerminatedError):
-        await instance.result(timeout=timeout)
+    reporter = asyncio.create_task(_report_waits(app, instance.id))
+    try:
+        with contextlib.suppress(InstanceFailedError, InstanceTerminatedError):
+            await instance.result(timeout=timeout)
+    finally:
+        reporter.cancel()
+        await asyncio.gather(reporter, return_exceptions=True)
+
+
+async def _report_waits(app: App, instance_id: str) -> None:
+    """Print why the instance has not ended each time that changes. A worker running it
+    needs no word; an instance no worker claims gets one after ``UNCLAIMED_GRACE``."""
+    from framework.runtime.waiting import pending_reason, waiting_for
+    from framework.store.base import TERMINAL
+
+    store = await app.store()
+    last: object = None
+    while True:
+        await asyncio.sleep(REPORT_EVERY)
+        row = await store.get_instance(instance_id)
+        if row is None or row.status in TERMINAL:
+            return
+        now = app.clock.now()
+        if row.status == "running" or (
+            row.status == "queued" and now - row.updated_at < UNCLAIMED_GRACE
+        ):
+            last = None
+            continue
+        steps = await store.list_steps(instance_id)
+        state = (row.status, row.wake_at, row.updated_at if row.status == "queued" else None,
+                 waiting_for(steps))
+        if state != last:
+            last = state
+            _say(f"{instance_id}: {pending_reason(row, steps, now)}")
+
+
+def _say(text: str) -> None:
+    """A progress line on stderr (stdout stays the result, for scripts)."""
+    errors.print(text, markup=False, highlight=False)
 
 
 @workflows_app.command("list")

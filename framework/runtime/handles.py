@@ -179,7 +179,7 @@ class Instance(Generic[O]):
         with self._app.clock.awaiting(), self._app.signals.watching(self.id) as ended:
             while (row := await self._row()).status not in TERMINAL:
                 if deadline is not None and loop.time() >= deadline:
-                    raise ResultTimeoutError(self.id, timeout or 0.0, row.status)
+                    raise await self._timed_out(row, timeout or 0.0)
                 local = self._app.local_workers > 0
                 delay = LOCAL_POLL_CAP if local else min(delay * 2, REMOTE_POLL_CAP)
                 pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
@@ -188,6 +188,13 @@ class Instance(Generic[O]):
                         await ended.wait()
                 ended.clear()
         return row
+
+    async def _timed_out(self, row: InstanceRow, timeout: float) -> ResultTimeoutError:
+        from framework.runtime.waiting import pending_reason
+
+        steps = await (await self._app.store()).list_steps(self.id)
+        reason = pending_reason(row, steps, self._app.clock.now())
+        return ResultTimeoutError(self.id, timeout, row.status, reason)
 
     async def steps(self) -> list[StepRecord]:
         """The step timeline: each step's kind, status, attempts, timing, output and error."""

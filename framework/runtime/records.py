@@ -114,6 +114,24 @@ class StepRecord(BaseModel):
         return (self.finished_at - self.started_at).total_seconds()
 
 
+class WaitingFor(BaseModel):
+    """What a ``waiting`` instance waits for.
+
+    ``kind`` is ``retry`` (the next attempt of step ``step`` at ``until``; ``error`` is the
+    last attempt's), ``sleep`` (until ``until``), ``event`` (one of type ``event_type``;
+    ``until`` is its timeout, None for none) or ``children`` (the ids in ``children``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["retry", "sleep", "event", "children"]
+    step: str
+    until: datetime | None = None
+    event_type: str | None = None
+    error: ErrorInfo | None = None
+    children: list[str] = []
+
+
 @overload
 def timestamp(value: float) -> datetime: ...
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +174,82 @@ def test_a_one_shot_command_exits_promptly_50_times_in_a_row_on_postgres(
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"instances": [], "next_cursor": None}
 
+
+class StderrLines:
+    """The stderr lines of a running process, as they come."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert process.stderr is not None
+        stream = process.stderr
+        self._reader = threading.Thread(target=lambda: [self._lines.put(x) for x in stream])
+        self._reader.start()
+
+    def next(self, timeout: float = ONE_SHOT_TIMEOUT) -> str:
+        try:
+            line = self._lines.get(timeout=timeout).rstrip("\n")
+        except queue.Empty:
+            raise AssertionError(f"no stderr line in {timeout} s after {self.seen}") from None
+        self.seen.append(line)
+        return line
+
+    def join(self) -> None:
+        """Wait until the stream ended (the process exited)."""
+        self._reader.join(timeout=ONE_SHOT_TIMEOUT)
+
+
+def test_start_wait_prints_the_id_at_once_and_says_no_worker_claimed_it(app_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FW_DATABASE_URL"}
+    env.update(PYTHONPATH=f"{app_dir.parent}{os.pathsep}{Path.cwd()}", COLUMNS="40")
+    command = [sys.executable, "-m", "framework", "start", "orders", "--params",
+               '{"order_id": "o-1", "amount": 3}', "--id", "o-1", "--wait", "--app", str(app_dir)]
+    with subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    ) as waiting:
+        lines = StderrLines(waiting)
+        try:
+            assert lines.next() == "started o-1 (orders); waiting for it to end"
+            said = lines.next()
+            assert said.startswith("o-1: no worker has claimed it yet: it was queued "), said
+            assert said.endswith(
+                "is a worker running (`fw worker`, `fw dev` or `fw serve --worker`)?"
+            ), said
+            waiting.send_signal(signal.SIGINT)
+            assert waiting.wait(timeout=ONE_SHOT_TIMEOUT) == 130
+            assert lines.next() == "stopped waiting for o-1; it goes on (`fw instance show o-1`)"
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+            waiting.wait()
+            lines.join()
+
+    timed_out = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-1", "amount": 3}',
+                   "--id", "o-1", "--wait", "--timeout", "1")
+    assert timed_out.returncode == 1
+    assert timed_out.stderr.startswith("started o-1 (orders); waiting for it to end\n")
+    assert "error: instance 'o-1' is still queued after 1 second: no worker has claimed it yet" \
+        in timed_out.stderr
+
+
+def test_start_wait_says_what_the_instance_waits_for(app_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    worker = start_worker(app_dir, log)
+    wait_until_started(worker, log)
+    try:
+        started = time.monotonic()
+        done = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-2", "amount": 3}',
+                  "--id", "o-2", "--wait", "--timeout", "3")
+        took = time.monotonic() - started
+    finally:
+        assert stop(worker) == 0
+
+    assert done.returncode == 1, done.stderr
+    waits = ("it waits for an event of type 'approval' with no timeout; "
+             "send one with `fw event send o-2 approval PAYLOAD`")
+    assert done.stderr.splitlines() == [
+        "started o-2 (orders); waiting for it to end",
+        f"o-2: {waits}",
+        f"error: instance 'o-2' is still waiting after 3 seconds: {waits}",
+    ], done.stderr
+    assert took < ONE_SHOT_TIMEOUT
