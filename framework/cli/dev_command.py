@@ -42,7 +42,7 @@ def dev(
     from framework.errors import ListenError
 
     try:
-        asyncio.run(run_dev(options, on_success=session.regenerated, services=session.services()))
+        asyncio.run(session.run())
     except* ListenError as group:
         fail(str(group.exceptions[0]))
     raise typer.Exit(0)
@@ -56,6 +56,15 @@ class DevSession:
         self.options = options
         self._generated = asyncio.Event()
         self._app: App | None = None
+
+    async def run(self) -> None:
+        """Watch, work and serve until stopped; then close the store."""
+        from framework.runtime.app import close_stores
+
+        try:
+            await run_dev(self.options, on_success=self.regenerated, services=self.services())
+        finally:
+            await close_stores()
 
     def services(self) -> list[DevService]:
         """What runs beside the watch."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.apps import write_app
+from tests.http.servers import run_fw, wait_for_text
 from tests.runtime.processes import start_worker, stop, wait_until_started
 
 ORDERS = """
@@ -253,3 +254,20 @@ def test_start_wait_says_what_the_instance_waits_for(app_dir: Path, tmp_path: Pa
         f"error: instance 'o-2' is still waiting after 3 seconds: {waits}",
     ], done.stderr
     assert took < ONE_SHOT_TIMEOUT
+
+
+@pytest.mark.parametrize("command", [["worker"], ["serve", "--worker"], ["dev"]])
+def test_long_running_commands_stop_promptly(
+    app_dir: Path, tmp_path: Path, command: list[str]
+) -> None:
+    """SIGTERM: each stops, closing its store, and exits 0 (`fw serve` and `fw dev` log their
+    address; `fw worker` takes no --port)."""
+    log = tmp_path / "fw.log"
+    if command == ["worker"]:
+        worker = start_worker(app_dir, log)
+        wait_until_started(worker, log)
+        assert stop(worker, timeout=ONE_SHOT_TIMEOUT) == 0, log.read_text()[-2000:]
+        return
+    with run_fw(command, app_dir, log) as running:
+        wait_for_text(log, "started on")
+        assert running.stop(timeout=ONE_SHOT_TIMEOUT) == 0, log.read_text()[-2000:]
