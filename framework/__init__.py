@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from framework.errors import EventTimeoutError as EventTimeoutError
     from framework.errors import FwError as FwError
     from framework.errors import InstanceFailedError as InstanceFailedError
+    from framework.errors import InstanceIdConflictError as InstanceIdConflictError
     from framework.errors import InstanceNotFoundError as InstanceNotFoundError
     from framework.errors import InstanceStateError as InstanceStateError
     from framework.errors import InstanceTerminatedError as InstanceTerminatedError
@@ -61,6 +62,7 @@ _EXPORTS = {
         "EventTimeoutError",
         "FwError",
         "InstanceFailedError",
+        "InstanceIdConflictError",
         "InstanceNotFoundError",
         "InstanceStateError",
         "InstanceTerminatedError",
@@ -115,6 +117,7 @@ __all__ = [
     "FwError",
     "Instance",
     "InstanceFailedError",
+    "InstanceIdConflictError",
     "InstanceNotFoundError",
     "InstancePage",
     "InstanceStateError",

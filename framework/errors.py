@@ -42,8 +42,10 @@ class InvalidInstanceIdError(FwError, ValueError):
     """An instance id breaks the id rule: 1-100 characters of ``[A-Za-z0-9_.:-]``, not ``.``
     or ``..`` alone."""
 
-    def __init__(self, instance_id: str) -> None:
+    def __init__(self, instance_id: str, index: int | None = None) -> None:
         self.instance_id = instance_id
+        self.index = index
+        """The item's position in ``create_batch``, when it came from one."""
         shown = instance_id if len(instance_id) <= 40 else instance_id[:40] + "…"
         if not instance_id:
             why = "it is empty"
@@ -55,14 +57,51 @@ class InvalidInstanceIdError(FwError, ValueError):
             allowed = set(string.ascii_letters + string.digits + "_.:-")
             bad = sorted({c for c in instance_id if c not in allowed})
             why = "it contains " + ", ".join(repr(c) for c in bad[:5])
+        where = "" if index is None else f"item {index} of the batch: "
         super().__init__(
-            f"invalid instance id {shown!r}: {why}; an id is 1-100 characters of "
+            f"{where}invalid instance id {shown!r}: {why}; an id is 1-100 characters of "
             "letters, digits and _ . : -"
         )
 
 
 class InstanceStateError(FwError):
     """The operation does not apply to the instance in its current status."""
+
+
+class InstanceIdConflictError(InstanceStateError):
+    """``create`` or ``create_batch`` stored nothing: an id belongs to an instance of another
+    workflow, or one batch gives an id twice.
+
+    Attributes:
+        instance_id: the id.
+        index: the item's position in the batch (None for a batch of one).
+        workflow: the workflow of the instance holding the id (None for a repeated id).
+        first_index: for a repeated id, the position of its first item.
+    """
+
+    def __init__(
+        self,
+        instance_id: str,
+        index: int | None,
+        *,
+        workflow: str | None = None,
+        first_index: int | None = None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.index = index
+        self.workflow = workflow
+        self.first_index = first_index
+        if workflow is not None:
+            where = "" if index is None else f" (item {index} of the batch)"
+            problem = (
+                f"id {instance_id!r}{where} already belongs to an instance of workflow "
+                f"{workflow!r}"
+            )
+        else:
+            problem = (
+                f"id {instance_id!r} is given twice in one batch (items {first_index} and {index})"
+            )
+        super().__init__(f"{problem}; nothing was stored")
 
 
 class NonRetryableError(Exception):

@@ -111,7 +111,7 @@ def start(
         fail(f"--params is not JSON: {exc}")
     started: list[str] = []
 
-    async def main() -> InstanceStatus[Any]:
+    async def main() -> tuple[Instance[Any], InstanceStatus[Any]]:
         from framework.runtime.app import App
 
         the_app = App.for_root(root)
@@ -120,15 +120,19 @@ def start(
             started.append(instance.id)
             _say(f"started {instance.id} ({name}); waiting for it to end")
             await _wait_reporting(the_app, instance, timeout)
-        return await instance.status()
+        return instance, await instance.status()
 
     try:
-        status = run(main)
+        instance, status = run(main)
     except KeyboardInterrupt:
         which = f" for {started[0]}; it goes on (`fw instance show {started[0]}`)"
         _say(f"stopped waiting{which if started else ''}")
         raise typer.Exit(130) from None
-    _show_status(status, [], as_json)
+    created = {"created": instance.created, "params_match": instance.params_match}
+    if not as_json and not instance.created:
+        differ = "" if instance.params_match else "; its stored params differ from --params"
+        console.print(f"{status.id} existed already: not started again{differ}", highlight=False)
+    _show_status(status, [], as_json, extra=created)
     if status.status in ("errored", "terminated"):
         raise typer.Exit(1)
 
@@ -381,9 +385,14 @@ def event_send(
     _control(f"sent {type!r} to", call)(instance_id, app, as_json)
 
 
-def _show_status(status: InstanceStatus[Any], steps: list[StepRecord], as_json: bool) -> None:
+def _show_status(
+    status: InstanceStatus[Any],
+    steps: list[StepRecord],
+    as_json: bool,
+    extra: dict[str, Any] | None = None,
+) -> None:
     if as_json:
-        data = status.model_dump(mode="json")
+        data = {**status.model_dump(mode="json"), **(extra or {})}
         data["steps"] = [s.model_dump(mode="json") for s in steps]
         print_json(data)
         return

@@ -168,22 +168,27 @@ class Api:
         return JSONResponse(info.to_json())
 
     async def start_instance(self, request: Request) -> Response:
-        """Start an instance: 201 when created, 200 when the id already existed."""
+        """Start an instance: 201 when this request created it, 200 when the id existed
+        (``params_match`` says whether the stored params equal those sent)."""
         name = check_name(request.path_params["name"])
         handle = self.app.handle(name)
         body = parse_body(StartBody, await read_json(request))
         check_json_types(name, body.params, self.app.definition(name).params_type)
-        store = await self.app.store()
-        existed = body.id is not None and await store.get_instance(body.id) is not None
         try:
             instance = await handle.create(body.params, id=body.id)
         except ValidationError as exc:
             raise invalid_params(name, exc) from None
-        row = await require_instance(store, instance.id)
+        row = await require_instance(await self.app.store(), instance.id)
         location = url(request, f"/api/instances/{quote_id(row.id)}")
         return JSONResponse(
-            {"id": row.id, "workflow": row.workflow, "status": row.status},
-            status_code=200 if existed else 201,
+            {
+                "id": row.id,
+                "workflow": row.workflow,
+                "status": row.status,
+                "created": bool(instance.created),
+                "params_match": bool(instance.params_match),
+            },
+            status_code=201 if instance.created else 200,
             headers={"Location": location},
         )
 

@@ -56,11 +56,21 @@ _ERROR = {
 }
 _STARTED = {
     "type": "object",
-    "required": ["id", "workflow", "status"],
+    "required": ["id", "workflow", "status", "created", "params_match"],
     "properties": {
         "id": {"type": "string"},
         "workflow": {"type": "string"},
         "status": {"type": "string"},
+        "created": {
+            "type": "boolean",
+            "description": "True (201) when this request stored the instance; false (200) "
+            "when the id existed and that instance is returned unchanged.",
+        },
+        "params_match": {
+            "type": "boolean",
+            "description": "Whether the stored params equal those sent (always true when "
+            "created).",
+        },
     },
 }
 

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 
 from framework.errors import (
     ConfigError,
+    InstanceIdConflictError,
     InstanceStateError,
     InvalidInstanceIdError,
     PayloadTooLargeError,
@@ -91,6 +92,8 @@ def as_api_error(exc: Exception) -> ApiError | None:
         return ApiError(413, "payload_too_large", str(exc))
     if isinstance(exc, SerializationError):
         return ApiError(422, "not_serializable", str(exc))
+    if isinstance(exc, InstanceIdConflictError):
+        return ApiError(409, "id_conflict", str(exc))
     if isinstance(exc, InstanceStateError):
         return ApiError(409, "invalid_state", str(exc))
     if isinstance(exc, ConfigError):

@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 from framework.errors import (
     InstanceFailedError,
     InstanceNotFoundError,
-    InstanceStateError,
     InstanceTerminatedError,
+    InvalidInstanceIdError,
     ResultTimeoutError,
 )
 from framework.runtime import serialization
-from framework.runtime.ids import check_instance_id
+from framework.runtime.ids import check_instance_id, is_valid_instance_id
 from framework.runtime.records import ErrorInfo, InstanceStatus, StepRecord, timestamp
 from framework.store.base import TERMINAL, InstanceRow, NewInstance, StepRow
 
 if TYPE_CHECKING:
     from framework.runtime.app import App
+    from framework.runtime.definition import WorkflowDefinition
     from framework.runtime.sync import SyncInstance, SyncWorkflowHandle
 
 P = TypeVar("P")
@@ -65,46 +66,90 @@ class WorkflowHandle(Generic[P, O]):
         """Start an instance; a worker runs it.
 
         ``params`` is the declared type or plain JSON-like data validated into it. With an
-        ``id`` that exists, returns that instance (starting is idempotent).
+        ``id`` that exists, returns that instance (starting is idempotent): the returned
+        instance's ``created`` says which happened, and ``params_match`` whether the stored
+        params equal these.
 
         Raises:
             pydantic.ValidationError: invalid params; nothing is stored.
             PayloadTooLargeError: the params are over the payload limit.
             InvalidInstanceIdError: ``id`` breaks the id rule (1-100 characters of
                 ``[A-Za-z0-9_.:-]``); nothing is stored.
+            InstanceIdConflictError: ``id`` belongs to an instance of another workflow.
         """
-        item: BatchItem[P] = {"params": params}
         if id is not None:
-            item["id"] = id
-        (instance,) = await self.create_batch([item])
+            check_instance_id(id)
+        value = serialization.validate(params, self._definition.params_type)
+        new = self._new_instances([(value, id, f"the params of workflow {self.name!r}")])
+        (instance,) = await self._store(new)
         return instance
 
     async def create_batch(self, items: Sequence[BatchItem[P]]) -> list[Instance[O]]:
-        """Start several instances in one transaction; all are validated before any is stored."""
-        definition = self._app.definition(self.name)
-        version = self._app.version_of(self.name)
-        now = self._app.clock.now()
-        limit = self._app.settings.runtime.payload_limit
-        new: list[NewInstance] = []
-        for item in items:
+        """Start several instances in one transaction: all of them, or none.
+
+        Every item is checked before any is stored, and the ids again in the transaction
+        that stores them. Returns the instances in order (see ``create`` for ids that exist).
+
+        Raises:
+            pydantic.ValidationError: invalid params; every invalid item is reported, each
+                error's ``loc`` starting with the item's index.
+            InvalidInstanceIdError, PayloadTooLargeError: as for ``create``; the message
+                names the item.
+            InstanceIdConflictError: two items give one id, or an id belongs to an instance
+                of another workflow (``index`` and ``instance_id`` name it).
+        """
+        for index, item in enumerate(items):
             instance_id = item.get("id")
-            if instance_id is not None:
-                check_instance_id(instance_id)
-            value = serialization.validate(item.get("params"), definition.params_type)
-            data = serialization.dump(
-                value, definition.params_type, limit, f"the params of workflow {self.name!r}"
+            if instance_id is not None and not is_valid_instance_id(instance_id):
+                raise InvalidInstanceIdError(instance_id, index)
+        params_type = self._definition.params_type
+        values = serialization.validate_each([item.get("params") for item in items], params_type)
+        new = self._new_instances(
+            [
+                (value, item.get("id"), self._item_params(index, item))
+                for index, (item, value) in enumerate(zip(items, values, strict=True))
+            ]
+        )
+        return await self._store(new)
+
+    @property
+    def _definition(self) -> WorkflowDefinition:
+        return self._app.definition(self.name)
+
+    def _item_params(self, index: int, item: BatchItem[P]) -> str:
+        named = f" (id {item['id']!r})" if "id" in item else ""
+        return f"the params of item {index}{named} of a batch of workflow {self.name!r}"
+
+    def _new_instances(self, entries: list[tuple[Any, str | None, str]]) -> list[NewInstance]:
+        """The rows to store for (validated params, id or None, what to call the params)."""
+        limit = self._app.settings.runtime.payload_limit
+        params_type = self._definition.params_type
+        now = self._app.clock.now()
+        version = self._app.version_of(self.name)
+        return [
+            NewInstance(
+                instance_id or uuid.uuid4().hex,
+                self.name,
+                serialization.dump(params, params_type, limit, what),
+                now,
+                version,
             )
-            new.append(
-                NewInstance(instance_id or uuid.uuid4().hex, self.name, data, now, version)
-            )
+            for params, instance_id, what in entries
+        ]
+
+    async def _store(self, new: list[NewInstance]) -> list[Instance[O]]:
         store = await self._app.store()
-        rows = await store.create_instances(new)
-        for row in rows:
-            if row.workflow != self.name:
-                raise InstanceStateError(
-                    f"id {row.id!r} already belongs to an instance of workflow {row.workflow!r}"
-                )
-        return [Instance(self._app, self.name, row.id) for row in rows]
+        outcomes = await store.create_instances(new)
+        return [
+            Instance(
+                self._app,
+                self.name,
+                outcome.row.id,
+                created=outcome.created,
+                params_match=outcome.created or serialization.same_json(outcome.row.params, sent),
+            )
+            for outcome, sent in zip(outcomes, (n.params for n in new), strict=True)
+        ]
 
     async def get(self, id: str) -> Instance[O]:
         """The instance ``id`` of this workflow.
@@ -139,12 +184,29 @@ class WorkflowHandle(Generic[P, O]):
 
 
 class Instance(Generic[O]):
-    """One instance of a workflow, by id."""
+    """One instance of a workflow, by id.
 
-    def __init__(self, app: App, workflow: str, id: str) -> None:
+    Attributes:
+        created: from ``create``: True when that call stored the instance, False when the
+            id existed (None for an instance found otherwise).
+        params_match: from ``create``: whether the stored params equal those given
+            (always True when ``created``; None for an instance found otherwise).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        workflow: str,
+        id: str,
+        *,
+        created: bool | None = None,
+        params_match: bool | None = None,
+    ) -> None:
         self._app = app
         self.workflow = workflow
         self.id = id
+        self.created = created
+        self.params_match = params_match
 
     def __repr__(self) -> str:
         return f"<Instance {self.workflow!r} {self.id!r}>"

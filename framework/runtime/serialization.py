@@ -6,12 +6,12 @@ import dataclasses
 import importlib
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, from_json
 
 from framework.errors import PayloadTooLargeError, SerializationError
 
@@ -68,6 +68,26 @@ def validate(value: Any, annotation: Any) -> Any:
     return adapter(annotation).validate_python(value)
 
 
+def validate_each(values: Sequence[Any], annotation: Any) -> list[Any]:
+    """Validate several values into the annotated type at once.
+
+    Raises:
+        pydantic.ValidationError: every invalid value, each error's ``loc`` starting with
+            its index.
+    """
+    return list(adapter(list[annotation]).validate_python(list(values)))
+
+
+def same_json(first: str, second: str) -> bool:
+    """Whether two JSON texts hold equal values (key order and spacing aside)."""
+    if first == second:
+        return True
+    try:
+        return bool(from_json(first) == from_json(second))
+    except ValueError:
+        return False
+
+
 @lru_cache(maxsize=4096)
 def _return_type_of_code(fn: Callable[..., Any]) -> Any:
     return _return_type(fn)
@@ -119,4 +139,13 @@ def recorded_type(name: str | None) -> Any:
     return target
 
 
-__all__ = ["ValidationError", "adapter", "dump", "load", "return_type", "validate"]
+__all__ = [
+    "ValidationError",
+    "adapter",
+    "dump",
+    "load",
+    "return_type",
+    "same_json",
+    "validate",
+    "validate_each",
+]

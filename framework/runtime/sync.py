@@ -98,6 +98,8 @@ class SyncInstance(Generic[O]):
         self._instance = instance
         self.id = instance.id
         self.workflow = instance.workflow
+        self.created = instance.created
+        self.params_match = instance.params_match
 
     def status(self) -> InstanceStatus[O]:
         return _runner.run(self._instance.status())

@@ -10,9 +10,11 @@ a clock of its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+from framework.errors import InstanceIdConflictError
 
 Status = Literal["queued", "running", "waiting", "paused", "complete", "errored", "terminated"]
 StepKind = Literal["do", "sleep", "event", "child", "rollback", "patch"]
@@ -94,6 +96,44 @@ class InstanceRow:
     crashes: str | None
     control: str | None = None
     """A pending request a worker must carry out: ``"terminate"`` (compensate, then end)."""
+
+
+@dataclass(frozen=True)
+class Created:
+    """One instance ``create_instances`` was asked for: the row as stored, and whether this
+    call created it (False: the id existed, and ``row`` is that instance, unchanged)."""
+
+    row: InstanceRow
+    created: bool
+
+
+def check_distinct_ids(instances: Sequence[NewInstance]) -> None:
+    """Refuse a batch that gives one id twice.
+
+    Raises:
+        InstanceIdConflictError: naming the id and both items.
+    """
+    first: dict[str, int] = {}
+    for index, instance in enumerate(instances):
+        seen = first.setdefault(instance.id, index)
+        if seen != index:
+            raise InstanceIdConflictError(instance.id, index, first_index=seen)
+
+
+def check_same_workflow(
+    instances: Sequence[NewInstance], existing: Mapping[str, InstanceRow]
+) -> None:
+    """Refuse a batch holding an id that belongs to an instance of another workflow
+    (``existing``: the stored rows of the batch's ids, read in the creating transaction).
+
+    Raises:
+        InstanceIdConflictError: naming the id, its item and the workflow that holds it.
+    """
+    for index, instance in enumerate(instances):
+        row = existing.get(instance.id)
+        if row is not None and row.workflow != instance.workflow:
+            position = index if len(instances) > 1 else None
+            raise InstanceIdConflictError(instance.id, position, workflow=row.workflow)
 
 
 @dataclass(frozen=True)
@@ -182,8 +222,16 @@ class Store(Protocol):
         ...
 
     # Instances, as handles see them.
-    async def create_instances(self, instances: Sequence[NewInstance]) -> list[InstanceRow]:
-        """Insert in one transaction; an id that exists is kept and returned as it is."""
+    async def create_instances(self, instances: Sequence[NewInstance]) -> list[Created]:
+        """Insert in one transaction, all or nothing, and say which rows this call created.
+
+        An id that exists is kept and returned as it is (``created`` False). Checked in the
+        same transaction, so racing creators of one id see exactly one ``created``.
+
+        Raises:
+            InstanceIdConflictError: two instances share an id, or an id belongs to an
+                instance of another workflow; nothing is stored.
+        """
         ...
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None: ...

@@ -14,8 +14,11 @@ replaying a transition that did commit rewrites the same journal rows and instan
 (children are inserted with ``ON CONFLICT DO NOTHING``); if it released the lease, the replay
 finds no lease and the store reports the status that commit left, recognised by its
 ``updated_at``. ``take_event`` returns the event its step already consumed rather than
-taking a second one. Control operations (pause, resume, terminate, restart, send_event) are
-not replayed: a lost connection during one is a ``StoreError`` that says the outcome is unknown.
+taking a second one. ``create_instances`` inserts with ``ON CONFLICT``, so a replay stores
+nothing twice; it reports as created the rows identical to those it asked for (same params
+and creation time), which are the lost try's. Control operations (pause, resume, terminate,
+restart, send_event) are not replayed: a lost connection during one is a ``StoreError`` that
+says the outcome is unknown.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from framework.errors import InstanceNotFoundError, InstanceStateError, StoreErr
 from framework.store.base import (
     TERMINAL,
     Claim,
+    Created,
     InstanceRow,
     LeaseLostError,
     NewInstance,
@@ -39,6 +43,8 @@ from framework.store.base import (
     StepRow,
     TakenEvent,
     Transition,
+    check_distinct_ids,
+    check_same_workflow,
     contains_pattern,
     cursor_seq,
 )
@@ -61,15 +67,16 @@ STEPS_JSON = (
     "s.started_at, s.finished_at, s.wake_at, s.input, s.output, s.error, s.detail) "
     "ORDER BY s.seq) FROM steps s WHERE s.instance_id = i.id)"
 )
-CREATE = (
+CREATE = (  # an id of another workflow comes back "updated" (to itself), for the check
     "WITH new AS (INSERT INTO instances (id, workflow, status, params, version, parent_id, "
     "created_at, updated_at, wake_at) "
     "SELECT n.id, n.workflow, 'queued', n.params, n.version, n.parent_id, n.created_at, "
     "n.created_at, n.created_at FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
     "%s::text[], %s::float8[]) AS n(id, workflow, params, version, parent_id, created_at) "
-    f"ON CONFLICT (id) DO NOTHING RETURNING {INSTANCE_COLUMNS}) "
-    f"SELECT {INSTANCE_COLUMNS} FROM new UNION ALL SELECT {INSTANCE_COLUMNS} FROM instances "
-    "WHERE id = ANY(%s::text[]) AND id NOT IN (SELECT id FROM new)"
+    "ON CONFLICT (id) DO UPDATE SET workflow = instances.workflow "
+    f"WHERE instances.workflow <> excluded.workflow RETURNING {INSTANCE_COLUMNS}) "
+    f"SELECT {INSTANCE_COLUMNS}, true FROM new UNION ALL SELECT {INSTANCE_COLUMNS}, false "
+    "FROM instances WHERE id = ANY(%s::text[]) AND id NOT IN (SELECT id FROM new)"
 )
 APPLY = "SELECT fw_apply_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 TAKE_EVENT = (
@@ -138,25 +145,38 @@ class PostgresStore:
 
     # Instances.
 
-    async def create_instances(self, instances: Sequence[NewInstance]) -> list[InstanceRow]:
+    async def create_instances(self, instances: Sequence[NewInstance]) -> list[Created]:
         if not instances:
             return []
+        check_distinct_ids(instances)
         ids = [i.id for i in instances]
         params = [
             ids, [i.workflow for i in instances], [i.params for i in instances],
             [i.version for i in instances], [i.parent_id for i in instances],
             [i.created_at for i in instances], ids,
         ]
+        attempts = 0
 
-        async def create(c: Connection) -> list[InstanceRow]:
+        async def create(c: Connection) -> list[Created]:
+            nonlocal attempts
+            attempts += 1
             async with c.pipeline(), c.transaction():
                 cursor = await c.execute(CREATE, params)
-                await c.execute(NOTIFY)
-            found = {row.id: row for row in map(_instance, await cursor.fetchall())}
-            missing = [i for i in ids if i not in found]
-            if missing:  # created meanwhile by a transaction our snapshot could not see
-                found.update((r.id, r) for r in await _instances_by_id(c, missing))
-            return [found[i] for i in ids if i in found]
+                found: dict[str, InstanceRow] = {}
+                inserted: set[str] = set()
+                for values in await cursor.fetchall():
+                    row = _instance(values[:ROW_WIDTH])
+                    found[row.id] = row
+                    if values[ROW_WIDTH]:
+                        inserted.add(row.id)
+                missing = [i for i in ids if i not in found]
+                if missing:  # committed meanwhile by a transaction our snapshot could not see
+                    found.update((r.id, r) for r in await _instances_by_id(c, missing))
+                check_same_workflow(instances, found)  # raising rolls the batch back
+                outcomes = [_created(i, found, inserted, attempts > 1) for i in instances]
+                if inserted:
+                    await c.execute(NOTIFY)
+            return outcomes
 
         return await self._db.run("creating instances", create, replay_safe=True)
 
@@ -592,6 +612,23 @@ def _check_not_newer(current: int, latest: int, display: str) -> None:
 
 def _instance(row: Sequence[Any]) -> InstanceRow:
     return InstanceRow(*row)
+
+
+def _created(
+    instance: NewInstance, found: dict[str, InstanceRow], inserted: set[str], replayed: bool
+) -> Created:
+    """What ``create_instances`` did with ``instance``. On a replay after a lost connection,
+    a row identical to the one asked for (same params and creation time) is the lost try's."""
+    row = found.get(instance.id)
+    if row is None:
+        raise StoreError(f"instance {instance.id!r} was deleted while it was being created")
+    if instance.id in inserted:
+        return Created(row, True)
+    ours = replayed and (row.workflow, row.params, row.created_at, row.version, row.parent_id) == (
+        instance.workflow, instance.params, instance.created_at, instance.version,
+        instance.parent_id,
+    )
+    return Created(row, ours)
 
 
 def _claim(row: Sequence[Any]) -> Claim:

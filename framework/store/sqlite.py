@@ -22,6 +22,7 @@ from framework.errors import InstanceNotFoundError, InstanceStateError, StoreErr
 from framework.store.base import (
     TERMINAL,
     Claim,
+    Created,
     InstanceRow,
     LeaseLostError,
     NewInstance,
@@ -30,6 +31,8 @@ from framework.store.base import (
     StepRow,
     TakenEvent,
     Transition,
+    check_distinct_ids,
+    check_same_workflow,
     contains_pattern,
     cursor_seq,
 )
@@ -55,6 +58,8 @@ UPSERT_STEP = (
     "finished_at=excluded.finished_at, wake_at=excluded.wake_at, input=excluded.input, "
     "output=excluded.output, error=excluded.error, detail=excluded.detail"
 )
+ID_CHUNK = 500
+"""Ids per ``IN (...)`` query (SQLite limits the parameters of one statement)."""
 INSERT_INSTANCE = (
     "INSERT INTO instances (id, workflow, status, params, version, parent_id, created_at, "
     "updated_at, wake_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
@@ -108,8 +113,14 @@ class SQLiteStore:
 
     # Instances.
 
-    async def create_instances(self, instances: Sequence[NewInstance]) -> list[InstanceRow]:
+    async def create_instances(self, instances: Sequence[NewInstance]) -> list[Created]:
+        check_distinct_ids(instances)
+
         def write(c: sqlite3.Connection) -> WriteResult:
+            # Inside the write transaction (BEGIN IMMEDIATE): no other writer runs meanwhile.
+            existing = {row.id: row for row in _instances_by_id(c, [i.id for i in instances])}
+            check_same_workflow(instances, existing)
+            fresh = [i for i in instances if i.id not in existing]
             c.executemany(
                 INSERT_INSTANCE,
                 [
@@ -123,24 +134,22 @@ class SQLiteStore:
                         i.created_at,
                         i.created_at,
                     )
-                    for i in instances
+                    for i in fresh
                 ],
             )
-            rows = [_one_instance(c, i.id) for i in instances]
-            return WriteResult([r for r in rows if r is not None], wake_workers=True)
+            stored = {row.id: row for row in _instances_by_id(c, [i.id for i in fresh])}
+            stored.update(existing)
+            created = [Created(stored[i.id], i.id not in existing) for i in instances]
+            return WriteResult(created, wake_workers=bool(fresh))
 
-        return list(await self._writer.write(write))
+        return list(await self._writer.write(write)) if instances else []
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
         return await self._read(lambda c: _one_instance(c, instance_id))
 
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
-        def read(c: sqlite3.Connection) -> list[InstanceRow]:
-            marks = ",".join("?" * len(instance_ids))
-            sql = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE id IN ({marks})"
-            return [_instance(r) for r in c.execute(sql, list(instance_ids))]
-
-        return await self._read(read) if instance_ids else []
+        ids = list(instance_ids)
+        return await self._read(lambda c: _instances_by_id(c, ids)) if ids else []
 
     async def list_instances(
         self,
@@ -522,6 +531,15 @@ def _statements(sql: str) -> list[str]:
 
 def _instance(row: Sequence[Any]) -> InstanceRow:
     return InstanceRow(*row)
+
+
+def _instances_by_id(c: sqlite3.Connection, ids: Sequence[str]) -> list[InstanceRow]:
+    rows: list[InstanceRow] = []
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        sql = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE id IN ({','.join('?' * len(chunk))})"
+        rows.extend(_instance(r) for r in c.execute(sql, chunk))
+    return rows
 
 
 def _step(row: Sequence[Any]) -> StepRow:

@@ -9,7 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from framework import (
+    InstanceIdConflictError,
     InstanceNotFoundError,
+    InvalidInstanceIdError,
     PayloadTooLargeError,
     ResultTimeoutError,
     UnknownWorkflowError,
@@ -36,16 +38,109 @@ async def order_pipeline(ctx: WorkflowContext[OrderParams]) -> OrderResult:
 """
 
 
+OTHER = """
+from framework import workflow, WorkflowContext
+
+@workflow
+async def other(ctx: WorkflowContext[int]) -> int:
+    return ctx.params
+"""
+
+
 async def test_create_is_idempotent_by_id(make_env: MakeEnv) -> None:
     env = await make_env({"order_pipeline_workflow.py": ORDERS})
     handle = env.get("order-pipeline")
 
     first = await handle.create({"order_id": "o-1", "amount": 5}, id="o-1")
     again = await handle.create({"order_id": "o-1", "amount": 999}, id="o-1")
+    same = await handle.create({"amount": 5, "order_id": "o-1"}, id="o-1")
 
     assert again.id == first.id == "o-1"
+    assert (first.created, first.params_match) == (True, True)
+    assert (again.created, again.params_match) == (False, False)
+    assert (same.created, same.params_match) == (False, True)
+    assert (await handle.get("o-1")).created is None
     assert (await again.status()).params == {"order_id": "o-1", "amount": 5, "note": ""}
     assert len((await handle.list()).instances) == 1
+
+
+async def test_concurrent_creates_of_one_id_report_one_created(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+    handle = env.get("order-pipeline")
+
+    instances = await asyncio.gather(
+        *(handle.create({"order_id": "o-1", "amount": n + 1}, id="o-1") for n in range(20))
+    )
+
+    created = [n for n, instance in enumerate(instances) if instance.created]
+    assert len(created) == 1
+    stored = (await (await handle.get("o-1")).status()).params
+    assert stored["amount"] == created[0] + 1
+    assert [i.params_match for i in instances] == [n in created for n in range(20)]
+
+
+async def test_create_batch_stores_nothing_when_an_id_belongs_to_another_workflow(
+    make_env: MakeEnv,
+) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS, "other_workflow.py": OTHER})
+    handle = env.get("order-pipeline")
+    await env.run("other", 7, id="taken")
+
+    with pytest.raises(InstanceIdConflictError) as refused:
+        await handle.create_batch(
+            [{"params": {"order_id": f"o-{n}", "amount": 1}, "id": f"o-{n}"} for n in range(3)]
+            + [{"params": {"order_id": "t", "amount": 1}, "id": "taken"}]
+        )
+    with pytest.raises(InstanceIdConflictError, match=r"already belongs to .* workflow 'other'"):
+        await handle.create({"order_id": "t", "amount": 1}, id="taken")
+
+    assert (refused.value.index, refused.value.instance_id) == (3, "taken")
+    assert str(refused.value) == (
+        "id 'taken' (item 3 of the batch) already belongs to an instance of workflow "
+        "'other'; nothing was stored"
+    )
+    assert (await handle.list()).instances == []
+    assert await (await env.get("other").get("taken")).result(timeout=5) == 7
+
+
+async def test_create_batch_refuses_an_id_given_twice(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+    handle = env.get("order-pipeline")
+
+    with pytest.raises(InstanceIdConflictError) as refused:
+        await handle.create_batch(
+            [
+                {"params": {"order_id": "a", "amount": 1}, "id": "a"},
+                {"params": {"order_id": "b", "amount": 1}, "id": "dup"},
+                {"params": {"order_id": "c", "amount": 2}, "id": "dup"},
+            ]
+        )
+
+    assert str(refused.value) == (
+        "id 'dup' is given twice in one batch (items 1 and 2); nothing was stored"
+    )
+    assert (await handle.list()).instances == []
+
+
+async def test_create_batch_names_every_invalid_item_and_stores_none(make_env: MakeEnv) -> None:
+    env = await make_env({"order_pipeline_workflow.py": ORDERS})
+    handle = env.get("order-pipeline")
+
+    with pytest.raises(ValidationError) as invalid:
+        await handle.create_batch(
+            [
+                {"params": {"order_id": "ok", "amount": 1}},
+                {"params": {"order_id": "neg", "amount": -1}},
+                {"params": {"amount": 2}},
+            ]
+        )
+    with pytest.raises(InvalidInstanceIdError, match=r"^item 1 of the batch: invalid instance id"):
+        await handle.create_batch(
+            [{"params": {"order_id": "a", "amount": 1}, "id": "a"}, {"params": None, "id": "a b"}]
+        )
+
+    assert [e["loc"] for e in invalid.value.errors()] == [(1, "amount"), (2, "order_id")]
+    assert (await handle.list()).instances == []
 
 
 async def test_invalid_params_are_rejected_and_nothing_is_stored(make_env: MakeEnv) -> None:
@@ -133,6 +228,8 @@ async def test_sync_facade(make_env: MakeEnv) -> None:
 
     def use_sync() -> object:
         instance = handle.create({"order_id": "s-1", "amount": 3}, id="s-1")
+        again = handle.create({"order_id": "s-1", "amount": 3}, id="s-1")
+        assert (instance.created, again.created, again.params_match) == (True, False, True)
         instance.send_event("release")
         return instance.result(timeout=10)
 

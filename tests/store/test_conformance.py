@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from framework.errors import InstanceNotFoundError, InstanceStateError, StoreError
+from framework.errors import (
+    InstanceIdConflictError,
+    InstanceNotFoundError,
+    InstanceStateError,
+    StoreError,
+)
 from framework.store import open_store
 from framework.store.base import (
     Claim,
@@ -112,11 +117,11 @@ async def is_due(store: Store, instance_id: str, now: float) -> bool:
 
 
 async def test_create_returns_queued_rows_in_order(store: Store) -> None:
-    rows = await store.create_instances(
+    outcomes = await store.create_instances(
         [new("b", params='{"n": 1}', version="v1"), new("a", at=T0 + 1, parent="p")]
     )
-    assert [r.id for r in rows] == ["b", "a"]
-    b, a = rows
+    assert [(o.row.id, o.created) for o in outcomes] == [("b", True), ("a", True)]
+    b, a = (o.row for o in outcomes)
     assert (b.status, b.params, b.version, b.workflow) == ("queued", '{"n": 1}', "v1", "wf")
     assert (b.created_at, b.updated_at, b.wake_at) == (T0, T0, T0)
     assert (b.output, b.error, b.lease_owner, b.crash_count, b.crashes, b.generation) == (
@@ -133,8 +138,9 @@ async def test_create_returns_queued_rows_in_order(store: Store) -> None:
 async def test_create_is_idempotent_and_keeps_the_existing_instance(store: Store) -> None:
     (first,) = await store.create_instances([new("x", params='"one"')])
     again = await store.create_instances([new("x", params='"two"', at=T0 + 5), new("y")])
-    assert again[0] == first
-    assert again[1].id == "y"
+    assert again[0].row == first.row
+    assert (first.created, again[0].created) == (True, False)
+    assert (again[1].row.id, again[1].created) == ("y", True)
     assert (await row(store, "x")).params == '"one"'
 
 
@@ -149,6 +155,49 @@ async def test_a_batch_is_atomic(store: Store) -> None:
         await store.create_instances([new("ok-1"), broken, new("ok-2")])
     assert await store.get_instances(["ok-1", "ok-2", "bad"]) == []
     assert len(await store.create_instances([new("ok-1")])) == 1
+
+
+async def test_an_id_of_another_workflow_refuses_the_whole_batch(store: Store) -> None:
+    await store.create_instances([new("taken", workflow="other")])
+
+    with pytest.raises(InstanceIdConflictError) as refused:
+        await store.create_instances([new("a"), new("b"), new("taken"), new("c")])
+
+    assert (refused.value.index, refused.value.instance_id) == (2, "taken")
+    assert refused.value.workflow == "other"
+    assert str(refused.value) == (
+        "id 'taken' (item 2 of the batch) already belongs to an instance of workflow 'other'; "
+        "nothing was stored"
+    )
+    assert [r.id for r in (await store.list_instances()).instances] == ["taken"]
+    assert (await row(store, "taken")).workflow == "other"
+    claims = await store.claim("w1", 10, T0, T0 + LEASE)
+    assert [c.instance.id for c in claims] == ["taken"]
+
+
+async def test_an_id_given_twice_in_one_batch_refuses_it(store: Store) -> None:
+    with pytest.raises(InstanceIdConflictError) as refused:
+        await store.create_instances([new("a"), new("dup", params="1"), new("dup", params="2")])
+
+    assert (refused.value.index, refused.value.first_index) == (2, 1)
+    assert "id 'dup' is given twice in one batch (items 1 and 2)" in str(refused.value)
+    assert (await store.list_instances()).instances == []
+
+
+async def test_racing_creators_of_one_id_see_exactly_one_created(
+    store: Store, other_store: Store
+) -> None:
+    outcomes = await asyncio.gather(
+        *(
+            (store if n % 2 else other_store).create_instances([new("race", params=str(n))])
+            for n in range(20)
+        )
+    )
+
+    created = [n for n, (outcome,) in enumerate(outcomes) if outcome.created]
+    assert len(created) == 1
+    assert (await row(store, "race")).params == str(created[0])
+    assert {outcome.row.params for (outcome,) in outcomes} == {str(created[0])}
 
 
 async def test_get_instance_and_get_instances(store: Store) -> None:
