@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from framework.cli.output import (
@@ -105,10 +106,7 @@ def start(
 ) -> None:
     """Start an instance of workflow NAME (a worker runs it)."""
     root = app_root(app)
-    try:
-        data = json.loads(params)
-    except json.JSONDecodeError as exc:
-        fail(f"--params is not JSON: {exc}")
+    data = _parse_json(params, "--params")
     started: list[str] = []
 
     async def main() -> tuple[Instance[Any], InstanceStatus[Any]]:
@@ -374,15 +372,24 @@ def event_send(
     as_json: bool = JsonOption,
 ) -> None:
     """Send an event to an instance."""
-    try:
-        data = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        fail(f"PAYLOAD is not JSON: {exc}")
+    data = _parse_json(payload, "PAYLOAD")
 
     async def call(instance: Instance[Any]) -> None:
         await instance.send_event(type, data)
 
     _control(f"sent {type!r} to", call)(instance_id, app, as_json)
+
+
+def _parse_json(text: str, what: str) -> Any:
+    """``text`` parsed as JSON, or a clear error naming ``what``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{what} is not JSON: {exc}")
+    except RecursionError:
+        from framework.runtime.serialization import MAX_DEPTH
+
+        fail(f"{what} is nested too deeply to read; fw stores at most {MAX_DEPTH} levels")
 
 
 def _show_status(
@@ -400,6 +407,8 @@ def _show_status(
     console.print(f"{title}  version {status.version}")
     if status.output is not None:
         console.print(f"output: {json.dumps(_plain(status.output))}", highlight=False)
+    for part, why in status.unreadable.items():
+        console.print(f"[red]{part} unreadable:[/red] {escape(why)}", highlight=False)
     if status.error is not None:
         console.print(f"[red]error:[/red] {status.error}", highlight=False)
     if not steps:

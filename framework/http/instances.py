@@ -131,7 +131,7 @@ async def close_instance_ids(store: Store, instance_id: str) -> list[str]:
 def summary(row: InstanceRow) -> dict[str, Any]:
     """An instance in a list: id, workflow, status, error, times, version, parent."""
     status = instance_status_light(row)
-    return status.model_dump(mode="json", exclude={"output", "params"})
+    return status.model_dump(mode="json", exclude={"output", "params", "unreadable"})
 
 
 def instance_status_light(row: InstanceRow) -> InstanceStatus[Any]:

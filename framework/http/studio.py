@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from framework.codegen.render import templates_dir
+from framework.errors import PayloadTooLargeError, SerializationError
 from framework.http import catalog, security, sessions
 from framework.http.api import ACTIONS, MAX_NAME_LENGTH, MAX_OCCURRENCE, check_step
 from framework.http.catalog import WorkflowInfo
@@ -284,7 +285,12 @@ class Studio:
         if not event_type or len(event_type) > MAX_NAME_LENGTH or "\x00" in event_type:
             event["error"] = f"give the event's type: 1 to {MAX_NAME_LENGTH} characters"
             return await self.instance_page(request, status=422, event=event)
-        await instance.send_event(event_type, payload)
+        try:
+            await instance.send_event(event_type, payload)
+        except (SerializationError, PayloadTooLargeError) as exc:
+            event["error"] = str(exc)
+            status = 413 if isinstance(exc, PayloadTooLargeError) else 422
+            return await self.instance_page(request, status=status, event=event)
         return None
 
     # Login.

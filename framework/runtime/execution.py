@@ -155,7 +155,12 @@ class InstanceRun:
         try:
             definition = self.app.definition(self.workflow)
             self.version = self.app.version_of(self.workflow)
-            self.params = serialization.load(self.row.params, definition.params_type)
+            self.params = serialization.load(
+                self.row.params, definition.params_type, "the stored JSON of its params"
+            )
+        except SerializationError as exc:  # no code change can make these params readable
+            await self._refuse_params(exc)
+            return
         except BaseException as exc:
             if not raised_by_user(exc):
                 raise
@@ -245,6 +250,12 @@ class InstanceRun:
             "instance %s (%s): %s; held %s", self.instance_id, self.workflow, error.message, status
         )
 
+    async def _refuse_params(self, exc: SerializationError) -> None:
+        """The stored params cannot be read (stored before fw refused such JSON): end it."""
+        error = error_info(exc)
+        await self.commit(status="errored", error=error.model_dump_json(), release=True)
+        LOG.error("instance %s (%s): errored: %s", self.instance_id, self.workflow, error.message)
+
     async def _park(self, exc: BaseException) -> None:
         """The workflow's code cannot be loaded: keep the instance and try again later."""
         retry_at = self.clock.now() + max(10.0, self.app.settings.runtime.poll_interval)
@@ -333,6 +344,9 @@ class InstanceRun:
 
     async def run_defined_step(self, step: StepDefinition[Any], args: dict[str, Any]) -> Any:
         validated = step.args_model.model_validate(args)
+        input_json = serialization.dump(
+            validated, step.args_model, None, f"the arguments of step {step.name!r}"
+        )
         arguments: dict[str, Any] = {name: getattr(validated, name) for name in step.argument_names}
         key, concurrent = self.request(step.name, "do")
 
@@ -353,11 +367,11 @@ class InstanceRun:
             step.return_type,
             step.retries,
             step.timeout,
-            input_json=validated.model_dump_json(),
+            input_json=input_json,
             concurrent=concurrent,
         )
         if step.rollback is not None:
-            plain = json.loads(validated.model_dump_json())
+            plain = json.loads(input_json)
             self.rollbacks.append(CompletedStep(key, step, plain, output))
         return output
 
@@ -389,7 +403,7 @@ class InstanceRun:
         key, concurrent = self.request(name, "event")
         entry = self.journal.get(key)
         if entry is not None and entry.status == "complete":
-            return self._event_payload(entry.output, model)
+            return self._event_payload(name, entry.output, model)
         if entry is not None and entry.status == "errored":
             raise EventTimeoutError(name, event_type)
         now = self.clock.now()
@@ -407,7 +421,7 @@ class InstanceRun:
         taken = await self.store.take_event(self.token, self.instance_id, event_type, done, now)
         if taken is not None:
             self.journal.record(replace(done, output=taken.payload))
-            return self._event_payload(taken.payload, model)
+            return self._event_payload(name, taken.payload, model)
         if entry.wake_at is not None and entry.wake_at <= now:
             timed_out = EventTimeoutError(name, event_type)
             error = error_info(timed_out, step=name)
@@ -442,7 +456,8 @@ class InstanceRun:
         if entry is not None and entry.status == "complete":
             if output_type is Any:
                 output_type = serialization.recorded_type(detail_of(entry).get("output_type"))
-            return self._completed(key, kind, serialization.load(entry.output, output_type))
+            stored = f"the stored JSON of the output of step {key.name!r}"
+            return self._completed(key, kind, serialization.load(entry.output, output_type, stored))
         if entry is not None and entry.status == "errored":
             raise step_error(entry)
         now = self.clock.now()
@@ -670,8 +685,9 @@ class InstanceRun:
             **fields,
         )
 
-    def _event_payload(self, payload: str | None, model: type[Any] | None) -> Any:
-        return serialization.load(payload, Any if model is None else model)
+    def _event_payload(self, name: str, payload: str | None, model: type[Any] | None) -> Any:
+        what = f"the stored JSON of the event payload taken by {name!r}"
+        return serialization.load(payload, Any if model is None else model, what)
 
 
 async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

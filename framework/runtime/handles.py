@@ -15,6 +15,7 @@ from framework.errors import (
     InstanceTerminatedError,
     InvalidInstanceIdError,
     ResultTimeoutError,
+    SerializationError,
 )
 from framework.runtime import serialization
 from framework.runtime.ids import check_instance_id, is_valid_instance_id
@@ -73,6 +74,8 @@ class WorkflowHandle(Generic[P, O]):
         Raises:
             pydantic.ValidationError: invalid params; nothing is stored.
             PayloadTooLargeError: the params are over the payload limit.
+            SerializationError: the params could not be read back as JSON (nested deeper
+                than 200 levels, or holding NaN or infinity); nothing is stored.
             InvalidInstanceIdError: ``id`` breaks the id rule (1-100 characters of
                 ``[A-Za-z0-9_.:-]``); nothing is stored.
             InstanceIdConflictError: ``id`` belongs to an instance of another workflow.
@@ -93,8 +96,8 @@ class WorkflowHandle(Generic[P, O]):
         Raises:
             pydantic.ValidationError: invalid params; every invalid item is reported, each
                 error's ``loc`` starting with the item's index.
-            InvalidInstanceIdError, PayloadTooLargeError: as for ``create``; the message
-                names the item.
+            InvalidInstanceIdError, PayloadTooLargeError, SerializationError: as for
+                ``create``; the message names the item.
             InstanceIdConflictError: two items give one id, or an id belongs to an instance
                 of another workflow (``index`` and ``instance_id`` name it).
         """
@@ -121,7 +124,8 @@ class WorkflowHandle(Generic[P, O]):
         return f"the params of item {index}{named} of a batch of workflow {self.name!r}"
 
     def _new_instances(self, entries: list[tuple[Any, str | None, str]]) -> list[NewInstance]:
-        """The rows to store for (validated params, id or None, what to call the params)."""
+        """The rows to store for (validated params, id or None, what to call the params);
+        refuses params whose JSON would not read back."""
         limit = self._app.settings.runtime.payload_limit
         params_type = self._definition.params_type
         now = self._app.clock.now()
@@ -223,6 +227,7 @@ class Instance(Generic[O]):
             InstanceFailedError: it ended errored (``.error`` says why).
             InstanceTerminatedError: it was terminated.
             ResultTimeoutError: ``timeout`` seconds passed first.
+            SerializationError: its stored output cannot be read (``status()`` shows why).
         """
         row = await self._wait_until_ended(timeout)
         status = instance_status(row, self._app.definition(self.workflow).output_type)
@@ -230,6 +235,10 @@ class Instance(Generic[O]):
             raise InstanceFailedError(self.id, status.error)
         if status.status == "terminated":
             raise InstanceTerminatedError(self.id)
+        if "output" in status.unreadable:
+            raise SerializationError(
+                f"the output of instance {self.id!r} cannot be read: {status.unreadable['output']}"
+            )
         return status.output  # type: ignore[return-value]
 
     async def _wait_until_ended(self, timeout: float | None) -> InstanceRow:
@@ -286,7 +295,14 @@ class Instance(Generic[O]):
         await (await self._app.store()).restart(self.id, self._app.clock.now(), step)
 
     async def send_event(self, type: str, payload: Any = None) -> None:
-        """Deliver an event to ``wait_for_event(..., type=type)``; buffered until then."""
+        """Deliver an event to ``wait_for_event(..., type=type)``; buffered until then.
+
+        Raises:
+            PayloadTooLargeError: the payload is over the payload limit.
+            SerializationError: the payload could not be read back as JSON (nested deeper
+                than 200 levels, or holding NaN or infinity); nothing is stored.
+            InstanceStateError: the instance has ended.
+        """
         limit = self._app.settings.runtime.payload_limit
         data = serialization.dump(payload, Any, limit, f"the payload of event {type!r}")
         await (await self._app.store()).send_event(self.id, type, data, self._app.clock.now())
@@ -306,20 +322,31 @@ class Instance(Generic[O]):
 
 
 def instance_status(row: InstanceRow, output_type: Any) -> InstanceStatus[Any]:
-    """The public status of a stored instance, its output typed as ``output_type``."""
-    output = serialization.load(row.output, output_type) if row.status == "complete" else None
+    """The public status of a stored instance, its output typed as ``output_type``; a stored
+    value that cannot be read is None, and ``unreadable`` says why."""
+    unreadable: dict[str, str] = {}
+    complete = row.status == "complete"
+    output = _read(row.output, output_type, "output", unreadable) if complete else None
     return InstanceStatus[Any](
         id=row.id,
         workflow=row.workflow,
         status=row.status,
         output=output,
         error=ErrorInfo.model_validate_json(row.error) if row.error else None,
-        params=serialization.load(row.params, Any),
+        params=_read(row.params, Any, "params", unreadable),
         created_at=timestamp(row.created_at),
         updated_at=timestamp(row.updated_at),
         version=row.version,
         parent_id=row.parent_id,
+        unreadable=unreadable,
     )
+
+
+def _read(text: str | None, annotation: Any, field: str, unreadable: dict[str, str]) -> Any:
+    value, why = serialization.try_load(text, annotation)
+    if why is not None:
+        unreadable[field] = why
+    return value
 
 
 def step_record(row: StepRow) -> StepRecord:
@@ -327,6 +354,7 @@ def step_record(row: StepRow) -> StepRecord:
     import json
 
     detail: dict[str, Any] = json.loads(row.detail) if row.detail else {}
+    unreadable: dict[str, str] = {}
     return StepRecord(
         name=row.name,
         count=row.count,
@@ -336,12 +364,13 @@ def step_record(row: StepRow) -> StepRecord:
         started_at=timestamp(row.started_at),
         finished_at=timestamp(row.finished_at),
         wake_at=timestamp(row.wake_at),
-        input=serialization.load(row.input, Any),
-        output=serialization.load(row.output, Any),
+        input=_read(row.input, Any, "input", unreadable),
+        output=_read(row.output, Any, "output", unreadable),
         error=ErrorInfo.model_validate_json(row.error) if row.error else None,
         event_type=detail.get("type"),
         child_id=detail.get("child_id"),
         child_workflow=detail.get("workflow"),
+        unreadable=unreadable,
     )
 
 

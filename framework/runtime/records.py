@@ -81,6 +81,9 @@ class InstanceStatus(BaseModel, Generic[O]):
     updated_at: datetime
     version: str | None = None
     parent_id: str | None = None
+    unreadable: dict[str, str] = {}
+    """Stored values that could not be read (``"output"``, ``"params"``) and why; they
+    show as None (rows written by older code, or whose type changed since)."""
 
     @property
     def terminal(self) -> bool:
@@ -105,6 +108,8 @@ class StepRecord(BaseModel):
     event_type: str | None = None
     child_id: str | None = None
     child_workflow: str | None = None
+    unreadable: dict[str, str] = {}
+    """Stored values that could not be read (``"input"``, ``"output"``) and why."""
 
     @property
     def duration(self) -> float | None:

@@ -1,19 +1,40 @@
-"""JSON in and out of the store, typed by annotations and validated by pydantic."""
+"""JSON in and out of the store, typed by annotations and validated by pydantic.
+
+Every door that stores JSON (params at create, step results, workflow outputs, event payloads,
+children's params, a reusable step's arguments) writes it with ``dump``, which refuses what
+could not be read back the same: JSON nested deeper than the reader's limit
+(``MAX_DEPTH`` levels) and non-finite numbers (``NaN``, ``inf``), which JSON cannot hold
+and pydantic would silently write as ``null``. Reads of stored rows that cannot be parsed
+(rows written before that check, or by older code) are reported by ``try_load`` rather than
+raised, so one bad row never hides the rest of a page.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import inspect
+import itertools
+import math
+import re
 import typing
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError, from_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from framework.errors import PayloadTooLargeError, SerializationError
+
+MAX_DEPTH = 200
+"""The deepest nesting of arrays and objects fw stores: pydantic's JSON reader gives up
+past 200 levels, so deeper JSON could be written but never read back."""
+
+_FLOAT_WRITERS = frozenset({"float", "any", "complex"})
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
 
 
 @lru_cache(maxsize=4096)
@@ -29,11 +50,14 @@ def adapter(annotation: Any) -> TypeAdapter[Any]:
         return TypeAdapter(annotation)
 
 
-def dump(value: Any, annotation: Any, limit: int, what: str) -> str:
-    """Serialize ``value`` as its annotated type to JSON text no longer than ``limit`` bytes.
+def dump(value: Any, annotation: Any, limit: int | None, what: str) -> str:
+    """Serialize ``value`` as its annotated type to JSON text no longer than ``limit`` bytes
+    (None: no limit) that reads back as written.
 
     Raises:
-        SerializationError: the value cannot be stored as JSON (``what`` names it).
+        SerializationError: the value cannot be stored as JSON, is nested deeper than
+            ``MAX_DEPTH`` levels, or holds a non-finite number (``what`` names it, and the
+            message says where).
         PayloadTooLargeError: the JSON is over ``limit`` bytes.
     """
     try:
@@ -43,20 +67,161 @@ def dump(value: Any, annotation: Any, limit: int, what: str) -> str:
             f"{what} cannot be stored as JSON: {exc}; return pydantic models, dataclasses, "
             "TypedDicts or JSON builtins"
         ) from None
-    if len(data) > limit:
+    if limit is not None and len(data) > limit:
         raise PayloadTooLargeError(
             f"{what} is {len(data):,} bytes of JSON, over the limit of {limit:,} bytes "
             "(raise [runtime] payload_limit in fw.toml, or store large data elsewhere and "
             "pass a reference)"
         )
+    def python_form() -> Any:
+        return adapter(annotation).dump_python(value, warnings=False)
+
+    check_readable(data, what, python_form if may_write_floats(annotation) else None)
     return data.decode()
 
 
-def load(text: str | None, annotation: Any) -> Any:
-    """Read JSON text back as the annotated type (``None`` stays ``None``)."""
+def check_readable(data: bytes, what: str, python_form: Callable[[], Any] | None) -> None:
+    """Refuse JSON ``data`` that would not read back as written: a non-finite number
+    (pydantic writes ``NaN`` and infinities as ``null``, or as a model's config asks), or
+    nesting deeper than ``MAX_DEPTH`` levels. ``python_form`` gives the value before encoding,
+    to find where a non-finite number is (None: its type writes no floats).
+
+    Cheap for ordinary JSON: the exact checks run only when a quick scan of ``data`` says
+    they might fail; the exact depth check is pydantic's own reader.
+
+    Raises:
+        SerializationError: the message names ``what``, and the place or the limit.
+    """
+    if python_form is not None and (b"null" in data or b"NaN" in data or b"Infinity" in data):
+        plain = python_form()
+        if _may_hold_non_finite(plain) and (where := non_finite_path(plain)) is not None:
+            raise _non_finite(what, where)
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+        try:
+            from_json(data, cache_strings=False)
+        except ValueError as exc:
+            depth = json_depth(data)
+            if depth <= MAX_DEPTH:
+                raise SerializationError(f"{what} cannot be read back as JSON: {exc}") from None
+            raise SerializationError(
+                f"{what} is JSON nested {depth} levels deep, over the limit of {MAX_DEPTH} "
+                "levels of arrays and objects that fw can read back; flatten it, or store it "
+                "elsewhere and pass a reference"
+            ) from None
+
+
+def may_write_floats(annotation: Any) -> bool:
+    """Whether serializing ``annotation`` may write a float (so a NaN or an infinity): its
+    schema holds a float, an ``Any``, extra fields or a custom serializer. Cached per type."""
+    try:
+        return _may_write_floats_hashable(annotation)
+    except TypeError:  # an unhashable annotation
+        return _schema_writes_floats(adapter(annotation).core_schema)
+
+
+@lru_cache(maxsize=4096)
+def _may_write_floats_hashable(annotation: Any) -> bool:
+    return _schema_writes_floats(adapter(annotation).core_schema)
+
+
+def _schema_writes_floats(schema: object) -> bool:
+    stack: list[object] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            entries = typing.cast(dict[object, object], node)
+            kind = entries.get("type")
+            if isinstance(kind, str) and (kind in _FLOAT_WRITERS or kind.startswith("function")):
+                return True
+            if "allow" in (entries.get("extra_behavior"), entries.get("extra_fields_behavior")):
+                return True
+            stack.extend(entries.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(typing.cast(typing.Iterable[object], node))
+    return False
+
+
+def _may_hold_non_finite(plain: Any) -> bool:
+    """A quick look (in Rust) for a non-finite float in plain data, before walking it."""
+    try:
+        probe = to_json(plain, inf_nan_mode="constants", serialize_unknown=True)
+    except (PydanticSerializationError, ValueError):
+        return True
+    return b"NaN" in probe or b"Infinity" in probe
+
+
+def _non_finite(what: str, where: str) -> SerializationError:
+    place = f"holds a non-finite number (NaN or infinity) at {where}" if where else (
+        "is a non-finite number (NaN or infinity)"
+    )
+    return SerializationError(
+        f"{what} {place}: JSON has no such numbers, so it could not be read back as it is; "
+        "use None, a string or a finite number"
+    )
+
+
+def json_depth(data: bytes) -> int:
+    """How deeply arrays and objects nest in JSON ``data`` (0 for a scalar)."""
+    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKET)
+    return max(itertools.accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def non_finite_path(value: Any) -> str | None:
+    """Where the first non-finite float in plain data is, as ``items[2].price`` (``""``
+    for the value itself), or None when there is none."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return path
+        elif isinstance(item, dict):
+            entries = list(typing.cast(dict[object, object], item).items())
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(entries))
+        elif isinstance(item, list | tuple | set | frozenset):
+            members = list(typing.cast(typing.Iterable[object], item))
+            stack.extend((v, f"{path}[{n}]") for n, v in reversed(list(enumerate(members))))
+    return None
+
+
+def load(text: str | None, annotation: Any, what: str = "the stored JSON") -> Any:
+    """Read JSON text back as the annotated type (``None`` stays ``None``).
+
+    Raises:
+        SerializationError: the text is not JSON fw can read (nested too deeply, say);
+            the message names ``what``.
+        pydantic.ValidationError: the JSON does not fit the type (the type changed since).
+    """
     if text is None:
         return None
-    return adapter(annotation).validate_json(text)
+    try:
+        return adapter(annotation).validate_json(text)
+    except ValidationError as exc:
+        unreadable = [e for e in exc.errors(include_url=False) if e["type"] == "json_invalid"]
+        if unreadable:
+            raise SerializationError(_json_problem(what, unreadable[0]["msg"])) from None
+        raise
+
+
+def try_load(text: str | None, annotation: Any) -> tuple[Any, str | None]:
+    """``load``, or ``(None, why)`` when the stored text cannot be read as ``annotation``:
+    for showing stored rows, where one unreadable value must not hide the rest."""
+    try:
+        return load(text, annotation), None
+    except SerializationError as exc:
+        return None, str(exc)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
+            for e in exc.errors(include_url=False)[:3]
+        )
+        return None, f"the stored JSON does not fit its type ({problems})"
+
+
+def _json_problem(what: str, message: str) -> str:
+    if "recursion limit" in message:
+        return f"{what} is nested deeper than {MAX_DEPTH} levels, more than fw can read ({message})"
+    return f"{what} cannot be read ({message})"
 
 
 def validate(value: Any, annotation: Any) -> Any:
@@ -140,12 +305,15 @@ def recorded_type(name: str | None) -> Any:
 
 
 __all__ = [
+    "MAX_DEPTH",
     "ValidationError",
     "adapter",
+    "check_readable",
     "dump",
     "load",
     "return_type",
     "same_json",
+    "try_load",
     "validate",
     "validate_each",
 ]

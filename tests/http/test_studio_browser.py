@@ -262,3 +262,54 @@ def test_links_to_any_stored_id_work_in_a_browser(tmp_path: Path, page: object) 
             expect(page.locator("#instance-badge .badge")).to_have_text("complete", timeout=20_000)
         shot(page, "7-legacy-id")
         assert server.stop() == 0, server.log.read_text()[-2000:]
+
+
+def test_unreadable_values_and_refused_payloads_in_a_browser(
+    server: Running, page: object, tmp_path: Path
+) -> None:
+    import asyncio
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from playwright.sync_api import Page, expect
+
+    from framework.store import open_store
+
+    assert isinstance(page, Page)
+    base = server.url
+    deep = "[" * 250 + "]" * 250
+    with httpx.Client(base_url=base) as client:
+        client.post("/api/workflows/approval/instances", json={"id": "old", "params": {}})
+        client.post("/api/workflows/approval/instances", json={"id": "form", "params": {}})
+
+    # A refused payload shows next to the field; the instance keeps waiting.
+    page.goto(f"{base}/studio/instances/form")
+    expect(page.locator("#instance-badge .badge")).to_have_text("waiting")
+    page.fill("textarea[name=payload]", deep)
+    page.click("button:has-text('Send event')")
+    expect(page.locator("#instance-event .field-error")).to_contain_text(
+        "nested 250 levels deep, over the limit of 200"
+    )
+    expect(page.locator("#instance-badge .badge")).to_have_text("waiting")
+    shot(page, "8-refused-payload")
+
+    # An event stored before fw refused such payloads: the page renders and says why.
+    async def store_old_event() -> None:
+        root = next(tmp_path.glob("app_*"))
+        store = open_store(f"sqlite:///{root / '.fw' / 'fw.db'}")
+        await store.open()
+        try:
+            await store.send_event("old", "approval", deep, time.time())
+        finally:
+            await store.close()
+
+    page.goto(f"{base}/studio/instances/old")
+    expect(page.locator("#instance-badge .badge")).to_have_text("waiting")
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop runs in this one
+        thread.submit(asyncio.run, store_old_event()).result()
+    expect(page.locator("#instance-badge .badge")).to_have_text("errored", timeout=20_000)
+    wait = page.locator("tr.step[data-step=await-approval]")
+    expect(wait.locator(".unreadable")).to_contain_text("Output unreadable: the stored JSON is")
+    expect(page.locator(".error-box")).to_contain_text("nested deeper than 200 levels")
+    expect(page.locator("#params")).to_have_text("{}")
+    shot(page, "9-unreadable-output")
