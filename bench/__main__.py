@@ -13,7 +13,12 @@ import sys
 
 
 def main() -> None:
-    benches = ["bench.codegen_bench", "bench.runtime_bench", "bench.timer_bench"]
+    benches = [
+        "bench.codegen_bench",
+        "bench.runtime_bench",
+        "bench.timer_bench",
+        "bench.serialization_bench",
+    ]
     if os.environ.get("FW_TEST_DATABASE_URL"):
         benches.append("bench.postgres_bench")
     else:
