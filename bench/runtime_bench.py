@@ -125,6 +125,7 @@ def run_floor(folder: Path, instances: int, long_steps: int) -> dict[str, float]
         connection.execute("INSERT INTO steps VALUES ('long', 'add', ?, '1')", (n,))
         connection.execute("COMMIT")
     long_elapsed = time.perf_counter() - start
+    connection.close()
     return {
         "three_instances_per_s": instances / elapsed,
         "three_ms_per_step": elapsed / steps * 1000,
@@ -157,7 +158,10 @@ def run_floor_threaded(folder: Path, long_steps: int) -> dict[str, float]:
                 await running.run_in_executor(writer, commit, n)
             return time.perf_counter() - start
 
-    return {"hundred_ms_per_step": asyncio.run(loop()) / long_steps * 1000}
+    try:
+        return {"hundred_ms_per_step": asyncio.run(loop()) / long_steps * 1000}
+    finally:
+        connection.close()
 
 
 # fw.

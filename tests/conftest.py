@@ -3,6 +3,10 @@
 PostgreSQL tests read ``FW_TEST_DATABASE_URL`` (a server URL whose user may create
 databases); each test gets its own scratch database, dropped afterwards. Without the
 variable those tests skip, saying why.
+
+No test may leave a connection open (``tests/leaks.py``): every SQLite connection opened
+during a test must be closed by its end, and a scratch PostgreSQL database must have no
+session left when it is dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.leaks import (
+    OpenedConnections,
+    fail_on_open_backends,
+    fail_on_open_sqlite_connections,
+    recording_sqlite_connections,
+)
 
 PG_ENV = "FW_TEST_DATABASE_URL"
 PG_SKIP_REASON = f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
@@ -37,9 +48,18 @@ def postgres_url() -> Iterator[str]:
     base, _, _ = server.rpartition("/")
     try:
         yield f"{base}/{name}"
+        fail_on_open_backends(server, name)
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def sqlite_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenedConnections]:
+    """The SQLite connections this test opened; it fails if one is left open at its end."""
+    with recording_sqlite_connections(monkeypatch) as opened:
+        yield opened
+    fail_on_open_sqlite_connections(opened)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -78,29 +79,61 @@ class SQLiteStore:
         options = parse_qs(query)
         self.busy_timeout = float(options.get("timeout", [BUSY_TIMEOUT])[0])
         self._wakeup = WakeupChannel(self.path)
-        self._writer = SQLiteWriter(self._connect_writer, self._wakeup.notify, self._store_error)
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="fw-sqlite-reader")
+        self._writer = self._new_writer()
+        self._reader: ThreadPoolExecutor | None = self._new_reader()
         self._reader_local = threading.local()
+        self._closing = threading.Event()  # tells a connect still waiting for a lock to give up
         self._opened = False
 
     # Lifecycle.
 
     async def open(self) -> None:
+        """Open (creating the file, switching it to WAL and migrating it as needed).
+
+        If it fails or is cancelled, every connection and thread it started is gone when it
+        raises; it may then be called again.
+        """
         if self._opened:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder of {self.path}: {exc}") from None
-        await asyncio.wrap_future(self._writer.start())
-        await self._writer.write(self._migrate)
+        if self._writer.started:
+            self._writer = self._new_writer()
+        if self._reader is None:
+            self._reader = self._new_reader()
+        self._closing.clear()
+        try:
+            await asyncio.wrap_future(self._writer.start())
+            await self._writer.write(self._migrate)
+        except BaseException:
+            await self._release()
+            raise
         self._opened = True
 
     async def close(self) -> None:
+        """Finish queued writes and close every connection; idempotent."""
+        self._opened = False
         self._wakeup.close()
+        await self._release()
+
+    async def _release(self) -> None:
+        # Off the event loop: stopping waits for the writer's current commit (or connect).
+        # Cancelled meanwhile, the threads still finish and close their connections.
+        self._closing.set()
         await asyncio.to_thread(self._writer.stop)
-        self._reader.submit(self._close_reader).result()
-        self._reader.shutdown(wait=True)
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await asyncio.to_thread(_shut_down_reader, reader, self._close_reader)
+
+    def _new_writer(self) -> SQLiteWriter:
+        name = f"the SQLite store at {self.path}"
+        return SQLiteWriter(self._connect_writer, self._wakeup.notify, self._store_error, name)
+
+    @staticmethod
+    def _new_reader() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(1, thread_name_prefix="fw-sqlite-reader")
 
     @property
     def commits(self) -> int:
@@ -460,15 +493,43 @@ class SQLiteStore:
         connection = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
         )
-        connection.execute("PRAGMA synchronous=FULL")
+        try:
+            connection.execute("PRAGMA synchronous=FULL")
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def _connect_writer(self) -> sqlite3.Connection:
         connection = self._connect()
-        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode != "wal":
-            raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+        try:
+            mode = self._switch_to_wal(connection)
+            if mode != "wal":
+                raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+        except BaseException:
+            connection.close()
+            raise
         return connection
+
+    def _switch_to_wal(self, connection: sqlite3.Connection) -> str:
+        """Switch the file to WAL mode (once per file: the mode is stored in it).
+
+        The switch needs an exclusive lock, and SQLite answers SQLITE_BUSY at once, without
+        its busy handler, when another connection opens the same new file at that moment
+        (several workers starting together). So it is retried, like any lock, for up to
+        the busy timeout; a close of the store meanwhile stops the wait.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                return str(connection.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                    raise
+            if self._closing.wait(pause):
+                raise StoreError(f"database {self.path}: closed while opening")
+            pause = min(pause * 2, 0.05)
 
     def _migrate(self, c: sqlite3.Connection) -> WriteResult:
         current = c.execute("PRAGMA user_version").fetchone()[0]
@@ -486,10 +547,15 @@ class SQLiteStore:
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, self._read_in_thread, fn)
+        return await loop.run_in_executor(self._reader_pool(), self._read_in_thread, fn)
 
     def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return self._reader.submit(self._read_in_thread, fn).result()
+        return self._reader_pool().submit(self._read_in_thread, fn).result()
+
+    def _reader_pool(self) -> ThreadPoolExecutor:
+        if self._reader is None:
+            raise StoreError(f"the SQLite store at {self.path} is closed")
+        return self._reader
 
     def _read_in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         connection: sqlite3.Connection | None = getattr(self._reader_local, "connection", None)
@@ -511,7 +577,7 @@ class SQLiteStore:
         if not isinstance(exc, sqlite3.Error):
             return exc
         text = str(exc)
-        if "locked" in text or "busy" in text:
+        if _is_busy(exc):
             hint = f"is locked: another process held it for over {self.busy_timeout:g} s"
         elif "full" in text:
             hint = "cannot grow: the disk is full; free space and the workers carry on"
@@ -522,6 +588,17 @@ class SQLiteStore:
         else:
             hint = "failed"
         return StoreError(f"database {self.path} {hint} ({type(exc).__name__}: {text})")
+
+
+def _shut_down_reader(reader: ThreadPoolExecutor, close_connection: Callable[[], None]) -> None:
+    """Close the reader thread's connection (on that thread), then end the thread."""
+    reader.submit(close_connection).result()
+    reader.shutdown(wait=True)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 def _statements(sql: str) -> list[str]:

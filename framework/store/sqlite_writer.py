@@ -4,6 +4,10 @@ Every write is a function of the connection. The thread takes all writes queued 
 previous commit ran and applies them in one transaction, each inside its own savepoint (a
 write that fails is rolled back alone and its caller gets the error). Under load many
 instances' journal entries share one fsync; alone, each write still commits at once.
+
+The thread opens the connection and is the only one to close it: when it stops, or at once
+if opening fails. A caller that gives up (a cancelled task) never breaks it: every future
+it settles is first marked running, or dropped if its caller already left.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from framework.errors import StoreError
 
 T = TypeVar("T")
 MAX_GROUP = 256
@@ -46,8 +52,10 @@ class SQLiteWriter:
         connect: Callable[[], sqlite3.Connection],
         on_commit_wake: Callable[[], None],
         translate_error: Callable[[BaseException], BaseException],
+        name: str = "the SQLite store",
     ) -> None:
         self._connect = connect
+        self._name = name
         self._on_commit_wake = on_commit_wake
         self._translate_error = translate_error
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
@@ -60,9 +68,17 @@ class SQLiteWriter:
         self._durable = True  # the connection starts with synchronous=FULL
         self._busy = threading.Lock()  # held by whichever thread uses the connection
         self._connection: sqlite3.Connection | None = None
+        self._accepting = False  # the thread is connected and not told to stop
+        self._accepting_lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        """Whether ``start`` was called (a writer starts once)."""
+        return self._thread.ident is not None
 
     def start(self) -> Future[None]:
-        """Start the thread; the future completes once its connection is open."""
+        """Start the thread; the future completes once its connection is open, or fails
+        with the reason it could not be opened (the thread has then ended)."""
         self._thread.start()
         return self._ready
 
@@ -92,36 +108,36 @@ class SQLiteWriter:
         an API) always go to the writer thread, where they share commits.
         """
         item = _Write(fn, durable, needed, otherwise)
-        connection = self._connection
-        if (
-            may_inline
-            and self.inline
-            and connection is not None
-            and self._queue.empty()
-            and self._busy.acquire(blocking=False)
-        ):
-            try:
-                item.future.set_running_or_notify_cancel()
-                self._commit(connection, [item])
-            finally:
-                self._busy.release()
+        if may_inline and self.inline and self._commit_inline(item):
             return item.future.result()
-        self._queue.put(item)
+        with self._accepting_lock:
+            if not self._accepting:
+                raise StoreError(f"{self._name} is not open")
+            self._queue.put(item)
         return await asyncio.wrap_future(item.future)
 
     def stop(self) -> None:
-        """Finish queued writes, close the connection and join the thread."""
-        if self._thread.is_alive():
+        """Finish queued writes, close the connection and join the thread (which may still
+        be opening the connection: it closes it, or gives up, first)."""
+        with self._accepting_lock:
+            self._accepting = False
             self._queue.put(None)
+        if self._thread.ident is not None:
             self._thread.join()
 
     def _run(self) -> None:
+        # Marked running first, the open's future can no longer be cancelled by its caller
+        # giving up, so settling it below is safe; if it already gave up, connect nothing.
+        if not self._ready.set_running_or_notify_cancel():
+            return
         try:
             connection = self._connect()
         except BaseException as exc:
             self._ready.set_exception(self._translate_error(exc))
             return
         self._connection = connection
+        with self._accepting_lock:
+            self._accepting = self._queue.empty()  # not when stop() came during the connect
         self._ready.set_result(None)
         try:
             while (group := self._next_group()) is not None:
@@ -135,6 +151,20 @@ class SQLiteWriter:
             with self._busy:
                 self._connection = None
                 connection.close()
+
+    def _commit_inline(self, item: _Write) -> bool:
+        """Commit ``item`` on this thread if the writer is idle; whether it did."""
+        if not self._queue.empty() or not self._busy.acquire(blocking=False):
+            return False
+        try:
+            connection = self._connection
+            if connection is None or not self._accepting:  # not open yet, or closing
+                return False
+            item.future.set_running_or_notify_cancel()
+            self._commit(connection, [item])
+            return True
+        finally:
+            self._busy.release()
 
     def _next_group(self) -> list[_Write] | None:
         first = self._queue.get()

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from framework import StoreError
 from framework.runtime.app import App
 from framework.testing import workflow_test_env
 from tests.apps import write_app
+from tests.runtime.processes import REPO, start_worker, stop, wait_until_started
 
 SIMPLE = """
 from framework import workflow, WorkflowContext
@@ -26,6 +30,9 @@ from framework import workflow, WorkflowContext
 async def simple(ctx: WorkflowContext[None]) -> str:
     return await ctx.step.do("one", lambda: "done")
 """
+
+ROUNDS = 60
+"""Rounds of simultaneous opens (before the fix, several of 60 rounds failed)."""
 
 BULKY = """
 import os
@@ -69,6 +76,76 @@ async def test_a_locked_database_fails_the_write_clearly_and_stores_nothing(tmp_
 
     assert [i.id for i in (await handle.list()).instances] == ["before"]
     await app.close()
+
+
+OPENER = """
+import asyncio, sys
+from framework.store import open_store
+
+async def open_and_close(url):
+    store = open_store(url)
+    try:
+        await store.open()
+    finally:
+        await store.close()
+
+print("ready", flush=True)
+for line in sys.stdin:
+    try:
+        asyncio.run(open_and_close(line.strip()))
+        print("opened", flush=True)
+    except Exception as exc:
+        print(f"failed: {exc}", flush=True)
+"""
+
+
+@pytest.mark.timeout(240)
+def test_processes_opening_a_new_file_together_all_open(tmp_path: Path) -> None:
+    """Seven processes open each of many new files at the same moment (the first open of a
+    file switches it to WAL, which SQLite refuses at once while another process holds a
+    lock on it): every open succeeds."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    failures: list[str] = []
+    with ExitStack() as stack:
+        openers = [
+            stack.enter_context(
+                subprocess.Popen(
+                    [sys.executable, "-c", OPENER],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
+                )
+            )
+            for _ in range(7)
+        ]
+        for opener in openers:
+            assert opener.stdout is not None and opener.stdout.readline() == "ready\n"
+        for round_ in range(ROUNDS):
+            url = f"sqlite:///{tmp_path / f'round{round_}.db'}\n"
+            for opener in openers:  # as close to the same moment as processes get
+                assert opener.stdin is not None
+                opener.stdin.write(url)
+                opener.stdin.flush()
+            for opener in openers:
+                assert opener.stdout is not None
+                answer = opener.stdout.readline().strip()
+                if answer != "opened":
+                    failures.append(f"round {round_}: {answer}")
+        # Leaving the block closes each opener's input, so it ends, and waits for it.
+    assert failures == []
+
+
+@pytest.mark.timeout(240)
+def test_fw_workers_starting_together_on_a_new_file_all_start(tmp_path: Path) -> None:
+    root = write_app(tmp_path, {"simple_workflow.py": SIMPLE})
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'round{round_}.db'}"
+        logs = [tmp_path / f"round{round_}-worker{n}.log" for n in range(5)]
+        workers = [start_worker(root, log, {"FW_DATABASE_URL": url}) for log in logs]
+        try:
+            for worker, log in zip(workers, logs, strict=True):
+                wait_until_started(worker, log)
+        finally:
+            codes = [stop(worker) for worker in workers]
+        assert codes == [0] * len(workers), [log.read_text()[-500:] for log in logs]
 
 
 async def test_a_worker_rides_out_a_lock_and_finishes(
@@ -126,11 +203,11 @@ async def test_a_full_disk_names_the_instance_and_step_and_loses_nothing(
         journaled_while_full = [s.name for s in await instance.steps()]
         filler.unlink()
         runs = await instance.result(timeout=60)
+        steps = await _steps(instance)
 
     assert "disk is full" in caplog.text
     assert "instance 'bulk-1': could not record the result of step 'blob" in caplog.text
     assert journaled_while_full, "nothing was journaled before the disk filled"
-    steps = await _steps(instance)
     assert steps[: len(journaled_while_full)] == journaled_while_full
     assert len(steps) == 40
     assert runs <= 41, "a journaled step ran again"

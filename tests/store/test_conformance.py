@@ -11,6 +11,7 @@ import json
 import sqlite3
 import sys
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -1175,7 +1176,7 @@ async def test_an_instance_created_by_another_process_wakes_a_waiting_worker(
 
 async def set_schema_version(url: str, version: int) -> None:
     if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as c:
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as c:
             c.execute(f"PRAGMA user_version={version}")
         return
     import psycopg
@@ -1188,7 +1189,7 @@ async def set_schema_version(url: str, version: int) -> None:
 
 async def has_table(url: str, table: str) -> bool:
     if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as c:
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as c:
             found = c.execute("SELECT 1 FROM sqlite_master WHERE name=?", (table,)).fetchone()
             return found is not None
     import psycopg
