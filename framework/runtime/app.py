@@ -211,10 +211,21 @@ class App:
         return holder.store
 
     async def close(self) -> None:
-        """Close the store of the running event loop."""
+        """Close the store of the running event loop, and the one the synchronous facade
+        (``.sync`` handles) opened on its own loop, if any."""
         holder = self._stores.pop(asyncio.get_running_loop(), None)
         if holder is not None and holder.store is not None:
             await holder.store.close()
+        from framework.runtime.sync import facade_loop
+
+        sync_loop = facade_loop()
+        if (
+            sync_loop is not None
+            and sync_loop is not asyncio.get_running_loop()
+            and sync_loop in self._stores
+            and sync_loop.is_running()
+        ):
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.close(), sync_loop))
 
     def _ensure_importable(self) -> None:
         parent = str(self.root.parent)

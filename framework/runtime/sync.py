@@ -63,6 +63,11 @@ class _LoopThread:
 _runner = _LoopThread()
 
 
+def facade_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop the synchronous facade runs its calls on (None until first used)."""
+    return _runner._loop
+
+
 class SyncWorkflowHandle(Generic[P, O]):
     """``WorkflowHandle`` with blocking methods."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -16,6 +17,9 @@ from framework import (
     ResultTimeoutError,
     UnknownWorkflowError,
 )
+from framework.runtime.app import App
+from tests.apps import write_app
+from tests.leaks import OpenedConnections, connections_left
 from tests.runtime.conftest import MakeEnv
 
 ORDERS = """
@@ -220,6 +224,20 @@ async def test_generated_package_gives_the_same_handles(make_env: MakeEnv) -> No
 
     assert generated.env.ORDER_PIPELINE_WORKFLOW.name == "order-pipeline"
     assert (await env.get("order-pipeline").get(instance.id)).id == instance.id
+
+
+async def test_closing_an_app_closes_the_store_its_sync_handles_opened(
+    tmp_path: Path, database_url: str, sqlite_connections: OpenedConnections
+) -> None:
+    root = write_app(tmp_path, {"order_pipeline_workflow.py": ORDERS})
+    app = App(root, database=database_url)
+    handle = app.handle("order-pipeline")
+    await handle.create({"order_id": "a-1", "amount": 3}, id="a-1")  # this loop's store
+    await asyncio.to_thread(handle.sync.create, {"order_id": "s-1", "amount": 3}, id="s-1")
+
+    await app.close()
+
+    assert connections_left(database_url, sqlite_connections) == []
 
 
 async def test_sync_facade(make_env: MakeEnv) -> None:
