@@ -1,5 +1,7 @@
 """The generated package under real mypy (--strict) and pyright (strict), as Temporal does.
 
+Each checker runs targeting the oldest and the newest supported Python (``TARGETS``).
+
 Sample apps (``sample_apps.py``) are generated into a temporary project with the case files of
 ``tests/typing_cases/``; each checker runs once over all of it. A case file marks each
 expected error with ``# assert-type-error-<checker>: 'regex'`` on the lines above it; every
@@ -28,6 +30,8 @@ MARKER = re.compile(r"#\s*assert-type-error-(mypy|pyright):\s*'(.*)'\s*$")
 MYPY_LINE = re.compile(r"^(?P<file>[^:]+\.py):(?P<line>\d+): error: (?P<message>.*)$")
 
 Errors = dict[tuple[str, int], list[str]]
+TARGETS = ["3.11", "3.13"]
+"""The Python versions the checkers target: the oldest and the newest fw supports."""
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for case in sorted(CASES.glob("*_cases.py")):
         shutil.copy(case, base / case.name)
     (base / "mypy.ini").write_text("[mypy]\nstrict = True\nwarn_unreachable = True\n")
-    pyright: dict[str, object] = {"typeCheckingMode": "strict", "pythonVersion": "3.11"}
+    pyright: dict[str, object] = {"typeCheckingMode": "strict"}
     pyright["reportUnusedExpression"] = False
     (base / "pyrightconfig.json").write_text(json.dumps(pyright))
     return base
@@ -82,9 +86,13 @@ def compare(checker: str, actual: Errors, expected: Errors, output: str) -> None
     assert len(expected) >= 3
 
 
-def test_mypy_strict(project: Path) -> None:
-    cache = REPO / ".mypy_cache" / "fw-typing-cases"
-    command = [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--cache-dir", str(cache)]
+@pytest.mark.parametrize("target", TARGETS)
+def test_mypy_strict(project: Path, target: str) -> None:
+    cache = REPO / ".mypy_cache" / f"fw-typing-cases-{target}"
+    command = [
+        *(sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--cache-dir", str(cache)),
+        *("--python-version", target),
+    ]
     completed = subprocess.run(
         [*command, "--no-pretty", "--no-error-summary", *targets(project)],
         cwd=project, capture_output=True, text=True, timeout=240,
@@ -98,10 +106,14 @@ def test_mypy_strict(project: Path) -> None:
     compare("mypy", actual, expected_errors(project, "mypy"), completed.stdout)
 
 
-def test_pyright_strict(project: Path) -> None:
+@pytest.mark.parametrize("target", TARGETS)
+def test_pyright_strict(project: Path, target: str) -> None:
     pyright = Path(sys.executable).parent / "pyright"
     completed = subprocess.run(
-        [str(pyright), "--outputjson", "--pythonpath", sys.executable, *targets(project)],
+        [
+            *(str(pyright), "--outputjson", "--pythonpath", sys.executable),
+            *("--pythonversion", target, *targets(project)),
+        ],
         cwd=project, capture_output=True, text=True, timeout=240,
     )
     report = json.loads(completed.stdout)
