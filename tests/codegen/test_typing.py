@@ -86,6 +86,7 @@ def compare(checker: str, actual: Errors, expected: Errors, output: str) -> None
     assert len(expected) >= 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_mypy_strict(project: Path, target: str) -> None:
     cache = REPO / ".mypy_cache" / f"fw-typing-cases-{target}"
@@ -106,6 +107,7 @@ def test_mypy_strict(project: Path, target: str) -> None:
     compare("mypy", actual, expected_errors(project, "mypy"), completed.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_pyright_strict(project: Path, target: str) -> None:
     pyright = Path(sys.executable).parent / "pyright"

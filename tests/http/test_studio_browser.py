@@ -31,10 +31,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() or shutil.which("chromium") is None,
-    reason="browser tests need Debian's Chromium at /usr/bin/chromium (apt-get install chromium)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists() or shutil.which("chromium") is None,
+        reason="browser tests need Debian's Chromium at /usr/bin/chromium (apt-get install chromium)",
+    ),
+    pytest.mark.slow,
+]
 
 
 @pytest.fixture

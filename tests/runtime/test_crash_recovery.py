@@ -63,6 +63,7 @@ KILLS = 14
 CONCURRENCY = 8
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_random_sigkills_lose_no_instance_and_rerun_no_journaled_step(tmp_path: Path) -> None:
     root = write_app(tmp_path, {"crashy_workflow.py": CRASHY}, SETTINGS)

@@ -39,6 +39,7 @@ async def traced_flow(ctx: WorkflowContext[float]) -> list[int]:
 SETTINGS = '[runtime]\nlease = "2 seconds"\npoll_interval = "100 ms"\n'
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_three_workers_on_one_file_never_share_an_instance(tmp_path: Path) -> None:
     root = write_app(tmp_path, {"traced_workflow.py": TRACED}, SETTINGS)
@@ -71,6 +72,7 @@ async def test_three_workers_on_one_file_never_share_an_instance(tmp_path: Path)
     await app.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_stalled_worker_loses_its_lease_and_writes_nothing_after(tmp_path: Path) -> None:
     root = write_app(tmp_path, {"traced_workflow.py": TRACED}, SETTINGS)

@@ -202,6 +202,7 @@ async def spinner(ctx: WorkflowContext[None]) -> None:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_a_crash_loop_ends_at_the_death_after_the_first_run_and_limit_recoveries(
     tmp_path: Path, database_url: str

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import os
 import signal
@@ -55,10 +56,15 @@ async def five(ctx: WorkflowContext[None]) -> list[str]:
 """
 # A lease short enough to keep the tests quick, long enough that a live worker starved of CPU
 # by a busy machine (the whole suite, other jobs) still renews it in time.
+NETNS_LOCK = "/tmp/fw-netns.lock"
+"""Held while a test uses its network namespaces (their addresses are fixed)."""
 SETTINGS = '[runtime]\nlease = "5 seconds"\npoll_interval = "500 ms"\n'
 STEPS = [f"s{n}" for n in range(5)]
 
-pytestmark = pytest.mark.skipif(postgres_server_url() is None, reason=PG_SKIP_REASON)
+pytestmark = [
+    pytest.mark.skipif(postgres_server_url() is None, reason=PG_SKIP_REASON),
+    pytest.mark.slow,
+]
 
 
 @dataclass
@@ -252,6 +258,15 @@ def machines(count: int) -> Iterator[list[tuple[str, str]]]:
     (namespace, host address the server listens on) per machine."""
     if os.geteuid() != 0 or subprocess.run(["ip", "-V"], capture_output=True).returncode != 0:
         pytest.skip("network namespaces need root and iproute2")
+    # The addresses are fixed: one test at a time on this machine (several suites may run).
+    with open(NETNS_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with _namespaces(count) as made:
+            yield made
+
+
+@contextlib.contextmanager
+def _namespaces(count: int) -> Iterator[list[tuple[str, str]]]:
     prefix = f"fw{os.getpid() % 10000}"
     made: list[tuple[str, str]] = []
 

@@ -99,6 +99,7 @@ for line in sys.stdin:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_processes_opening_a_new_file_together_all_open(tmp_path: Path) -> None:
     """Seven processes open each of many new files at the same moment (the first open of a
@@ -133,6 +134,7 @@ def test_processes_opening_a_new_file_together_all_open(tmp_path: Path) -> None:
     assert failures == []
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_fw_workers_starting_together_on_a_new_file_all_start(tmp_path: Path) -> None:
     root = write_app(tmp_path, {"simple_workflow.py": SIMPLE})

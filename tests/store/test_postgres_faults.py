@@ -74,6 +74,7 @@ async def terminate_backends(url: str) -> int:
         return int(row[0]) if row else 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_killed_connections_during_a_run_lose_and_repeat_nothing(
     tmp_path: Path,
@@ -111,6 +112,7 @@ async def test_killed_connections_during_a_run_lose_and_repeat_nothing(
     assert any("retrying" in m or "reconnecting" in m for m in messages), messages[-20:]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_a_database_outage_under_running_workers_loses_and_repeats_nothing(
     tmp_path: Path,
@@ -241,6 +243,7 @@ async def test_a_missing_database_and_a_bad_password_are_clear_errors(
     assert "wrong" not in str(caught.value)  # the password is not repeated in messages
 
 
+@pytest.mark.slow
 async def test_operations_wait_out_a_short_outage(server: PrivatePostgres) -> None:
     store = PostgresStore(f"{server.url}?retry_for=30")
     await store.open()
