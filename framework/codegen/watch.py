@@ -78,6 +78,9 @@ class CodegenWatcher:
         """Watch and regenerate until ``stop`` is set."""
         collector = asyncio.create_task(self._collect(stop))
         collector.add_done_callback(lambda _: stop.set())
+        # Let the collector set its watches up first: a file added once the first run has
+        # written its output (on a busy machine, before the collector ever ran) is seen.
+        await asyncio.sleep(0)
         try:
             await self.regenerate(frozenset())
             while not stop.is_set():

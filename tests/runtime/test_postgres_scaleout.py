@@ -54,10 +54,10 @@ async def work(instance: str, step: str) -> str:
 async def five(ctx: WorkflowContext[None]) -> list[str]:
     return [await ctx.step.do(f"s{n}", work, ctx.instance_id, f"s{n}") for n in range(5)]
 """
-# A lease short enough to keep the tests quick, long enough that a live worker starved of CPU
-# by a busy machine (the whole suite, other jobs) still renews it in time.
 NETNS_LOCK = "/tmp/fw-netns.lock"
 """Held while a test uses its network namespaces (their addresses are fixed)."""
+# A lease short enough to keep the tests quick, long enough that a live worker starved of CPU
+# by a busy machine (the whole suite, other jobs) still renews it in time.
 SETTINGS = '[runtime]\nlease = "5 seconds"\npoll_interval = "500 ms"\n'
 STEPS = [f"s{n}" for n in range(5)]
 
@@ -155,6 +155,16 @@ def count_lines(log: Path, prefix: str) -> int:
         return 0
     with log.open("rb") as f:
         return sum(1 for line in f if line.startswith(prefix.encode()))
+
+
+def all_ran_steps(log: Path, pids: list[int], steps: int = 5) -> bool:
+    """Whether each worker ``pid`` has finished at least ``steps`` steps."""
+    ended: dict[str, int] = defaultdict(int)
+    with log.open() as f:
+        for line in f:
+            if line.startswith("end "):
+                ended[line.split()[3]] += 1
+    return all(ended[str(pid)] >= steps for pid in pids)
 
 
 async def wait_for(predicate: object, timeout: float, what: str) -> None:
@@ -371,6 +381,9 @@ async def test_a_machine_cut_off_the_network_loses_its_instances_to_the_others(
         link = f"{hosts[0][0]}h"
         try:
             await wait_for(lambda: count_lines(log, "end") >= total * 5 // 4, 120, "a quarter")
+            # On a busy machine a worker may start late: cut only once both run instances.
+            cut_pids = [w.pid for w in workers[:2]]
+            await wait_for(lambda: all_ran_steps(log, cut_pids), 120, "the cut-off machine")
             subprocess.run(["ip", "link", "set", link, "down"], check=True)
             cut_off = {w.pid: time.time() for w in workers[:2]}
             await asyncio.sleep(10)  # well past the 5 s lease
