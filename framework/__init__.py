@@ -8,7 +8,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from framework.resources import VERSION as __version__  # noqa: F401 (fw's version)
+
 if TYPE_CHECKING:
+    from framework.errors import AppNotFoundError as AppNotFoundError
     from framework.errors import ChildWorkflowError as ChildWorkflowError
     from framework.errors import ConfigError as ConfigError
     from framework.errors import CrashLoopError as CrashLoopError
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "framework.errors": [
+        "AppNotFoundError",
         "ChildWorkflowError",
         "ConfigError",
         "CrashLoopError",
@@ -106,6 +110,7 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 
 __all__ = [
     "App",
+    "AppNotFoundError",
     "Branch",
     "ChildWorkflowError",
     "CompensationContext",
@@ -150,7 +155,6 @@ __all__ = [
     "workflow",
     "workflow_status",
 ]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:

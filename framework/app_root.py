@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from framework.errors import AppNotFoundError
+
 CONFIG_FILE = "fw.toml"
-
-
-class AppNotFoundError(Exception):
-    """No ``fw.toml`` in the given folder or any folder above it."""
 
 
 def find_app_root(start: Path | None = None) -> Path:

@@ -1,4 +1,10 @@
-"""Every error fw raises, in one place, each with a message that says what to do next."""
+"""Every error fw raises, in one place, each with a message that says what to do next.
+
+Each derives from ``FwError``, so ``except FwError`` catches whatever fw raises, except two
+that stand for your own code's failure rather than fw's: ``NonRetryableError`` (you raise it
+from a step) and ``InjectedFailure`` (the test environment raises it in your step's place).
+A base module: it imports nothing of fw, and every layer imports it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,16 @@ class FwError(Exception):
 
 class ConfigError(FwError):
     """``fw.toml`` or the environment is invalid; the message names the file, line and key."""
+
+
+class AppNotFoundError(FwError):
+    """No ``fw.toml`` in the given folder (``--app DIR``, ``Worker(DIR)``, ``create_app(DIR)``)
+    or, when none was given, in the working directory or any folder above it."""
+
+
+class ScaffoldError(FwError):
+    """A scaffold (``fw init``, ``fw new workflow``, ``fw new step``) cannot be made as asked;
+    the message says why and what to do."""
 
 
 class UnknownWorkflowError(FwError, LookupError):
@@ -108,6 +124,11 @@ class NonRetryableError(Exception):
     """Raise from a step to fail it at once, skipping its remaining retries."""
 
 
+class InjectedFailure(RuntimeError):
+    """The default error of a failure planned by the test environment (``fail_step``): the
+    step's attempt fails with it as if its body had raised it."""
+
+
 class StepError(FwError):
     """A step failed for good (its retries are exhausted); raised into the workflow body.
 
@@ -175,6 +196,12 @@ class StoreError(FwError):
 class StoreUnavailableError(StoreError):
     """The database server cannot be reached now (down, restarting, a cut network): trying
     again later may work, unlike a wrong password or a missing database."""
+
+
+class LeaseLostError(FwError):
+    """The claim running an instance is no longer its lease holder (it expired, or the
+    instance was terminated or restarted meanwhile): the store refused the write. The worker
+    drops that run; whoever holds the instance now carries on."""
 
 
 class ListenError(FwError, OSError):

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from framework.cli.output import app_root, console, errors, fail, print_json
 from framework.codegen.model import Problem, display_path
+from framework.errors import ScaffoldError
 
 if TYPE_CHECKING:
     from framework.codegen.run import CodegenResult
@@ -54,7 +55,7 @@ def init(
 ) -> None:
     """Create an app: fw.toml, workflows/, packages, and its (empty) generated code."""
     from framework.codegen.run import run_codegen
-    from framework.codegen.scaffold import ScaffoldError, init_app
+    from framework.codegen.scaffold import init_app
 
     try:
         written = init_app(directory, name)
@@ -83,7 +84,6 @@ def new_workflow(
 ) -> None:
     """Write <dir>/<name>_workflow.py (a function-form workflow) and regenerate."""
     from framework.codegen.run import run_codegen
-    from framework.codegen.scaffold import ScaffoldError
     from framework.codegen.scaffold import new_workflow as scaffold_workflow
 
     root = app_root(app)
@@ -104,7 +104,6 @@ def new_step(
     folder: Annotated[str, typer.Option("--dir", help="Folder of the file, in the app.")] = "steps",
 ) -> None:
     """Write <dir>/<name>.py: a reusable step (define_step) with a handler and a rollback."""
-    from framework.codegen.scaffold import ScaffoldError
     from framework.codegen.scaffold import new_step as scaffold_step
 
     root = app_root(app)

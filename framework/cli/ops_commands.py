@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from framework.app_root import AppNotFoundError, resolve_app_root
+from framework.app_root import resolve_app_root
 from framework.cli.output import AppOption, JsonOption, console, fail, print_json, run
+from framework.errors import AppNotFoundError
 
 if TYPE_CHECKING:
     from framework.store.diagnostics import Diagnosis

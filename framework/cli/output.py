@@ -18,7 +18,7 @@ from pydantic_core import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
-from framework.app_root import AppNotFoundError, resolve_app_root
+from framework.app_root import resolve_app_root
 from framework.errors import FwError
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ def user_errors() -> Generator[None]:
             f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
         )
         fail(f"invalid params: {problems}")
-    except (FwError, AppNotFoundError, ValueError) as exc:
+    except (FwError, ValueError) as exc:
         fail(str(exc))
 
 

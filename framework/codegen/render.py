@@ -11,17 +11,10 @@ from typing import Any
 
 import jinja2
 
-import framework
 from framework.codegen.model import WorkflowSpec
+from framework.resources import templates_dir
 
 GENERATED_FILES = ("__init__.py", "entrypoints.py", "workflows.py")
-
-
-def templates_dir() -> Path:
-    """``framework/templates`` in an installed wheel, else the repository's ``templates/``."""
-    package_dir = Path(framework.__file__).parent
-    shipped = package_dir / "templates"
-    return shipped if shipped.is_dir() else package_dir.parent / "templates"
 
 
 @functools.cache

@@ -9,14 +9,11 @@ from pathlib import Path
 from framework.app_root import CONFIG_FILE
 from framework.codegen.render import render_template
 from framework.codegen.run import scan_app
+from framework.errors import ScaffoldError
 from framework.naming import class_name_for, identifier_for, name_problem
 
 WORKFLOWS_DIR = "workflows"
 STEPS_DIR = "steps"
-
-
-class ScaffoldError(Exception):
-    """A scaffold cannot be made as asked; the message says why and what to do."""
 
 
 def init_app(directory: Path, name: str | None = None) -> list[Path]:

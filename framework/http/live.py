@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from framework.errors import InstanceNotFoundError
+from framework.resources import templates_dir
 from framework.runtime.durations import Duration, parse_duration
 from framework.runtime.records import ErrorInfo, InstanceStatus
 
@@ -291,6 +292,4 @@ def inject_script(html: bytes, interval: float) -> bytes:
 
 @cache
 def _live_js() -> str:
-    from framework.codegen.render import templates_dir
-
     return (templates_dir() / "studio" / "static" / "live.js").read_text().strip()

@@ -16,7 +16,6 @@ from pydantic import TypeAdapter
 from pydantic.errors import PydanticUserError
 from pydantic.json_schema import JsonSchemaMode
 
-import framework
 from framework.http.api import (
     API_ROUTES,
     ID_SCHEMA,
@@ -27,6 +26,7 @@ from framework.http.api import (
 )
 from framework.http.catalog import WorkflowInfo
 from framework.http.inputs import CURSOR, MAX_LOOKUP, MAX_PAGE
+from framework.resources import VERSION
 from framework.runtime import serialization
 from framework.runtime.records import InstanceStatus, StepRecord
 from framework.store.base import STATUSES
@@ -83,7 +83,7 @@ def openapi_document(workflows: list[WorkflowInfo], title: str, secured: bool) -
         "openapi": "3.1.0",
         "info": {
             "title": f"{title} (fw API)",
-            "version": framework.__version__,
+            "version": VERSION,
             "description": "Start, follow and control durable workflow instances.",
         },
         "paths": paths,

@@ -17,7 +17,6 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from framework.codegen.render import templates_dir
 from framework.errors import PayloadTooLargeError, SerializationError
 from framework.http import catalog, security, sessions
 from framework.http.api import ACTIONS, MAX_NAME_LENGTH, MAX_OCCURRENCE, check_step
@@ -45,6 +44,7 @@ from framework.http.state import HttpState, studio_id, studio_segment, url
 from framework.http.templating import render_page
 from framework.http.throttle import client_address
 from framework.http.timeline import build_timeline
+from framework.resources import templates_dir
 from framework.runtime import serialization
 from framework.store.base import STATUSES, TERMINAL
 

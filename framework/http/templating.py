@@ -12,9 +12,9 @@ from urllib.parse import quote
 import jinja2
 from pydantic import TypeAdapter
 
-from framework.codegen.render import templates_dir
 from framework.http.state import quote_id, studio_segment
 from framework.http.timeline import short_duration
+from framework.resources import templates_dir
 
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 

@@ -23,9 +23,9 @@ from framework.runtime.signals import InstanceSignals
 
 if TYPE_CHECKING:
     from framework.runtime.handles import Instance, WorkflowHandle
+    from framework.runtime.hooks import AttemptHook
     from framework.runtime.registry import Entrypoint
     from framework.store.base import Store
-    from framework.testing.faults import FaultPlan
 
 _apps: dict[Path, App] = {}
 _apps_lock = threading.Lock()
@@ -46,8 +46,8 @@ class App:
         """Workers running in this process (their ends of instances are signalled)."""
         self.signals = InstanceSignals()
         """In-process notices of instances that ended, for ``result()``."""
-        self.faults: FaultPlan | None = None
-        """Planned step failures (tests only; see framework.testing)."""
+        self.attempt_hook: AttemptHook | None = None
+        """Consulted before each step attempt: the test environment's planned failures."""
         self._entrypoints: dict[str, type[Entrypoint]] | None = None
         self._definitions: dict[str, WorkflowDefinition] = {}
         self._versions: dict[str, tuple[int, str]] = {}

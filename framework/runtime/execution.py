@@ -25,6 +25,7 @@ from framework.errors import (
     CrashLoopError,
     EventTimeoutError,
     FwError,
+    LeaseLostError,
     NonDeterminismError,
     NonRetryableError,
     PayloadTooLargeError,
@@ -52,7 +53,6 @@ from framework.runtime.tracing import step_span
 from framework.store.base import (
     TERMINAL,
     Claim,
-    LeaseLostError,
     Status,
     StepKind,
     StepRow,
@@ -471,8 +471,8 @@ class InstanceRun:
         scope = _current_step.set(_StepScope(self, key))
         try:
             with step_span(self.workflow, self.instance_id, key.name, key.count, number):
-                if self.app.faults is not None:
-                    self.app.faults.before_attempt(self.workflow, key.name)
+                if self.app.attempt_hook is not None:
+                    self.app.attempt_hook.before_attempt(self.workflow, key.name)
                 value = await _with_timeout(attempt(number), limit, key)
             data = serialization.dump(
                 value,

@@ -22,12 +22,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from framework.errors import FwError, StoreError, StoreUnavailableError
+from framework.errors import FwError, LeaseLostError, StoreError, StoreUnavailableError
 from framework.runtime.aio import first_of
 from framework.runtime.app import App
 from framework.runtime.clock import Clock
 from framework.runtime.execution import InstanceRun
-from framework.store.base import Claim, LeaseLostError, Store, Transition
+from framework.store.base import Claim, Store, Transition
 
 LOG = logging.getLogger("fw.worker")
 MAX_BACKOFF = 30.0

@@ -57,11 +57,6 @@ def contains_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-class LeaseLostError(Exception):
-    """The claim running an instance is no longer its lease holder (it expired, or the
-    instance was terminated or restarted meanwhile): the write was refused."""
-
-
 @dataclass(frozen=True)
 class NewInstance:
     """An instance to create."""

@@ -30,13 +30,17 @@ from typing import Any, LiteralString
 
 import psycopg
 
-from framework.errors import InstanceNotFoundError, InstanceStateError, StoreError
+from framework.errors import (
+    InstanceNotFoundError,
+    InstanceStateError,
+    LeaseLostError,
+    StoreError,
+)
 from framework.store.base import (
     TERMINAL,
     Claim,
     Created,
     InstanceRow,
-    LeaseLostError,
     NewInstance,
     Page,
     Status,

@@ -19,13 +19,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-from framework.errors import InstanceNotFoundError, InstanceStateError, StoreError
+from framework.errors import (
+    InstanceNotFoundError,
+    InstanceStateError,
+    LeaseLostError,
+    StoreError,
+)
 from framework.store.base import (
     TERMINAL,
     Claim,
     Created,
     InstanceRow,
-    LeaseLostError,
     NewInstance,
     Page,
     Status,

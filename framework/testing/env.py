@@ -24,7 +24,8 @@ class WorkflowTestEnv:
         self.app = app
         self.clock = clock
         self.worker = worker
-        self.faults = app.faults or FaultPlan()
+        self.faults = FaultPlan()
+        app.attempt_hook = self.faults  # the runtime consults it before each step attempt
 
     def get(self, name: str) -> WorkflowHandle[Any, Any]:
         """The handle of workflow ``name`` (the generated ``workflows.get`` works too)."""
@@ -67,7 +68,6 @@ async def workflow_test_env(
         clock = SkippingClock()
         url = database or f"sqlite:///{Path(scratch) / 'fw.db'}"
         app = App(Path(app_dir), clock=clock, database=url)
-        app.faults = FaultPlan()
         previous = app.install()
         try:
             async with Worker(app, concurrency=concurrency, shutdown_grace=1.0) as worker:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-class InjectedFailure(RuntimeError):
-    """The default error an injected failure raises."""
+from framework.errors import InjectedFailure
 
 
 @dataclass
@@ -19,7 +17,8 @@ class _Fault:
 
 @dataclass
 class FaultPlan:
-    """Which step attempts fail, consulted by the runtime before each attempt."""
+    """Which step attempts fail: the runtime's ``AttemptHook`` (``App.attempt_hook``),
+    consulted before each attempt."""
 
     _faults: list[_Fault] = field(default_factory=list[_Fault])
 

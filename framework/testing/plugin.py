@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from framework.app_root import AppNotFoundError, find_app_root
+from framework.app_root import find_app_root
+from framework.errors import AppNotFoundError
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -13,7 +13,7 @@ import pytest
 from framework.codegen import render, run_codegen
 from framework.codegen.cache import RACY_NS, CodegenCache
 from framework.codegen.model import WorkflowSpec
-from framework.codegen.render import templates_dir
+from framework.resources import templates_dir
 from tests.codegen.sample_apps import SHOP, write_app, write_file
 
 FLOW = """

@@ -22,13 +22,13 @@ from framework.errors import (
     InstanceIdConflictError,
     InstanceNotFoundError,
     InstanceStateError,
+    LeaseLostError,
     StoreError,
 )
 from framework.store import open_store
 from framework.store.base import (
     Claim,
     InstanceRow,
-    LeaseLostError,
     NewInstance,
     StepRow,
     Store,

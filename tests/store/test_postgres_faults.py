@@ -19,9 +19,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from framework.errors import StoreError
+from framework.errors import LeaseLostError, StoreError
 from framework.runtime.app import App
-from framework.store.base import LeaseLostError, NewInstance, StepRow, Transition
+from framework.store.base import NewInstance, StepRow, Transition
 from framework.store.postgres import PostgresStore
 from framework.testing import workflow_test_env
 from tests.apps import write_app

@@ -14,7 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from framework.store.base import LeaseLostError, NewInstance, Transition
+from framework.errors import LeaseLostError
+from framework.store.base import NewInstance, Transition
 from framework.store.migrations import latest_version
 from framework.store.postgres import PostgresStore
 
