@@ -1,0 +1,68 @@
+"""Store conformance: terminate."""
+
+from __future__ import annotations
+
+import pytest
+
+from framework.errors import InstanceNotFoundError, InstanceStateError, LeaseLostError
+from framework.store.base import Store, Transition
+from tests.store.conformance.helpers import LEASE, T0, new, row, step
+
+
+async def test_terminate_cascades_depth_first_to_children_that_have_not_ended(store: Store) -> None:
+    await store.create_instances(
+        [
+            new("root"),
+            new("kid", parent="root"),
+            new("done-kid", parent="root"),
+            new("grandkid", parent="kid"),
+            new("done-kid-child", parent="done-kid"),
+        ]
+    )
+    claims = {c.instance.id: c for c in await store.claim("w1", 10, T0, T0 + LEASE)}
+    await store.apply(Transition("done-kid", claims["done-kid"].token, status="complete"), T0 + 1)
+    terminated = await store.terminate("root", T0 + 2)
+    assert (terminated.status, terminated.lease_owner, terminated.wake_at) == (
+        "terminated",
+        None,
+        None,
+    )
+    assert terminated.updated_at == T0 + 2
+    statuses = {r.id: r.status for r in (await store.list_instances()).instances}
+    assert statuses == {
+        "root": "terminated",
+        "kid": "terminated",
+        "grandkid": "terminated",
+        "done-kid": "complete",
+        "done-kid-child": "running",
+    }
+    with pytest.raises(LeaseLostError):
+        await store.apply(
+            Transition("kid", claims["kid"].token, steps=[step("kid", "s", 0)]), T0 + 3
+        )
+    assert "kid" not in await store.heartbeat("w1", ["kid"], T0 + 60)
+    with pytest.raises(InstanceStateError, match="already terminated"):
+        await store.terminate("root", T0 + 3)
+    with pytest.raises(InstanceNotFoundError):
+        await store.terminate("missing", T0 + 3)
+
+
+async def test_terminating_a_child_wakes_the_parent_waiting_for_it(store: Store) -> None:
+    await store.create_instances([new("p"), new("k", parent="p"), new("k2", parent="p")])
+    claims = {c.instance.id: c for c in await store.claim("w1", 10, T0, T0 + LEASE)}
+    rows = [step("p", "kid", 0, kind="child", status="waiting", detail={"child_id": "k"})]
+    await store.apply(
+        Transition(
+            "p",
+            claims["p"].token,
+            steps=rows,
+            status="waiting",
+            wake_on_children=["k"],
+            release=True,
+        ),
+        T0 + 1,
+    )
+    await store.terminate("k2", T0 + 2)
+    assert (await row(store, "p")).wake_at is None
+    await store.terminate("k", T0 + 3)
+    assert (await row(store, "p")).wake_at == T0 + 3
