@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from framework.errors import StepError as StepError
     from framework.errors import StepTimeoutError as StepTimeoutError
     from framework.errors import StoreError as StoreError
+    from framework.errors import UnknownStepError as UnknownStepError
     from framework.errors import UnknownWorkflowError as UnknownWorkflowError
     from framework.http.live import workflow_status as workflow_status
     from framework.runtime.app import App as App
@@ -79,6 +80,7 @@ _EXPORTS = {
         "StepError",
         "StepTimeoutError",
         "StoreError",
+        "UnknownStepError",
         "UnknownWorkflowError",
     ],
     "framework.runtime.app": ["App"],
@@ -142,6 +144,7 @@ __all__ = [
     "StepRecord",
     "StepTimeoutError",
     "StoreError",
+    "UnknownStepError",
     "UnknownWorkflowError",
     "Worker",
     "WorkflowContext",

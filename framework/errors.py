@@ -84,6 +84,27 @@ class InstanceStateError(FwError):
     """The operation does not apply to the instance in its current status."""
 
 
+class UnknownStepError(InstanceStateError):
+    """``restart(from_step=...)`` names a step the instance's journal does not hold.
+
+    Attributes:
+        instance_id: the instance.
+        step: the step asked for.
+        occurrence: which occurrence of it (1 for the first).
+        steps: the names of the steps the journal holds, in the order they ran (each once).
+    """
+
+    def __init__(self, instance_id: str, step: str, occurrence: int, steps: Iterable[str]) -> None:
+        self.instance_id = instance_id
+        self.step = step
+        self.occurrence = occurrence
+        self.steps = list(dict.fromkeys(steps))
+        super().__init__(
+            f"instance {instance_id!r} has no step {step!r} (occurrence {occurrence}) in its "
+            f"journal; its steps: {', '.join(self.steps) or 'none'}"
+        )
+
+
 class InstanceIdConflictError(InstanceStateError):
     """``create`` or ``create_batch`` stored nothing: an id belongs to an instance of another
     workflow, or one batch gives an id twice.

@@ -28,7 +28,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from framework.http import catalog
+from framework.http.controls import Action, Control, apply_action
 from framework.http.inputs import (
+    MAX_NAME_LENGTH,
+    MAX_OCCURRENCE,
     NO_BODY,
     check_lookup,
     check_name,
@@ -48,11 +51,7 @@ from framework.runtime.ids import ID_PATTERN
 if TYPE_CHECKING:
     from framework.runtime.app import App
 
-ACTIONS = ("pause", "resume", "terminate", "restart")
 M = TypeVar("M", bound=BaseModel)
-MAX_NAME_LENGTH = 512
-"""The longest event type or step name a body may hold."""
-MAX_OCCURRENCE = 2**31 - 1
 ID_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "string", "pattern": f"^{ID_PATTERN}$", "not": {"enum": [".", ".."]}},
@@ -229,22 +228,13 @@ class Api:
         """Run an instance again, from the top or from a journaled step."""
         return await self._control(request, "restart")
 
-    async def _control(self, request: Request, action: str) -> Response:
+    async def _control(self, request: Request, action: Action) -> Response:
         """Do ``action``; 409 when it does not apply now."""
         instance_id = check_lookup(request.path_params["id"])
         store = await self.app.store()
         row = await require_instance(store, instance_id)
         instance = self.app.instance_handle(row.workflow, instance_id)
-        if action == "restart":
-            body = parse_body(RestartBody, await read_json(request))
-            if body.from_step is not None:
-                await check_step(self.app, instance_id, body.from_step, body.occurrence)
-            await instance.restart(body.from_step, body.occurrence)
-        elif action == "terminate":
-            terminate = parse_body(TerminateBody, await read_json(request))
-            await instance.terminate(compensate=terminate.compensate)
-        else:
-            await getattr(instance, action)()
+        await apply_action(instance, await _control_body(request, action))
         return JSONResponse(summary(await require_instance(store, instance_id)))
 
     async def send_event(self, request: Request) -> Response:
@@ -272,6 +262,17 @@ class Api:
         return JSONResponse(
             {"instances": [summary(row) for row in page.instances], "next_cursor": page.next_cursor}
         )
+
+
+async def _control_body(request: Request, action: Action) -> Control:
+    """The action with the options its body gives (terminate and restart take one)."""
+    if action == "restart":
+        restart = parse_body(RestartBody, await read_json(request))
+        return Control(action, from_step=restart.from_step, occurrence=restart.occurrence)
+    if action == "terminate":
+        terminate = parse_body(TerminateBody, await read_json(request))
+        return Control(action, compensate=terminate.compensate)
+    return Control(action)
 
 
 def parse_body(model: type[M], data: Any) -> M:
@@ -323,18 +324,3 @@ def invalid_params(workflow: str, exc: ValidationError) -> ApiError:
     return ApiError(
         422, "invalid_params", f"invalid params for workflow {workflow!r}: {shown}", detail=errors
     )
-
-
-async def check_step(app: App, instance_id: str, step: str, occurrence: int) -> None:
-    """409 unless the instance's journal holds step ``step`` (occurrence ``occurrence``): the
-    request is well formed, but the instance's state does not allow it."""
-    steps = await (await app.store()).list_steps(instance_id)
-    if not any(s.name == step and s.count == occurrence for s in steps):
-        names = sorted({s.name for s in steps})
-        raise ApiError(
-            409,
-            "unknown_step",
-            f"instance {instance_id!r} has no step {step!r} (occurrence {occurrence}) in its "
-            f"journal; its steps: {', '.join(names) or 'none'}",
-            steps=names,
-        )

@@ -21,6 +21,7 @@ from framework.errors import (
     PayloadTooLargeError,
     SerializationError,
     StoreError,
+    UnknownStepError,
     UnknownWorkflowError,
 )
 
@@ -92,6 +93,8 @@ def as_api_error(exc: Exception) -> ApiError | None:
         return ApiError(413, "payload_too_large", str(exc))
     if isinstance(exc, SerializationError):
         return ApiError(422, "not_serializable", str(exc))
+    if isinstance(exc, UnknownStepError):
+        return ApiError(409, "unknown_step", str(exc), steps=sorted(exc.steps))
     if isinstance(exc, InstanceIdConflictError):
         return ApiError(409, "id_conflict", str(exc))
     if isinstance(exc, InstanceStateError):

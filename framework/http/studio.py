@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -19,10 +19,12 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 
 from framework.errors import PayloadTooLargeError, SerializationError
 from framework.http import catalog, security, sessions
-from framework.http.api import ACTIONS, MAX_NAME_LENGTH, MAX_OCCURRENCE, check_step
 from framework.http.catalog import WorkflowInfo
+from framework.http.controls import ACTIONS, Action, Control, apply_action
 from framework.http.forms import FormErrors, StartForm, build_form, read_form, validation_errors
 from framework.http.inputs import (
+    MAX_NAME_LENGTH,
+    MAX_OCCURRENCE,
     UnreadableJsonError,
     ascii_int,
     check_lookup,
@@ -53,6 +55,9 @@ if TYPE_CHECKING:
     from framework.runtime.handles import Instance
 
 PAGE_SIZE = 50
+StudioControl = Action | Literal["event"]
+CONTROLS: tuple[StudioControl, ...] = (*ACTIONS, "event")
+"""The buttons of an instance page: the actions, and sending an event."""
 STATIC_FILES = {
     "studio.css": "text/css",
     "live.js": "text/javascript",
@@ -87,7 +92,7 @@ class Studio:
                 f"/studio/instances/{{id}}/{action}",
                 functools.partial(self.control, action=action),
             )
-            for action in (*ACTIONS, "event")
+            for action in CONTROLS
         ]
         return [
             Endpoint("GET", "/", self.home),
@@ -231,7 +236,7 @@ class Studio:
             request, info, form.filled(fields), errors, fields.get("id", ""), status=422
         )
 
-    async def control(self, request: Request, action: str) -> Response:
+    async def control(self, request: Request, action: StudioControl) -> Response:
         """Pause, resume, terminate, restart, or send an event, then show the instance."""
         instance_id = self._instance_id(request)
         data = await self._form(request)
@@ -255,20 +260,16 @@ class Studio:
         return await output_download(await self.app.store(), self._instance_id(request))
 
     async def _apply(
-        self, request: Request, action: str, instance: Instance[Any], data: FormData
+        self,
+        request: Request,
+        action: StudioControl,
+        instance: Instance[Any],
+        data: FormData,
     ) -> Response | None:
         """Do ``action``; a page showing what is wrong with the form, or None when done."""
         if action == "event":
             return await self._send_event(request, instance, data)
-        if action == "restart":
-            step, occurrence = parse_step_choice(str(data.get("from_step", "")))
-            if step is not None:
-                await check_step(self.app, instance.id, step, occurrence)
-            await instance.restart(step, occurrence)
-        elif action == "terminate":
-            await instance.terminate(compensate=data.get("compensate") == "true")
-        else:
-            await getattr(instance, action)()
+        await apply_action(instance, control_of(action, data))
         return None
 
     async def _send_event(
@@ -435,6 +436,16 @@ def _awaited_event(detail: InstanceDetail) -> str:
     """The event type the instance waits for now, if any."""
     waits = [s.event_type for s in detail.steps if s.kind == "event" and s.status == "waiting"]
     return waits[-1] or "" if waits else ""
+
+
+def control_of(action: Action, data: FormData) -> Control:
+    """The action a control form asks for, with its options."""
+    if action == "restart":
+        step, occurrence = parse_step_choice(str(data.get("from_step", "")))
+        return Control(action, from_step=step, occurrence=occurrence)
+    if action == "terminate":
+        return Control(action, compensate=data.get("compensate") == "true")
+    return Control(action)
 
 
 def parse_step_choice(value: str) -> tuple[str | None, int]:

@@ -35,6 +35,7 @@ from framework.errors import (
     InstanceStateError,
     LeaseLostError,
     StoreError,
+    UnknownStepError,
 )
 from framework.store.base import (
     TERMINAL,
@@ -341,10 +342,7 @@ class PostgresStore:
                 found = await cur.fetchone()
                 if found is None:
                     names = [s.name for s in await _steps_of(c, instance_id)]
-                    raise InstanceStateError(
-                        f"instance {instance_id!r} has no step {from_step[0]!r} "
-                        f"(occurrence {from_step[1]}); its steps: {', '.join(names) or 'none'}"
-                    )
+                    raise UnknownStepError(instance_id, *from_step, names)
                 first_seq = found[0]
             cur = await c.execute(
                 "DELETE FROM steps WHERE instance_id = %s AND seq >= %s "

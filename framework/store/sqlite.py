@@ -24,6 +24,7 @@ from framework.errors import (
     InstanceStateError,
     LeaseLostError,
     StoreError,
+    UnknownStepError,
 )
 from framework.store.base import (
     TERMINAL,
@@ -299,10 +300,7 @@ class SQLiteStore:
                 ).fetchone()
                 if found is None:
                     names = [s.name for s in _steps_of(c, instance_id)]
-                    raise InstanceStateError(
-                        f"instance {instance_id!r} has no step {from_step[0]!r} "
-                        f"(occurrence {from_step[1]}); its steps: {', '.join(names) or 'none'}"
-                    )
+                    raise UnknownStepError(instance_id, *from_step, names)
                 first_seq = found[0]
             dropped = [
                 f"{name}#{count}"

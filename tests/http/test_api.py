@@ -271,6 +271,7 @@ async def test_restart_from_a_journaled_step(served: Served) -> None:
     assert unknown.status_code == 409  # the request is well formed; the journal lacks the step
     assert unknown.json()["error"] == "unknown_step"
     assert unknown.json()["steps"] == ["rest", "say"]
+    assert "has no step 'nope' (occurrence 1) in its journal" in unknown.json()["message"]
     assert restarted.status_code == 200
     assert restarted.json()["status"] in ("queued", "running", "waiting")  # a worker may be on it
     assert whole.status_code == 200

@@ -216,6 +216,24 @@ async def test_restart_and_terminate_from_the_page(served: Served) -> None:
     assert "Terminated." in page and "It has ended: it takes no more events." in page
 
 
+async def test_a_restart_from_a_step_the_journal_lacks_shows_409_on_the_page(
+    served: Served,
+) -> None:
+    await served.client.post(
+        "/api/workflows/greet/instances", json={"id": "g", "params": {"name": "x"}}
+    )
+    await served.result("g", "greet")
+    token = await csrf_of(served.client, "/studio/instances/g")
+
+    refused = await served.client.post(
+        "/studio/instances/g/restart", data={"csrf_token": token, "from_step": "2:rest"}
+    )
+
+    assert refused.status_code == 409
+    assert "has no step &#39;rest&#39; (occurrence 2) in its journal" in refused.text
+    assert (await served.client.get("/api/instances/g")).json()["status"] == "complete"
+
+
 async def test_the_instances_page_filters_searches_and_pages(served: Served) -> None:
     for n in range(55):
         await served.client.post(

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from framework.errors import InstanceNotFoundError, InstanceStateError, LeaseLostError
+from framework.errors import (
+    InstanceNotFoundError,
+    InstanceStateError,
+    LeaseLostError,
+    UnknownStepError,
+)
 from framework.store.base import Store, Transition
 from tests.store.conformance.helpers import T0, claim_one, start, step
 
@@ -29,8 +34,11 @@ async def test_restart_from_a_step_keeps_the_journal_before_it(store: Store) -> 
         T0 + 3,
     )
 
-    with pytest.raises(InstanceStateError, match="first, wait, last"):
+    with pytest.raises(UnknownStepError, match="first, wait, last") as unknown:
         await store.restart("a", T0 + 4, ("nope", 1))
+    assert (unknown.value.step, unknown.value.occurrence) == ("nope", 1)
+    assert unknown.value.steps == ["first", "wait", "last"]
+    assert isinstance(unknown.value, InstanceStateError)
     restarted = await store.restart("a", T0 + 4, ("wait", 1))
     assert (restarted.status, restarted.wake_at, restarted.updated_at) == ("queued", T0 + 4, T0 + 4)
     assert (restarted.output, restarted.error, restarted.lease_owner, restarted.crash_count) == (
