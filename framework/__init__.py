@@ -1,14 +1,15 @@
 """fw: durable workflows for Python, from a file convention and code generation.
 
-The public API is re-exported here and imported lazily, so ``import framework`` stays fast.
+The public API: the names of the ``TYPE_CHECKING`` block below, its one list. Each is imported
+from its module when first used (see ``framework.exports``), so ``import framework`` imports
+nothing else. The other public packages are ``framework.http`` and ``framework.testing``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from framework.resources import VERSION as __version__  # noqa: F401 (fw's version)
+from framework import resources
 
 if TYPE_CHECKING:
     from framework.errors import AppNotFoundError as AppNotFoundError
@@ -58,116 +59,9 @@ if TYPE_CHECKING:
     from framework.runtime.steps import WorkflowStep as WorkflowStep
     from framework.runtime.worker import Worker as Worker
 
-_EXPORTS = {
-    "framework.errors": [
-        "AppNotFoundError",
-        "ChildWorkflowError",
-        "ConfigError",
-        "CrashLoopError",
-        "EventTimeoutError",
-        "FwError",
-        "InstanceFailedError",
-        "InstanceIdConflictError",
-        "InstanceNotFoundError",
-        "InstanceStateError",
-        "InstanceTerminatedError",
-        "InvalidInstanceIdError",
-        "NonDeterminismError",
-        "NonRetryableError",
-        "PayloadTooLargeError",
-        "ResultTimeoutError",
-        "SerializationError",
-        "StepError",
-        "StepTimeoutError",
-        "StoreError",
-        "UnknownStepError",
-        "UnknownWorkflowError",
-    ],
-    "framework.runtime.app": ["App"],
-    "framework.runtime.context": [
-        "CompensationContext",
-        "RollbackContext",
-        "StepContext",
-        "WorkflowContext",
-        "WorkflowEvent",
-    ],
-    "framework.runtime.definition": [
-        "Branch",
-        "StepDefinition",
-        "WorkflowEntrypoint",
-        "WorkflowFunction",
-        "branch",
-        "define_step",
-        "workflow",
-    ],
-    "framework.runtime.durations": ["Duration"],
-    "framework.runtime.handles": ["Instance", "InstancePage", "WorkflowHandle"],
-    "framework.runtime.records": ["ErrorInfo", "InstanceStatus", "StepRecord"],
-    "framework.runtime.retries": ["Retries"],
-    "framework.runtime.steps": ["WorkflowStep"],
-    "framework.runtime.worker": ["Worker"],
-    "framework.http.live": ["workflow_status"],
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__version__ = resources.VERSION
 
-__all__ = [
-    "App",
-    "AppNotFoundError",
-    "Branch",
-    "ChildWorkflowError",
-    "CompensationContext",
-    "ConfigError",
-    "CrashLoopError",
-    "Duration",
-    "ErrorInfo",
-    "EventTimeoutError",
-    "FwError",
-    "Instance",
-    "InstanceFailedError",
-    "InstanceIdConflictError",
-    "InstanceNotFoundError",
-    "InstancePage",
-    "InstanceStateError",
-    "InstanceStatus",
-    "InstanceTerminatedError",
-    "InvalidInstanceIdError",
-    "NonDeterminismError",
-    "NonRetryableError",
-    "PayloadTooLargeError",
-    "ResultTimeoutError",
-    "Retries",
-    "RollbackContext",
-    "SerializationError",
-    "StepContext",
-    "StepDefinition",
-    "StepError",
-    "StepRecord",
-    "StepTimeoutError",
-    "StoreError",
-    "UnknownStepError",
-    "UnknownWorkflowError",
-    "Worker",
-    "WorkflowContext",
-    "WorkflowEntrypoint",
-    "WorkflowEvent",
-    "WorkflowFunction",
-    "WorkflowHandle",
-    "WorkflowStep",
-    "branch",
-    "define_step",
-    "workflow",
-    "workflow_status",
-]
+if not TYPE_CHECKING:
+    from framework import exports
 
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'framework' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    __getattr__, __dir__ = exports.lazy_exports(__name__)

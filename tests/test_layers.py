@@ -21,7 +21,7 @@ PACKAGE = Path(framework.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("app_root", "naming", "resources"),
+    ("app_root", "exports", "naming", "resources"),
     ("store",),
     ("codegen", "runtime"),
     ("http", "testing"),

@@ -1,4 +1,9 @@
-"""Handles: start and manage instances of a workflow (``workflows.get(name)``)."""
+"""Handles: start and manage instances of a workflow (``workflows.get(name)``).
+
+Public (``framework.WorkflowHandle``, ``framework.Instance``), and a contract with generated
+code, whose ``workflows.py`` imports ``WorkflowHandle`` from this module by name for its types
+(see ``framework.runtime.registry``).
+"""
 
 from __future__ import annotations
 
