@@ -13,27 +13,43 @@ VENV ?= .venv-$(PYTHON_VERSION)
 endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pip says only what went wrong: no progress, no "location ignored" warnings, no upgrade notice.
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check
 
 .PHONY: demo venv test test-fast lint typecheck bench clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "fw: creating $(VENV) and installing fw into it (a minute or so, the first time)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP_INSTALL) --upgrade pip
+	@$(PIP_INSTALL) -e '.[dev]'
+	@touch $(STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fw codegen --app example_app
-	$(BIN)/python -m example_app.demo
+	@$(BIN)/fw codegen --app example_app
+	@$(BIN)/python -m example_app.demo
+	@echo ""
+	@echo "Next: fw is installed in $(VENV), not on your PATH; activate it first:"
+	@echo "  . $(VENV)/bin/activate"
+	@echo "  fw instances list --app example_app      # the instances the demo just ran"
+	@echo "  fw dev --app example_app                 # watch, run a worker, serve the API and Studio:"
+	@echo "                                           #   open http://127.0.0.1:8787/studio"
+	@echo "  fw start order-pipeline --app example_app --params '{\"order_id\": \"o-1\", \"amount\": 4200}' --wait   # beside fw dev"
+	@echo "Then read README.md, \"Quick start\", to make an app of your own."
+
+# The suite mostly waits (on processes, fsyncs, timers), so it runs in TEST_JOBS pytest
+# processes at once, each taking whole test files; TEST_JOBS=0 runs it in this one.
+TEST_JOBS ?= 4
+TEST_ARGS := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(TEST_ARGS)
 
 # The suite without the slow tests (many processes, a browser): a few seconds' feedback.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" $(TEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,7 +57,7 @@ lint: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pyright
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(PIP_INSTALL) -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 clean:

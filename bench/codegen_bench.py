@@ -15,12 +15,28 @@ Run ``.venv/bin/python -m bench.codegen_bench`` (or ``python bench/codegen_bench
   cached, as after the first import).
 
 Timings are medians, in seconds.
+
+``--imports 5,500`` measures only what importing ``_generated`` costs once fw is imported
+(``python -X importtime``: median and minimum over 15 alternating runs per size).
+
+``--typecheck 5,500`` measures instead what the typed app costs type checkers, for apps whose
+every workflow waits for two events (one typed by a model) and runs a typed child
+(``workflows.get(...).branch``). A user's module starts workflows, sends them events, reads
+their results and, in a helper of workflow bodies, fans out to children and spawns one; it is
+written twice, by ``workflows.get(name)`` (``user_get.py``) and by the per-workflow modules of
+``_generated/handles/`` (``user_handles.py``). Each is edited then checked by ``mypy --strict``
+incrementally (its cache warm from a run over the whole app, as in an editor or a pre-commit
+hook) and by ``pyright`` (strict; no cache between runs, it reads what the module needs), each
+timed in wall seconds and in CPU seconds (user and system: the machine's load moves it less).
+The apps alternate within each round (``--rounds``, 3 by default); medians, and ratios to the
+smallest app.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -146,7 +162,10 @@ def import_seconds(root: Path) -> float:
     for _ in range(6):
         completed = subprocess.run(
             [sys.executable, "-c", script, str(root.parent)],
-            check=True, capture_output=True, text=True, env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         samples.append(float(completed.stdout))
     return statistics.median(samples[1:])
@@ -167,18 +186,247 @@ def measure(size: int) -> dict[str, float]:
         return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="3,100,1000", help="comma-separated app sizes")
-    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
-    rows = {size: measure(size) for size in sizes}
+TYPED_WORKFLOW = textwrap.dedent(
+    '''\
+    """Workflow number {n}: waits for an approval, then runs a typed child."""
+
+    from __future__ import annotations
+
+    from pydantic import BaseModel
+
+    from benchapp._generated import workflows
+    from framework import WorkflowContext, workflow
+
+
+    class Params(BaseModel):
+        amount: int
+
+
+    class Approval(BaseModel):
+        approved: bool
+        by: str = ""
+
+
+    @workflow
+    async def flow_{n}(ctx: WorkflowContext[Params]) -> list[int]:
+        approval = await ctx.step.wait_for_event("approve", type="approval", model=Approval)
+        await ctx.step.wait_for_event("note", type="comment")
+        if not approval.approved:
+            return []
+        (child,) = await ctx.parallel(
+            (workflows.get("flow-{child:04d}").branch({{"amount": ctx.params.amount - 1}}),)
+        )
+        return [ctx.params.amount, *child]
+    '''
+)
+USER = textwrap.dedent(
+    '''\
+    """A module of the user's that starts workflows, sends them events, reads their results
+    and runs children from a workflow body ({edit}), by ``workflows.get(name)``."""
+
+    from benchapp._generated import workflows
+    from benchapp.workflows.group0.flow_0000_workflow import Approval
+    from framework import WorkflowContext
+
+
+    async def main() -> list[int]:
+        first = await workflows.get("flow-0000").create({{"amount": 3}}, id="a")
+        await first.send_event("approval", Approval(approved=True))
+        await first.send_event("comment", "fine")
+        second = await workflows.get("flow-0001").create({{"amount": 2}})
+        await second.send_event(type="approval", payload={{"approved": False}})
+        return [*(await first.result()), *(await second.result())]
+
+
+    async def fan_out(ctx: WorkflowContext[list[int]]) -> list[int]:
+        child = workflows.get("flow-0002")
+        outputs = await ctx.parallel([child.branch({{"amount": n}}) for n in ctx.params])
+        spawned = await ctx.spawn(workflows.get("flow-0001"), {{"amount": 1}})
+        await spawned.send_event("comment")
+        return [n for output in outputs for n in output]
+    '''
+)
+USER_HANDLES = textwrap.dedent(
+    '''\
+    """The same module ({edit}), by the per-workflow modules of ``_generated/handles/``."""
+
+    from benchapp._generated.handles import flow_0000_workflow as flow_0000
+    from benchapp._generated.handles import flow_0001_workflow as flow_0001
+    from benchapp._generated.handles import flow_0002_workflow as flow_0002
+    from benchapp.workflows.group0.flow_0000_workflow import Approval
+    from framework import WorkflowContext
+
+
+    async def main() -> list[int]:
+        first = await flow_0000.handle.create({{"amount": 3}}, id="a")
+        await first.send_event("approval", Approval(approved=True))
+        await first.send_event("comment", "fine")
+        second = await flow_0001.handle.create({{"amount": 2}})
+        await second.send_event(type="approval", payload={{"approved": False}})
+        return [*(await first.result()), *(await second.result())]
+
+
+    async def fan_out(ctx: WorkflowContext[list[int]]) -> list[int]:
+        outputs = await ctx.parallel([flow_0002.handle.branch({{"amount": n}}) for n in ctx.params])
+        spawned = await ctx.spawn(flow_0001.handle, {{"amount": 1}})
+        await spawned.send_event("comment")
+        return [n for output in outputs for n in output]
+    '''
+)
+USERS = {"get": USER, "handles": USER_HANDLES}
+"""The user's module in its two spellings: ``user_<key>.py``."""
+
+
+def build_typed_app(parent: Path, size: int) -> Path:
+    """An app of ``size`` typed workflows (events and children), generated, and the user's
+    module in both spellings."""
+    root = parent / "benchapp"
+    (root / "workflows").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "workflows" / "__init__.py").write_text("")
+    for n in range(size):
+        folder = root / "workflows" / f"group{n % 10}"
+        folder.mkdir(exist_ok=True)
+        (folder / "__init__.py").write_text("")
+        source = TYPED_WORKFLOW.format(n=n, child=(n + 1) % size)
+        (folder / f"flow_{n:04d}_workflow.py").write_text(source)
+    (root / "fw.toml").write_text(TOML)
+    checked(root)
+    for key, text in USERS.items():
+        (parent / f"user_{key}.py").write_text(text.format(edit=0))
+    (parent / "mypy.ini").write_text("[mypy]\nstrict = True\n")
+    (parent / "pyrightconfig.json").write_text('{"typeCheckingMode": "strict"}')
+    return root
+
+
+class TypedApp:
+    """A typed app of some size in a folder, and the checker runs over its user's modules."""
+
+    def __init__(self, parent: Path, size: int) -> None:
+        self.parent, self.size, self.edits = parent, size, 0
+        build_typed_app(parent, size)
+        bin_dir = Path(sys.executable).parent
+        self.mypy = [str(bin_dir / "mypy"), "--config-file", "mypy.ini"]
+        self.pyright = [str(bin_dir / "pyright"), "--pythonpath", sys.executable]
+
+    def run(self, *command: str) -> float:
+        """Seconds ``command`` takes in the app's folder (it must find no error)."""
+        return self.run_timed(*command)[0]
+
+    def run_timed(self, *command: str) -> tuple[float, float]:
+        """Wall seconds and CPU seconds (user and system, of the process and its children)
+        ``command`` takes in the app's folder (it must find no error). The CPU time moves less
+        than the wall time with the load of a shared machine."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=self.parent, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        return seconds, cpu
+
+    def cold(self) -> float:
+        """mypy over the whole app and both user modules, filling its cache."""
+        return self.run(*self.mypy, "benchapp", *(f"user_{key}.py" for key in USERS))
+
+    def round(self) -> dict[str, float]:
+        """One edit of each user module, checked by mypy (warm cache) and pyright."""
+        self.edits += 1
+        samples: dict[str, float] = {}
+        for key, text in USERS.items():
+            module = f"user_{key}.py"
+            (self.parent / module).write_text(text.format(edit=self.edits))
+            wall, cpu = self.run_timed(*self.mypy, module)
+            samples[f"mypy, {key} (warm)"], samples[f"mypy, {key} (warm) CPU"] = wall, cpu
+            wall, cpu = self.run_timed(*self.pyright, module)
+            samples[f"pyright, {key}"], samples[f"pyright, {key} CPU"] = wall, cpu
+        return samples
+
+
+def typecheck_table(sizes: list[int], rounds: int) -> dict[int, dict[str, float]]:
+    """Medians over ``rounds`` of each checker on each spelling, the apps alternating in each
+    round (the machine's load drifts), with the ratio of each to the smallest app."""
+    with tempfile.TemporaryDirectory() as folder:
+        apps = {size: TypedApp(Path(folder) / f"app{size}", size) for size in sizes}
+        cold = {size: app.cold() for size, app in apps.items()}
+        samples: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+        for _ in range(rounds):
+            for size, app in apps.items():
+                samples[size].append(app.round())
+    rows: dict[int, dict[str, float]] = {}
+    for size in sizes:
+        row = {"mypy, whole app (cold)": cold[size]}
+        for column in samples[size][0]:
+            row[column] = statistics.median(s[column] for s in samples[size])
+        rows[size] = row
+    smallest = rows[min(sizes)]
+    for row in rows.values():
+        for column in [c for c in row if "(cold)" not in c]:
+            row[f"{column} ratio"] = row[column] / smallest[column]
+    return rows
+
+
+def print_table(title: str, label: str, rows: dict[int, dict[str, float]]) -> None:
     columns = list(next(iter(rows.values())))
-    print(f"fw codegen benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median s")
+    print(f"{title}: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median s")
     print()
-    print("| workflow files | " + " | ".join(columns) + " |")
+    print(f"| {label} | " + " | ".join(columns) + " |")
     print("|---:|" + "---:|" * len(columns))
     for size, row in rows.items():
         print(f"| {size:,} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
+
+
+def import_table(sizes: list[int], rounds: int) -> dict[int, dict[str, float]]:
+    """Milliseconds ``import <app>._generated`` takes once fw is imported (``-X importtime``,
+    bytecode cached), median and minimum over ``rounds`` alternating runs per app size."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    samples: dict[int, list[float]] = {size: [] for size in sizes}
+    with tempfile.TemporaryDirectory() as folder:
+        roots = {size: build_app(Path(folder) / str(size), size) for size in sizes}
+        for root in roots.values():
+            checked(root)
+        for _ in range(rounds):
+            for size, root in roots.items():
+                script = (
+                    f"import sys; sys.path.insert(0, {str(root.parent)!r}); "
+                    "import framework.runtime.registry; import benchapp._generated"
+                )
+                err = subprocess.run(
+                    [sys.executable, "-X", "importtime", "-c", script],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=True,
+                ).stderr
+                line = [x for x in err.splitlines() if x.rstrip().endswith("| benchapp._generated")]
+                samples[size].append(int(line[-1].split("|")[1]) / 1000)
+    return {
+        size: {"median ms": statistics.median(xs), "min ms": min(xs)}
+        for size, xs in samples.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="3,100,1000", help="comma-separated app sizes")
+    parser.add_argument("--typecheck", default="", help="app sizes for the type-check table")
+    parser.add_argument("--rounds", type=int, default=3, help="type-check rounds (medians)")
+    parser.add_argument("--imports", default="", help="app sizes for the import-cost table")
+    arguments = parser.parse_args()
+    if arguments.imports:
+        sizes = [int(size) for size in arguments.imports.split(",")]
+        imports = import_table(sizes, max(arguments.rounds, 15))
+        print_table("import _generated after fw", "workflows", imports)
+        return
+    if arguments.typecheck:
+        sizes = [int(size) for size in arguments.typecheck.split(",")]
+        typed = typecheck_table(sizes, arguments.rounds)
+        print_table("fw type-check benchmark", "workflows", typed)
+        return
+    sizes = [int(size) for size in arguments.sizes.split(",")]
+    rows = {size: measure(size) for size in sizes}
+    print_table("fw codegen benchmark", "workflow files", rows)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
-"""The runtime on SQLite, beside the physical floor and DBOS, measured in one run.
+"""The runtime beside the physical floor and DBOS, measured in one run.
 
-    .venv/bin/python -m bench.runtime_bench            # everything (needs `pip install dbos`)
+    .venv/bin/python -m bench.runtime_bench            # SQLite (needs `pip install dbos`)
+    .venv/bin/python -m bench.runtime_bench --store postgres   # the same on PostgreSQL
     .venv/bin/python -m bench.runtime_bench --quick    # fewer instances
 
-Each contender runs in its own process on a fresh file-backed SQLite database in WAL mode:
+Each contender runs in its own process on a fresh database (SQLite: a file in WAL mode;
+PostgreSQL: a scratch database on ``--database``, default ``FW_TEST_DATABASE_URL``):
 
 - floor: a loop doing one INSERT + COMMIT per step, with fw's journal settings
-  (WAL, synchronous=FULL): the cost of making one step durable, and nothing else; and the
+  (SQLite: WAL, synchronous=FULL; PostgreSQL: one statement per transaction over one
+  connection): the cost of making one step durable, and nothing else; on SQLite also the
   same commits handed one at a time from an asyncio loop to a writer thread, which is what
   any program that must not block its event loop pays;
 - fw: the workflows through ``create`` and an in-process ``Worker``;
-- DBOS: the same workflows with ``@DBOS.workflow`` / ``@DBOS.step`` on its SQLite backend.
+- DBOS: the same workflows with ``@DBOS.workflow`` / ``@DBOS.step`` on the same database,
+  through its async API (``DBOS.start_workflow_async``, async steps) and through its sync API
+  (``DBOS.start_workflow``, plain functions), each in its own process; fw is compared with
+  the faster of the two.
 
 Workloads: a workflow of 3 trivial steps started 1,000 times at once (instances/s and ms
 per step), a workflow of 100 steps run one instance at a time (ms per step), and the
@@ -133,6 +139,34 @@ def run_floor(folder: Path, instances: int, long_steps: int) -> dict[str, float]
     }
 
 
+def run_floor_postgres(url: str, instances: int, long_steps: int) -> dict[str, float]:
+    """The floor on PostgreSQL: one INSERT committed per step over one connection."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "CREATE TABLE steps (instance_id TEXT, name TEXT, count INTEGER, output TEXT, "
+            "PRIMARY KEY (instance_id, name, count))"
+        )
+        insert = "INSERT INTO steps VALUES (%s, %s, %s, %s)"
+        for n in range(10):  # warm up (the statement is prepared from its fifth use on)
+            connection.execute(insert, ("warm", "s", n, "1"))
+        steps = instances * 3
+        start = time.perf_counter()
+        for n in range(steps):
+            connection.execute(insert, (f"i-{n // 3}", f"s{n % 3}", 1, "1"))
+        elapsed = time.perf_counter() - start
+        start = time.perf_counter()
+        for n in range(long_steps):
+            connection.execute(insert, ("long", "add", n, "1"))
+        long_elapsed = time.perf_counter() - start
+    return {
+        "three_instances_per_s": instances / elapsed,
+        "three_ms_per_step": elapsed / steps * 1000,
+        "hundred_ms_per_step": long_elapsed / long_steps * 1000,
+    }
+
+
 def run_floor_threaded(folder: Path, long_steps: int) -> dict[str, float]:
     """The floor as an asyncio program must pay it: each commit handed to a writer thread
     and awaited, one after another (no workflow logic at all)."""
@@ -167,7 +201,9 @@ def run_floor_threaded(folder: Path, long_steps: int) -> dict[str, float]:
 # fw.
 
 
-async def run_fw(folder: Path, instances: int, long_runs: int, samples: int) -> dict[str, float]:
+async def run_fw(
+    folder: Path, instances: int, long_runs: int, samples: int, database: str | None = None
+) -> dict[str, float]:
     import importlib
 
     from framework import Worker
@@ -175,19 +211,20 @@ async def run_fw(folder: Path, instances: int, long_runs: int, samples: int) -> 
 
     root = make_app(folder)
     sys.path.insert(0, str(folder))
-    app = App.for_root(root)
+    app = App(root, database=database) if database else App.for_root(root)
+    app.install()
     module = importlib.import_module("benchapp.workflows.three_workflow")
     async with Worker(app, concurrency=200):
         store: Any = await app.store()
         three, hundred = app.handle("three"), app.handle("hundred")
         await (await three.create()).result()  # warm up: imports, schema, caches
 
-        commits = store.commits
+        commits = getattr(store, "commits", 0)  # SQLite counts its transactions
         start = time.perf_counter()
         created = await asyncio.gather(*(three.create() for _ in range(instances)))
         await asyncio.gather(*(i.result() for i in created))
         elapsed = time.perf_counter() - start
-        three_commits = store.commits - commits
+        three_commits = getattr(store, "commits", 0) - commits
 
         start = time.perf_counter()
         for _ in range(long_runs):
@@ -203,7 +240,7 @@ async def run_fw(folder: Path, instances: int, long_runs: int, samples: int) -> 
     return {
         "three_instances_per_s": instances / elapsed,
         "three_ms_per_step": elapsed / (instances * 3) * 1000,
-        "three_commits_per_step": three_commits / (instances * 3),
+        **({"three_commits_per_step": three_commits / (instances * 3)} if commits else {}),
         "hundred_ms_per_step": long_elapsed / (long_runs * 100) * 1000,
         "latency_p50_ms": statistics.median(latencies),
         "latency_p99_ms": statistics.quantiles(latencies, n=100)[98],
@@ -271,16 +308,75 @@ def measure_import() -> dict[str, float]:
 # DBOS.
 
 
-async def run_dbos(folder: Path, instances: int, long_runs: int, samples: int) -> dict[str, float]:
+def run_dbos_sync(url: str, instances: int, long_runs: int, samples: int) -> dict[str, float]:
+    """DBOS through its sync API: plain functions, ``DBOS.start_workflow`` (its thread pool)."""
     import logging
 
     from dbos import DBOS, DBOSConfig
 
     logging.getLogger("dbos").setLevel(logging.WARNING)
-    config: DBOSConfig = {
-        "name": "fwbench",
-        "system_database_url": f"sqlite:///{folder / 'dbos.sqlite'}",
+    config: DBOSConfig = {"name": "fwbench", "system_database_url": url}
+    DBOS(config=config)
+    first_step: dict[int, float] = {}
+
+    @DBOS.step()
+    def first(key: int) -> int:
+        first_step[key] = time.perf_counter()
+        return 1
+
+    @DBOS.step()
+    def add(x: int) -> int:
+        return x + 1
+
+    @DBOS.workflow()
+    def three(key: int) -> int:
+        x = first(key)
+        x = add(x)
+        return add(x)
+
+    @DBOS.workflow()
+    def hundred() -> int:
+        x = 0
+        for _ in range(100):
+            x = add(x)
+        return x
+
+    DBOS.launch()
+    try:
+        DBOS.start_workflow(three, -1).get_result()
+        start = time.perf_counter()
+        handles = [DBOS.start_workflow(three, n) for n in range(instances)]
+        for handle in handles:
+            handle.get_result()
+        elapsed = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(long_runs):
+            DBOS.start_workflow(hundred).get_result()
+        long_elapsed = time.perf_counter() - start
+        latencies = []
+        for n in range(samples):
+            key = 10_000_000 + n
+            began = time.perf_counter()
+            DBOS.start_workflow(three, key).get_result()
+            latencies.append((first_step[key] - began) * 1000)
+    finally:
+        DBOS.destroy()
+    return {
+        "three_instances_per_s": instances / elapsed,
+        "three_ms_per_step": elapsed / (instances * 3) * 1000,
+        "hundred_ms_per_step": long_elapsed / (long_runs * 100) * 1000,
+        "latency_p50_ms": statistics.median(latencies),
+        "latency_p99_ms": statistics.quantiles(latencies, n=100)[98],
     }
+
+
+async def run_dbos(url: str, instances: int, long_runs: int, samples: int) -> dict[str, float]:
+    import logging
+
+    from dbos import DBOS, DBOSConfig
+
+    logging.getLogger("dbos").setLevel(logging.WARNING)
+    config: DBOSConfig = {"name": "fwbench", "system_database_url": url}
     DBOS(config=config)
     first_step: dict[int, float] = {}
 
@@ -355,6 +451,10 @@ def contender(name: str, args: argparse.Namespace) -> dict[str, float]:
         str(args.samples),
         "--parked",
         str(args.parked),
+        "--store",
+        args.store,
+        "--database",
+        args.database,
     ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
@@ -365,32 +465,83 @@ def contender(name: str, args: argparse.Namespace) -> dict[str, float]:
 def run_one(name: str, args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"fw-bench-{name}-") as scratch:
         folder = Path(scratch)
-        if name == "floor":
-            return {
-                **run_floor(folder, args.instances, args.long_runs * 100),
-                "threaded": run_floor_threaded(folder, args.long_runs * 100)["hundred_ms_per_step"],
-            }
-        if name == "fw":
-            return {
-                **asyncio.run(run_fw(folder, args.instances, args.long_runs, args.samples)),
-                **measure_import(),
-            }
-        if name == "fw-memory":
-            return asyncio.run(run_fw_memory(folder, args.parked))
-        if name == "dbos":
-            return asyncio.run(run_dbos(folder, args.instances, args.long_runs, args.samples))
+        if args.store == "postgres":
+            with Scratch(args.database, name.replace("-", "_")) as url:
+                return _run_one(name, args, folder, url)
+        return _run_one(name, args, folder, None)
+
+
+def _run_one(
+    name: str, args: argparse.Namespace, folder: Path, url: str | None
+) -> dict[str, float]:
+    if name == "floor":
+        if url is not None:
+            return run_floor_postgres(url, args.instances, args.long_runs * 100)
+        return {
+            **run_floor(folder, args.instances, args.long_runs * 100),
+            "threaded": run_floor_threaded(folder, args.long_runs * 100)["hundred_ms_per_step"],
+        }
+    if name == "fw":
+        return {
+            **asyncio.run(run_fw(folder, args.instances, args.long_runs, args.samples, url)),
+            **measure_import(),
+        }
+    if name == "fw-memory":
+        return asyncio.run(run_fw_memory(folder, args.parked))
+    dbos_url = url or f"sqlite:///{folder / 'dbos.sqlite'}"
+    if name == "dbos":
+        return asyncio.run(run_dbos(dbos_url, args.instances, args.long_runs, args.samples))
+    if name == "dbos-sync":
+        return run_dbos_sync(dbos_url, args.instances, args.long_runs, args.samples)
     raise ValueError(name)
 
 
+class Scratch:
+    """A scratch PostgreSQL database on ``server``, dropped on exit."""
+
+    def __init__(self, server: str, label: str) -> None:
+        self.server = server
+        self.name = f"fw_rt_{label}_{os.getpid()}"
+        self.url = f"{server.rpartition('/')[0]}/{self.name}"
+
+    def __enter__(self) -> str:
+        import psycopg
+
+        with psycopg.connect(self.server, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.name}"')  # type: ignore[arg-type]
+        return self.url
+
+    def __exit__(self, *_: object) -> None:
+        import psycopg
+
+        with psycopg.connect(self.server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+CONTENDERS = ["floor", "fw", "dbos", "dbos-sync", "fw-memory"]
+
+
+def _medians(figures: list[dict[str, float]]) -> dict[str, float]:
+    """Per figure, the median over the rounds that produced it."""
+    keys = {key for one in figures for key, value in one.items() if isinstance(value, float)}
+    return {
+        key: statistics.median(one[key] for one in figures if isinstance(one.get(key), float))
+        for key in keys
+    }
+
+
 def report(results: dict[str, dict[str, float]]) -> str:
-    fw, floor, dbos = results["fw"], results["floor"], results.get("dbos", {})
+    fw, floor = results["fw"], results["floor"]
+    dbos, dbos_sync = results.get("dbos", {}), results.get("dbos-sync", {})
     lines = [
-        "| measure | fw | floor | DBOS | fw vs floor | fw vs DBOS |",
-        "|---|---|---|---|---|---|",
+        "| measure | fw | floor | DBOS async | DBOS sync | fw vs floor | fw vs faster DBOS |",
+        "|---|---|---|---|---|---|---|",
     ]
 
     def row(label: str, key: str, unit: str, higher_is_better: bool) -> None:
-        ours, base, peer = fw.get(key), floor.get(key), dbos.get(key)
+        ours, base = fw.get(key), floor.get(key)
+        peers = [v for v in (dbos.get(key), dbos_sync.get(key)) if isinstance(v, float)]
+        peer = (max(peers) if higher_is_better else min(peers)) if peers else None
 
         def ratio(other: float | None) -> str:
             if ours is None or not isinstance(other, float):
@@ -401,7 +552,8 @@ def report(results: dict[str, dict[str, float]]) -> str:
             return f"{value:.3g} {unit}" if isinstance(value, float) else "-"
 
         lines.append(
-            f"| {label} | {shown(ours)} | {shown(base)} | {shown(peer)} | {ratio(base)} | {ratio(peer)} |"
+            f"| {label} | {shown(ours)} | {shown(base)} | {shown(dbos.get(key))} | "
+            f"{shown(dbos_sync.get(key))} | {ratio(base)} | {ratio(peer)} |"
         )
 
     row("3-step workflow x N: throughput", "three_instances_per_s", "inst/s", True)
@@ -435,11 +587,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=["floor", "fw", "fw-memory", "dbos"])
+    parser.add_argument("--only", choices=CONTENDERS)
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("FW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="the PostgreSQL server for --store postgres (scratch databases are made on it)",
+    )
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--long-runs", type=int, default=5)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--parked", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (medians)")
+    parser.add_argument("--skip", default="", help="contenders to leave out, comma-separated")
     parser.add_argument("--quick", action="store_true", help="fewer instances and samples")
     args = parser.parse_args()
     if args.quick:
@@ -447,12 +607,20 @@ def main() -> None:
     if args.only:
         print(json.dumps(run_one(args.only, args)))
         return
-    results = {name: contender(name, args) for name in ("floor", "fw", "dbos", "fw-memory")}
+    skipped = set(args.skip.split(",")) | ({"fw-memory"} if args.store == "postgres" else set())
+    names = [name for name in CONTENDERS if name not in skipped]
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for name in names:
+            rounds[name].append(contender(name, args))
+            print(f"{name}: {rounds[name][-1]}", file=sys.stderr)
+    results = {name: _medians(figures) for name, figures in rounds.items()}
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "runtime.json").write_text(json.dumps(results, indent=2))
+    (out / f"runtime-{args.store}.json").write_text(json.dumps(results, indent=2))
     print(
-        f"instances: {args.instances}, 100-step runs: {args.long_runs}, latency samples: {args.samples}"
+        f"{args.store}: instances: {args.instances}, 100-step runs: {args.long_runs}, "
+        f"latency samples: {args.samples}, rounds: {args.rounds} (medians)"
     )
     print(report(results))
 

@@ -13,7 +13,7 @@ import time
 import uuid
 
 from example_app._generated import env, workflows
-from example_app.workflows.order_pipeline_workflow import OrderParams
+from example_app.workflows.order_pipeline_workflow import Approval, OrderParams
 from framework import Worker
 
 
@@ -31,7 +31,8 @@ async def main() -> None:
 
         while (await order.status()).status not in ("waiting", "errored"):
             await asyncio.sleep(0.05)
-        await order.send_event("approval", {"approved": True, "by": "demo"})
+        # Type-checked: a misspelled type, or a payload not an Approval, is a mypy/pyright error.
+        await order.send_event("approval", Approval(approved=True, by="demo"))
 
         for instance in (order, batch, migration):
             output = await instance.result(timeout=60)

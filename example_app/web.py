@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.templating import Jinja2Templates
 
+from example_app._generated import workflows
 from framework import InstanceNotFoundError, workflow_status
 from framework.http import LiveStatusMiddleware, create_app
 
@@ -33,7 +34,8 @@ async def order_page(request: Request) -> Response:
     """An order's progress; the page refreshes itself every 2 seconds until the order ends."""
     order_id = request.path_params["id"]
     try:
-        order = await workflow_status("order-pipeline", order_id, poll="2s", app=APP_DIR)
+        pipeline = workflows.get("order-pipeline")  # the output is typed: OrderResult
+        order = await workflow_status(pipeline, order_id, poll="2s", app=APP_DIR)
     except InstanceNotFoundError:
         return templates.TemplateResponse(
             request, "order_missing.html", {"order_id": order_id}, status_code=404

@@ -2,7 +2,8 @@
 
 The public API: the names of the ``TYPE_CHECKING`` block below, its one list. Each is imported
 from its module when first used (see ``framework.exports``), so ``import framework`` imports
-nothing else. The other public packages are ``framework.http`` and ``framework.testing``.
+nothing else. The other public packages are ``framework.http``, ``framework.testing`` and
+``framework.client``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from framework import resources
 if TYPE_CHECKING:
     from framework.errors import AppNotFoundError as AppNotFoundError
     from framework.errors import ChildWorkflowError as ChildWorkflowError
+    from framework.errors import ConcurrencyKeyError as ConcurrencyKeyError
     from framework.errors import ConfigError as ConfigError
     from framework.errors import CrashLoopError as CrashLoopError
     from framework.errors import EventTimeoutError as EventTimeoutError
@@ -23,17 +25,24 @@ if TYPE_CHECKING:
     from framework.errors import InstanceNotFoundError as InstanceNotFoundError
     from framework.errors import InstanceStateError as InstanceStateError
     from framework.errors import InstanceTerminatedError as InstanceTerminatedError
+    from framework.errors import InvalidEventPayloadError as InvalidEventPayloadError
     from framework.errors import InvalidInstanceIdError as InvalidInstanceIdError
     from framework.errors import NonDeterminismError as NonDeterminismError
     from framework.errors import NonRetryableError as NonRetryableError
     from framework.errors import PayloadTooLargeError as PayloadTooLargeError
+    from framework.errors import RemoteAuthError as RemoteAuthError
+    from framework.errors import RemoteError as RemoteError
+    from framework.errors import RemoteUnavailableError as RemoteUnavailableError
     from framework.errors import ResultTimeoutError as ResultTimeoutError
     from framework.errors import SerializationError as SerializationError
     from framework.errors import StepError as StepError
     from framework.errors import StepTimeoutError as StepTimeoutError
     from framework.errors import StoreError as StoreError
+    from framework.errors import UnknownEventTypeError as UnknownEventTypeError
     from framework.errors import UnknownStepError as UnknownStepError
     from framework.errors import UnknownWorkflowError as UnknownWorkflowError
+    from framework.errors import WorkflowImportError as WorkflowImportError
+    from framework.errors import WorkflowTimeoutError as WorkflowTimeoutError
     from framework.http.live import workflow_status as workflow_status
     from framework.runtime.app import App as App
     from framework.runtime.context import CompensationContext as CompensationContext
@@ -52,10 +61,14 @@ if TYPE_CHECKING:
     from framework.runtime.handles import Instance as Instance
     from framework.runtime.handles import InstancePage as InstancePage
     from framework.runtime.handles import WorkflowHandle as WorkflowHandle
+    from framework.runtime.outcomes import Failure as Failure
+    from framework.runtime.outcomes import Success as Success
     from framework.runtime.records import ErrorInfo as ErrorInfo
     from framework.runtime.records import InstanceStatus as InstanceStatus
     from framework.runtime.records import StepRecord as StepRecord
     from framework.runtime.retries import Retries as Retries
+    from framework.runtime.step_config import StepConfig as StepConfig
+    from framework.runtime.step_config import StepInfo as StepInfo
     from framework.runtime.steps import WorkflowStep as WorkflowStep
     from framework.runtime.worker import Worker as Worker
 

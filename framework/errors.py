@@ -46,12 +46,88 @@ class UnknownWorkflowError(FwError, LookupError):
         super().__init__(f"unknown workflow {name!r}{hint}")
 
 
-class InstanceNotFoundError(FwError, LookupError):
-    """No instance has this id."""
+class UnknownEventTypeError(FwError, ValueError):
+    """An event of a type the instance's workflow never waits for (every ``wait_for_event``
+    of it names a literal type, so the event could only wait forever); nothing is stored."""
 
-    def __init__(self, instance_id: str) -> None:
+    def __init__(self, workflow: str, event_type: str, known: Iterable[str]) -> None:
+        self.workflow = workflow
+        self.event_type = event_type
+        self.known = sorted(known)
+        self.close_matches = difflib.get_close_matches(event_type, self.known, n=3, cutoff=0.6)
+        if self.close_matches:
+            hint = f"; did you mean {', '.join(repr(m) for m in self.close_matches)}?"
+        elif self.known:
+            hint = f"; it waits for {', '.join(repr(k) for k in self.known)}"
+        else:
+            hint = "; it waits for no event"
+        super().__init__(
+            f"workflow {workflow!r} never waits for an event of type {event_type!r}{hint}"
+        )
+
+
+class InvalidEventPayloadError(FwError, ValueError):
+    """An event's payload does not fit the ``model`` its wait declares; nothing is stored.
+
+    ``errors`` are pydantic's (``loc``, ``msg``, ``type``)."""
+
+    def __init__(self, workflow: str, event_type: str, errors: list[dict[str, Any]]) -> None:
+        self.workflow = workflow
+        self.event_type = event_type
+        self.errors = errors
+        first = errors[0] if errors else {}
+        where = ".".join(str(part) for part in first.get("loc", ())) or "payload"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(
+            f"the payload of event {event_type!r} of workflow {workflow!r} is invalid: "
+            f"{where}: {first.get('msg', 'invalid')}{more}"
+        )
+
+
+class WorkflowImportError(FwError, ImportError):
+    """A workflow's module fails to import (a syntax error, a missing package, an exception
+    raised at import): the message names the file and line, and the original error.
+
+    Attributes:
+        workflow: the workflow whose module failed.
+        file: the file to fix, relative to the app folder when inside it.
+        line: the line there, when known.
+        error: the original error as ``Type: message``.
+    """
+
+    def __init__(self, workflow: str, file: str, line: int | None, error: str) -> None:
+        self.workflow = workflow
+        self.file = file
+        self.line = line
+        self.error = error
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: workflow {workflow!r} cannot be imported: {error}")
+
+
+class InstanceNotFoundError(FwError, LookupError):
+    """No instance has this id (``close_matches``: stored ids that look like it, if known)."""
+
+    def __init__(self, instance_id: str, close_matches: Iterable[str] = ()) -> None:
         self.instance_id = instance_id
-        super().__init__(f"no instance with id {instance_id!r}")
+        self.close_matches = list(close_matches)
+        hint = (
+            f"; did you mean {', '.join(repr(m) for m in self.close_matches)}?"
+            if self.close_matches
+            else ""
+        )
+        super().__init__(f"no instance with id {instance_id!r}{hint}")
+
+
+class AmbiguousInstanceIdError(FwError, LookupError):
+    """An id prefix given on the command line matches several instances."""
+
+    def __init__(self, prefix: str, candidates: Iterable[str], more: bool = False) -> None:
+        self.prefix = prefix
+        self.candidates = list(candidates)
+        shown = ", ".join(self.candidates) + (", ..." if more else "")
+        super().__init__(
+            f"{prefix!r} is the start of several instance ids ({shown}); give more of the id"
+        )
 
 
 class InvalidInstanceIdError(FwError, ValueError):
@@ -142,7 +218,10 @@ class InstanceIdConflictError(InstanceStateError):
 
 
 class NonRetryableError(Exception):
-    """Raise from a step to fail it at once, skipping its remaining retries."""
+    """Raise from a step to fail it at once, skipping its remaining retries (any exception
+    whose ``retryable`` attribute is ``False`` does the same)."""
+
+    retryable = False
 
 
 class InjectedFailure(RuntimeError):
@@ -158,13 +237,25 @@ class StepError(FwError):
         error_type: the class name of the error the step raised (``"ValueError"``).
         error_message: that error's message.
         attempts: how many attempts ran.
+        retryable: False when the error was one fw never retries (``NonRetryableError``,
+            ``retryable = False``, a serialization or payload error); True when the step's
+            retries ran out.
     """
 
-    def __init__(self, step: str, error_type: str, error_message: str, attempts: int) -> None:
+    def __init__(
+        self,
+        step: str,
+        error_type: str,
+        error_message: str,
+        attempts: int,
+        *,
+        retryable: bool = True,
+    ) -> None:
         self.step = step
         self.error_type = error_type
         self.error_message = error_message
         self.attempts = attempts
+        self.retryable = retryable
         plural = "s" if attempts != 1 else ""
         super().__init__(
             f"step {step!r} failed after {attempts} attempt{plural}: {error_type}: {error_message}"
@@ -173,6 +264,11 @@ class StepError(FwError):
 
 class StepTimeoutError(FwError, TimeoutError):
     """One attempt of a step ran longer than its ``timeout``."""
+
+
+class WorkflowTimeoutError(FwError, TimeoutError):
+    """An instance ran past its deadline (``@workflow(timeout=...)``, ``[[workflows]]
+    deadline``): it ended ``errored`` with this error's name, after its compensation ran."""
 
 
 class EventTimeoutError(FwError, TimeoutError):
@@ -198,12 +294,25 @@ class PayloadTooLargeError(FwError, ValueError):
     """A params or step payload exceeds the configured limit (``[runtime] payload_limit``)."""
 
 
+class ConcurrencyKeyError(FwError, ValueError):
+    """The params of an instance hold no value at its workflow's ``concurrency_key``; nothing
+    is stored."""
+
+
 class SerializationError(FwError, TypeError):
     """A value cannot be stored as JSON (a step output, params, an event payload)."""
 
 
 class NonDeterminismError(FwError):
-    """On replay, the workflow asked for a different step than its journal holds at that point."""
+    """On replay, the workflow asked for a different step than its journal holds at that point.
+
+    Attributes:
+        step: the journaled step where the code and the journal part ways, when known.
+    """
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        self.step = step
+        super().__init__(message)
 
 
 class CrashLoopError(FwError):
@@ -217,6 +326,10 @@ class StoreError(FwError):
 class StoreUnavailableError(StoreError):
     """The database server cannot be reached now (down, restarting, a cut network): trying
     again later may work, unlike a wrong password or a missing database."""
+
+
+class StoreClosedError(StoreError):
+    """The store was closed (its app or process is shutting down): trying again cannot work."""
 
 
 class LeaseLostError(FwError):
@@ -267,3 +380,39 @@ class ResultTimeoutError(FwError, TimeoutError):
             f"instance {instance_id!r} is still {status} after {timeout:g} "
             f"second{'' if timeout == 1 else 's'}{because}"
         )
+
+
+class RemoteError(FwError):
+    """The fw HTTP API, called by a remote client (``connect``), answered an error that no other
+    fw error stands for, or could not be reached.
+
+    Attributes:
+        url: the API's base URL.
+        status: the HTTP status of the answer (None when none came).
+        kind: the ``error`` of the answer's body (``"invalid_body"``, ``"forbidden"``...).
+    """
+
+    def __init__(
+        self, message: str, *, url: str, status: int | None = None, kind: str | None = None
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.kind = kind
+        super().__init__(message)
+
+
+class RemoteAuthError(RemoteError):
+    """The API refused the remote client: no token or a wrong one (401), too many wrong
+    tokens from this address (429, ``retry_after`` seconds to wait), or a change asked with
+    the read-only token (403, ``kind`` ``"read_only"``)."""
+
+    def __init__(
+        self, message: str, *, url: str, status: int, kind: str, retry_after: float | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, url=url, status=status, kind=kind)
+
+
+class RemoteUnavailableError(RemoteError):
+    """The API cannot be reached (refused, unresolvable, timed out) or answered 503 (its
+    store is down or its app not ready): trying again later may work."""

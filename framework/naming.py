@@ -2,7 +2,8 @@
 
 One file, one workflow: ``data_sync_workflow.py`` declares the workflow ``data-sync``, bound as
 ``DATA_SYNC_WORKFLOW`` and generated as the entrypoint class ``DataSyncWorkflow``.
-Codegen and the runtime both use these rules, so they live here, free of either.
+Codegen and the runtime both use these rules, so they live here, free of either; so do the
+rules of the other literals both read: a workflow's ``concurrency`` and ``concurrency_key``.
 """
 
 from __future__ import annotations
@@ -47,3 +48,27 @@ def class_name_for(name: str) -> str:
 def identifier_for(name: str) -> str:
     """``data-sync`` -> ``data_sync``: a Python identifier for generated code."""
     return name.replace("-", "_")
+
+
+_KEY_PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def concurrency_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a workflow's ``concurrency`` (None: it can, or it is unset)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"concurrency must be a whole number of at least 1, got {value!r}"
+    return None
+
+
+def concurrency_key_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a ``concurrency_key`` path (None: it can, or it is unset)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _KEY_PATH.fullmatch(value):
+        return (
+            'concurrency_key must be a dotted path into the params, like "customer_id" or '
+            f'"customer.id", got {value!r}'
+        )
+    return None

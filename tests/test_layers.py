@@ -11,6 +11,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app_root", "exports", "naming", "resources"),
     ("store",),
     ("codegen", "runtime"),
-    ("http", "testing"),
+    ("http", "testing", "client"),
     ("cli",),
     ("framework", "__main__"),
 )
@@ -205,3 +206,104 @@ def test_errors_that_moved_still_import_from_their_public_places() -> None:
 
     assert from_root is framework.errors.AppNotFoundError
     assert InjectedFailure is framework.errors.InjectedFailure
+
+
+ALLOWED_BACK_EDGES: dict[tuple[str, str], str] = {
+    ("framework.runtime.definition", "framework.runtime.context"): (
+        "type-only: @workflow's signatures name WorkflowContext, whose run_step and parallel "
+        "name StepDefinition and Branch"
+    ),
+    ("framework.runtime.handles", "framework.runtime.app"): (
+        "type-only: a handle holds the App that made it"
+    ),
+    ("framework.runtime.handles", "framework.runtime.sync"): (
+        "in a function: .sync wraps a handle in the blocking facade"
+    ),
+    ("framework.client.handles", "framework.client.sync"): (
+        "in a function: .sync wraps a remote handle in the blocking facade, as runtime's do"
+    ),
+}
+"""The imports allowed to point back up fw's module graph, and why; without them the graph
+has no cycle, and each of them closes one. A module that imports another (under
+``TYPE_CHECKING`` or inside a function too) must not be imported back, directly or through
+others: one concept per module, each readable without those above it."""
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the fw modules it imports (its own package's ``__init__`` left out)."""
+    graph: dict[str, set[str]] = {}
+    for i in all_imports():
+        if i.importer != i.imported and i.imported != "framework":
+            graph.setdefault(i.importer, set()).add(i.imported)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of ``graph`` (its modules in import order, the first repeated at the end),
+    or [] when there is none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return []
+        path.append(module)
+        for imported in sorted(graph.get(module, ())):
+            if cycle := visit(imported):
+                return cycle
+        path.pop()
+        done.add(module)
+        return []
+
+    for module in sorted(graph):
+        if cycle := visit(module):
+            return cycle
+    return []
+
+
+def without(graph: dict[str, set[str]], edges: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    removed = set(edges)
+    return {m: {i for i in imported if (m, i) not in removed} for m, imported in graph.items()}
+
+
+def reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen, todo = {start}, [start]
+    while todo:
+        for imported in graph.get(todo.pop(), ()):
+            if imported == goal:
+                return True
+            if imported not in seen:
+                seen.add(imported)
+                todo.append(imported)
+    return False
+
+
+def test_no_import_cycle_but_the_allowed_back_edges() -> None:
+    cycle = find_cycle(without(import_graph(), ALLOWED_BACK_EDGES))
+
+    assert cycle == [], "an import cycle: " + " -> ".join(cycle)
+
+
+def test_every_allowed_back_edge_exists_and_closes_a_cycle() -> None:
+    graph = import_graph()
+    rest = without(graph, ALLOWED_BACK_EDGES)
+    gone = [edge for edge in ALLOWED_BACK_EDGES if edge[1] not in graph.get(edge[0], set())]
+    needless = [(a, b) for a, b in ALLOWED_BACK_EDGES if not reaches(rest, b, a)]
+
+    assert gone == [], "no longer imported: remove from ALLOWED_BACK_EDGES"
+    assert needless == [], "closes no cycle: remove from ALLOWED_BACK_EDGES"
+
+
+def test_the_cycle_check_finds_a_cycle_through_a_type_only_import() -> None:
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from framework.b import B\n"
+    graph = {
+        "framework.a": {i.imported for i in imports_in(source, "a.py", "framework.a", False)},
+        "framework.b": {"framework.c"},
+        "framework.c": {"framework.a", "framework.d"},
+    }
+
+    assert find_cycle(graph) == ["framework.a", "framework.b", "framework.c", "framework.a"]
+    assert find_cycle(without(graph, [("framework.c", "framework.a")])) == []
+    assert reaches(graph, "framework.b", "framework.a")

@@ -16,6 +16,7 @@ class DataSyncWorkflow(Entrypoint):
     module = "example_app.workflows.data_sync_workflow"
     attribute = "data_sync"
     file = "workflows/data_sync_workflow.py"
+    open_events = False
 
 
 class ImageBatchWorkflow(Entrypoint):
@@ -26,6 +27,7 @@ class ImageBatchWorkflow(Entrypoint):
     module = "example_app.workflows.media.image_batch_workflow"
     attribute = "image_batch"
     file = "workflows/media/image_batch_workflow.py"
+    open_events = False
 
 
 class ImageTagWorkflow(Entrypoint):
@@ -36,6 +38,7 @@ class ImageTagWorkflow(Entrypoint):
     module = "example_app.workflows.media.image_tag_workflow"
     attribute = "image_tag"
     file = "workflows/media/image_tag_workflow.py"
+    open_events = False
 
 
 class MigrationWorkflow(Entrypoint):
@@ -46,6 +49,7 @@ class MigrationWorkflow(Entrypoint):
     module = "example_app.workflows.migration_workflow"
     attribute = "MigrationWorkflow"
     file = "workflows/migration_workflow.py"
+    open_events = False
 
 
 class OrderPipelineWorkflow(Entrypoint):
@@ -56,6 +60,10 @@ class OrderPipelineWorkflow(Entrypoint):
     module = "example_app.workflows.order_pipeline_workflow"
     attribute = "order_pipeline"
     file = "workflows/order_pipeline_workflow.py"
+    events = {
+        "approval": "Approval",
+    }
+    open_events = False
 
 
 class RefundWorkflow(Entrypoint):
@@ -66,6 +74,7 @@ class RefundWorkflow(Entrypoint):
     module = "example_app.workflows.billing.refund_workflow"
     attribute = "refund"
     file = "workflows/billing/refund_workflow.py"
+    open_events = False
 
 
 class ThumbnailWorkflow(Entrypoint):
@@ -76,6 +85,7 @@ class ThumbnailWorkflow(Entrypoint):
     module = "example_app.workflows.media.thumbnail_workflow"
     attribute = "thumbnail"
     file = "workflows/media/thumbnail_workflow.py"
+    open_events = False
 
 
 ENTRYPOINTS: dict[str, type[Entrypoint]] = {

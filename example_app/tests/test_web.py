@@ -4,7 +4,6 @@ mounted under ``/fw``."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -21,21 +20,16 @@ async def browser() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def wait_for_approval_step(fw_env: WorkflowTestEnv, order_id: str) -> None:
-    order = fw_env.app.instance_handle("order-pipeline", order_id)
-    for _ in range(500):
-        if any(s.name == "await-approval" for s in await order.steps()):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the order never waited for approval")
-
-
 async def test_the_order_page_follows_an_order_until_it_ships(
     fw_env: WorkflowTestEnv, browser: httpx.AsyncClient
 ) -> None:
-    params = {"order_id": "o-1", "amount": 4200, "cool_off": "10 ms"}
+    cool_off = "10 ms"
+    params = {"order_id": "o-1", "amount": 4200, "cool_off": cool_off}
     order = await fw_env.start("order-pipeline", params, id="o-1")
-    await wait_for_approval_step(fw_env, "o-1")
+    await fw_env.wait_for(order, "waiting")  # cooling off
+    fw_env.advance(cool_off)
+    await fw_env.idle()  # the cool-off is over: the order now waits for approval
+    assert (await order.steps())[-1].name == "await-approval"
 
     waiting = await browser.get("/orders/o-1")
     await order.send_event("approval", {"approved": True, "by": "ada"})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from example_app.services import CALLS
-from framework import InstanceFailedError
+from framework import InstanceFailedError, UnknownEventTypeError
 from framework.testing import WorkflowTestEnv
 
 
@@ -70,3 +70,18 @@ async def test_migration_in_class_form(fw_env: WorkflowTestEnv) -> None:
 
 async def test_refund_with_typeddict_params(fw_env: WorkflowTestEnv) -> None:
     assert await fw_env.run("refund", {"receipt_id": "rcpt-9", "amount": 5}) == "refund-rcpt-9"
+
+
+async def test_an_unrelated_event_leaves_the_order_waiting(fw_env: WorkflowTestEnv) -> None:
+    order = await fw_env.start("order-pipeline", {"order_id": "o-4", "amount": 100})
+    await fw_env.wait_for(order, "waiting")  # in its 1-minute cool-off
+    fw_env.advance("1 minute")
+    await fw_env.idle()  # the cool-off is over: it waits for approval
+
+    with pytest.raises(UnknownEventTypeError, match="never waits for an event of type"):
+        await order.send_event("newsletter", {})  # refused: order-pipeline never waits for it
+    await fw_env.idle()
+
+    last = (await order.steps())[-1]
+    assert (await order.status()).status == "waiting"
+    assert (last.name, last.status) == ("await-approval", "waiting")

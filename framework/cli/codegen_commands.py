@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
-from framework.cli.output import app_root, console, errors, fail, print_json
+from framework.cli.output import app_root, command_group, console, errors, fail, print_json
 from framework.codegen.model import Problem, display_path
 from framework.errors import ScaffoldError
 
@@ -35,7 +34,7 @@ AppOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 SEVERITY_STYLES = {"error": "red", "warning": "yellow", "info": "cyan"}
 
-new_app = typer.Typer(help="Scaffold a workflow or a reusable step.", no_args_is_help=True)
+new_app = command_group("Scaffold a workflow or a reusable step.")
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +48,7 @@ def register(app: typer.Typer) -> None:
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder of the new app (created if missing).")],
     name: Annotated[
-        str | None, typer.Option(help="\\[app] name in fw.toml. Default: the folder's name.")
+        str | None, typer.Option(help="[app] name in fw.toml. Default: the folder's name.")
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -60,7 +59,7 @@ def init(
     try:
         written = init_app(directory, name)
     except ScaffoldError as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
     root = directory.resolve()
     result = run_codegen(root)
     if json_output:
@@ -90,7 +89,7 @@ def new_workflow(
     try:
         path = scaffold_workflow(root, name, folder)
     except ScaffoldError as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
     _say(f"created {_label(root, path)}")
     result = run_codegen(root)
     _print_codegen(result)
@@ -110,7 +109,7 @@ def new_step(
     try:
         path = scaffold_step(root, name, folder)
     except ScaffoldError as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
     _say(f"created {_label(root, path)}")
 
 
@@ -121,7 +120,7 @@ def codegen(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Regenerate _generated/ and the \\[\\[workflows]] tables of fw.toml."""
+    """Regenerate _generated/ and the [[workflows]] tables of fw.toml."""
     from framework.codegen.run import run_codegen
 
     result = run_codegen(app_root(app), check=check_only)
@@ -196,16 +195,32 @@ async def _until_stopped(service: DevService, stop: asyncio.Event) -> None:
         stop.set()
 
 
-def check(app: AppOption = None, json_output: JsonOption = False) -> None:
-    """Lint the app: unknown workflow targets (error) and unused workflows (info)."""
+def check(
+    app: AppOption = None,
+    in_flight: Annotated[
+        bool,
+        typer.Option(
+            "--in-flight",
+            help="Also replay every in-flight instance of the configured store against the "
+            "code as it is now, and list those it would break (NonDeterminismError).",
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Lint the app: unknown workflow targets (error) and unused workflows (info); with
+    --in-flight, the running instances a deploy of this code would break."""
+    from framework.cli.in_flight import check_in_flight_of, show_in_flight
     from framework.codegen.lint import lint_app
 
     root = app_root(app)
     result = lint_app(root)
+    flight = check_in_flight_of(root) if in_flight else None
+    ok = result.ok and (flight is None or flight.ok)
     counts = {s: sum(f.severity == s for f in result.findings) for s in SEVERITY_STYLES}
     if json_output:
         findings = [f.to_json(root) for f in result.findings]
-        print_json({"ok": result.ok, "counts": counts, "findings": findings})
+        extra = {} if flight is None else {"in_flight": flight.model_dump()}
+        print_json({"ok": ok, "counts": counts, "findings": findings, **extra})
     else:
         print_problems(result.findings, root, console)
         summary = (
@@ -214,7 +229,9 @@ def check(app: AppOption = None, json_output: JsonOption = False) -> None:
             f"{_count(counts['error'], 'error')}, {counts['info']} info"
         )
         console.print(Text(summary, style="green" if result.ok else "red"))
-    raise typer.Exit(0 if result.ok else 1)
+        if flight is not None:
+            show_in_flight(flight)
+    raise typer.Exit(0 if ok else 1)
 
 
 def print_problems(problems: Iterable[Problem], root: Path, to: Console = errors) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,6 +15,7 @@ from framework.cli.output import app_root, configure_logging, fail
 
 if TYPE_CHECKING:
     from framework.codegen.run import CodegenResult
+    from framework.errors import WorkflowImportError
     from framework.runtime.app import App
 
 LOG = logging.getLogger("fw.dev")
@@ -32,9 +34,9 @@ def dev(
     """Watch and regenerate on every change, run a worker that reloads the workflows, and
     serve the HTTP API and Studio (Ctrl-C or SIGTERM stops, exit 0)."""
     options = DevOptions(app_root(app), host, port)
-    from framework.http.server import bind_problem, env_token
+    from framework.http.server import bind_problem, env_read_token, env_token
 
-    problem = bind_problem(host, env_token())
+    problem = bind_problem(host, env_token(), env_read_token())
     if problem is not None:
         fail(problem)
     configure_logging()
@@ -49,8 +51,11 @@ def dev(
 
 
 class DevSession:
-    """The runtime side of ``fw dev``: a worker started after the first good codegen run,
-    whose app forgets its loaded workflow code after every later one."""
+    """The runtime side of ``fw dev``: a worker started after the first good codegen run.
+    After each later one, the workflow modules are imported in a child process first: if
+    they all import, the app forgets its loaded code and loads the new (then warns of the
+    in-flight instances the edit would break); if one fails, its file and line are logged
+    and the worker keeps running the last good code."""
 
     def __init__(self, options: DevOptions) -> None:
         self.options = options
@@ -70,12 +75,59 @@ class DevSession:
         """What runs beside the watch."""
         return [self.run_worker, self.serve_http]
 
-    def regenerated(self, result: CodegenResult, changed: frozenset[Path]) -> None:
-        """After each good codegen run: load the new code at the next claim."""
-        if self._app is not None and self._generated.is_set():
-            self._app.reload()
+    async def regenerated(self, result: CodegenResult, changed: frozenset[Path]) -> None:
+        """After each good codegen run: check the modules import, then load the new code."""
+        from framework.runtime.import_check import import_problems
+
+        problems = await import_problems(self.options.root)
+        for problem in problems:
+            LOG.error("%s", self._located(problem))
+        started = self._generated.is_set()
+        if problems and started:
+            LOG.error("kept the last good workflows running; save a fix to reload them")
+            return
+        if started:
+            self.app.reload()
+        self._load_all()
+        if started:
             LOG.info("workflows reloaded")
+            await self._warn_in_flight()
         self._generated.set()
+
+    def _located(self, problem: WorkflowImportError) -> str:
+        """The problem, its file shown relative to the working directory (as codegen does)."""
+        from framework.codegen.model import display_path
+
+        where = display_path(self.options.root, "" if problem.file == "." else problem.file)
+        if problem.workflow == "*":  # the app as a whole (its config, a hang, a crash)
+            return f"{where}: {problem.error}"
+        line = f":{problem.line}" if problem.line is not None else ""
+        return f"{where}{line}: workflow {problem.workflow!r} cannot be imported: {problem.error}"
+
+    def _load_all(self) -> None:
+        """Import every workflow module now, so the worker keeps this code if a later save
+        breaks one (a module it never loaded would otherwise be read as it is then)."""
+        from framework.errors import FwError
+
+        for name in self.app.entrypoints:
+            with contextlib.suppress(FwError):  # reported by the import check
+                self.app.definition(name)
+
+    async def _warn_in_flight(self) -> None:
+        """Warn of each in-flight instance the code as saved would break."""
+        from framework.cli.in_flight import breakage_lines
+        from framework.errors import FwError
+        from framework.runtime.inflight import PATCH_HINT, check_in_flight
+
+        try:
+            report = await check_in_flight(self.app)
+        except FwError as exc:
+            LOG.warning("could not check the in-flight instances: %s", exc)
+            return
+        for line in breakage_lines(report):
+            LOG.warning("this edit breaks in-flight instance %s", line)
+        if report.broken:
+            LOG.warning("%s", PATCH_HINT)
 
     @property
     def app(self) -> App:

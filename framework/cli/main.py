@@ -10,6 +10,7 @@ from framework.cli import (
     ops_commands,
     runtime_commands,
     serve_command,
+    workers_command,
 )
 
 app = typer.Typer(
@@ -18,13 +19,37 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from framework.resources import VERSION
+
+        typer.echo(f"fw {VERSION}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print fw's version and exit.",
+        callback=_print_version,
+        is_eager=True,
+    ),
+) -> None:
+    """fw: durable workflows for Python, from a file convention and code generation."""
+
 
 codegen_commands.register(app)
 dev_command.register(app)
 runtime_commands.register(app)
 serve_command.register(app)
 ops_commands.register(app)
+workers_command.register(app)
 
 
 def main() -> None:

@@ -13,9 +13,19 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from framework.app_root import resolve_app_root
-from framework.cli.output import AppOption, JsonOption, console, fail, print_json, run
+from framework.cli.output import (
+    AppOption,
+    JsonOption,
+    console,
+    fail,
+    labelled,
+    print_json,
+    print_table,
+    run,
+)
 from framework.errors import AppNotFoundError
 
 if TYPE_CHECKING:
@@ -52,10 +62,9 @@ def migrate(app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
     if as_json:
         print_json({"database": shown, "from_version": before or 0, "version": after})
     elif before == after:
-        console.print(f"{shown}: schema version {after}, up to date", highlight=False)
+        console.print(f"{shown}: schema version {after}, up to date")
     else:
-        console.print(f"{shown}: migrated the schema from version {before or 0} to {after}",
-                      highlight=False)
+        console.print(f"{shown}: migrated the schema from version {before or 0} to {after}")
 
 
 def doctor(app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
@@ -64,11 +73,12 @@ def doctor(app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
     Exits 1 when the store is unreachable or its schema is not the one this fw writes.
     """
     url = _database_url(app)
+    stale_after = _lease(app)
 
     async def main() -> Diagnosis:
         from framework.store.diagnostics import diagnose
 
-        return await diagnose(url, time.time())
+        return await diagnose(url, time.time(), stale_after)
 
     found = run(main)
     problems, warnings = _findings(found)
@@ -94,6 +104,17 @@ def _database_url(app: Path | None) -> str:
         return database_url(root, load_config(root))
     except ConfigError as exc:
         fail(str(exc))
+
+
+def _lease(app: Path | None) -> float:
+    """The app's lease (a worker whose heartbeat is that old is stale); 30 s outside an app."""
+    from framework.errors import ConfigError
+    from framework.runtime.config import load_config
+
+    try:
+        return load_config(resolve_app_root(app)).runtime.lease
+    except (AppNotFoundError, ConfigError):
+        return 30.0
 
 
 def _display(url: str) -> str:
@@ -122,12 +143,32 @@ def _findings(d: Diagnosis) -> tuple[list[str], list[str]]:
             f"schema version {d.schema_version} is newer than this fw's {d.latest_version}: "
             "upgrade fw here"
         )
-    live = [w for w in d.workers if w.alive]
+    live = d.live_workers()
     if d.runnable and d.oldest_runnable_age is not None and d.oldest_runnable_age > LAG_WARNING:
-        who = "no worker holds any instance" if not live else f"{len(live)} workers are busy"
+        who = "no worker runs" if not live else f"{len(live)} workers are busy"
         warnings.append(
             f"{d.runnable} runnable instances wait unclaimed, the oldest for "
             f"{d.oldest_runnable_age:.0f} s ({who}): start workers or raise their concurrency"
+        )
+    for w in d.workers:
+        if w.state == "stale":
+            warnings.append(
+                f"worker {w.id} (pid {w.pid} on {w.host}) is stale: it holds its liveness lock "
+                f"but last beat {w.heartbeat_age:.0f} s ago (stopped or starved of CPU); its "
+                "instances stay with it"
+            )
+    if d.ids_indexed is False and d.schema_current:
+        warnings.append(
+            "instance ids are not indexed for search: a search of Studio or the API reads "
+            "every instance. "
+            + (
+                "The SQLite that migrated the file lacked FTS5's trigram tokenizer (3.34 or "
+                "later has it): a fw whose SQLite has it indexes them when it opens the store"
+                if d.dialect == "sqlite"
+                else "The extension pg_trgm could not be created: after CREATE EXTENSION "
+                "pg_trgm (by a user that may), the next fw process to open the store indexes "
+                "them"
+            )
         )
     if d.expired_leases:
         warnings.append(
@@ -157,20 +198,28 @@ def _show(d: Diagnosis, problems: list[str], warnings: list[str]) -> None:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(d.counts.items())) or "none"
         table.add_row("instances", counts)
         oldest = d.oldest_runnable_age
-        age = "" if oldest is None else f", the oldest waited {oldest:.1f} s"
+        from framework.runtime.durations import format_duration
+
+        age = "" if oldest is None else f", the oldest waited {format_duration(oldest)}"
         table.add_row("lag", f"{d.runnable} runnable unclaimed{age}")
-        live = [w for w in d.workers if w.alive]
-        table.add_row("workers", f"{len(live)} holding leases" + (
-            f", {len(d.workers) - len(live)} with expired leases" if len(live) < len(d.workers)
-            else ""
-        ))
+        table.add_row("workers", _worker_counts(d))
         for w in d.workers:
-            state = "alive" if w.alive else "lease expired"
-            table.add_row("", f"{w.id}: {w.held} held, {state}")
-    console.print(table, highlight=False)
+            table.add_row("", f"{w.id}: {w.state}, {w.held} held, pid {w.pid} on {w.host}")
+        registered = {w.id for w in d.workers}
+        holders = [h for h in d.lease_holders if h.id not in registered]
+        for h in holders:
+            state = "lease held" if h.alive else "lease expired"
+            table.add_row("lease holder", f"{h.id}: {h.held} held, {state} (not registered)")
+    print_table(table)
     for warning in warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(labelled("warning:", "yellow", warning))
     for problem in problems:
-        console.print(f"[red]problem:[/red] {problem}", highlight=False)
+        console.print(labelled("problem:", "red", problem))
     if not problems and not warnings:
-        console.print("[green]ok[/green]")
+        console.print(Text("ok", style="green"))
+
+
+def _worker_counts(d: Diagnosis) -> str:
+    by_state = {state: sum(w.state == state for w in d.workers) for state in ("stale", "dead")}
+    others = ", ".join(f"{n} {state}" for state, n in by_state.items() if n)
+    return f"{len(d.live_workers()) - by_state['stale']} alive" + (f" ({others})" if others else "")

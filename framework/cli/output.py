@@ -17,14 +17,24 @@ import typer
 from pydantic_core import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
+from rich.text import Text
 
 from framework.app_root import resolve_app_root
 from framework.errors import FwError
 
 T = TypeVar("T")
 
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
+# Everything printed may hold user data (ids, names, errors, outputs): no markup, no emoji
+# codes, no highlighting, so `pg-2:child:4` prints as written. Style goes through Text.
+console = Console(soft_wrap=True, markup=False, emoji=False, highlight=False)
+errors = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+def command_group(help: str) -> typer.Typer:
+    """A group of ``fw`` commands (``fw instance ...``): plain help, whose flags show no
+    ``<bool>`` placeholder, and the group's help when run without a command."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+
 
 AppOption = typer.Option(None, "--app", help="The app folder (default: nearest fw.toml upwards).")
 JsonOption = typer.Option(False, "--json", help="Print JSON for scripts.")
@@ -32,8 +42,13 @@ JsonOption = typer.Option(False, "--json", help="Print JSON for scripts.")
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` as an error and exit with ``code``."""
-    errors.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    errors.print(labelled("error:", "red", message))
     raise typer.Exit(code)
+
+
+def labelled(label: str, style: str, message: str) -> Text:
+    """``label message`` with only the label styled (the message is printed as written)."""
+    return Text.assemble((label, style), " ", message)
 
 
 @contextmanager
@@ -82,6 +97,36 @@ def stop_on_signals() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, note)
     return stopped
+
+
+def print_table(table: Table, to: Console = console) -> None:
+    """Print ``table`` without ever cutting a cell: each column is at least as wide as its
+    header and its longest word (a ``no_wrap`` column, such as ids: its longest cell), and a
+    terminal too narrow for that gets lines as long as needed (which it wraps) rather than
+    ``9c8d84fe37ec…``. Wider terminals lay the table out as usual."""
+    for column in table.columns:
+        column.min_width = max([_text_width(column.header, False)] + [
+            _text_width(cell, column.no_wrap) for cell in column.cells
+        ])
+    needed = sum(c.min_width or 0 for c in table.columns) + 3 * len(table.columns) + 2
+    if needed <= to.width:
+        to.print(table)
+        return
+    Console(
+        file=to.file,
+        width=needed,
+        force_terminal=to.is_terminal,
+        no_color=to.no_color,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    ).print(table)
+
+
+def _text_width(cell: object, whole: bool) -> int:
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    parts = text.splitlines() if whole else text.split()
+    return max(map(len, parts), default=0)
 
 
 def print_json(data: Any) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 from collections.abc import Awaitable, Callable
@@ -12,26 +11,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from framework.cli.output import (
     AppOption,
     JsonOption,
     app_root,
+    command_group,
     configure_logging,
     console,
     errors,
     fail,
+    labelled,
     print_json,
+    print_table,
     run,
     stop_on_signals,
 )
 
 if TYPE_CHECKING:  # the runtime loads when a runtime command runs, not for `fw codegen`
+    from datetime import datetime
+
     from framework.runtime.app import App
     from framework.runtime.handles import Instance
-    from framework.runtime.records import InstanceStatus, StepRecord
+    from framework.runtime.outcomes import Failure, Success
+    from framework.runtime.records import InstanceStatus, LogRecord, StepRecord
+    from framework.store.base import InstanceRow
 
 REPORT_EVERY = 1.0
 """Seconds between two looks at the instance ``fw start --wait`` waits for."""
@@ -39,6 +45,7 @@ UNCLAIMED_GRACE = 2.0
 """Seconds a queued instance may wait for a worker before ``fw start --wait`` says none
 claimed it."""
 
+LEVEL_STYLE = {"debug": "dim", "info": "blue", "warning": "yellow", "error": "red"}
 STATUS_STYLE = {
     "queued": "cyan",
     "running": "blue",
@@ -49,10 +56,10 @@ STATUS_STYLE = {
     "terminated": "dim",
 }
 
-workflows_app = typer.Typer(help="The app's workflows.", no_args_is_help=True)
-instances_app = typer.Typer(help="Instances of all workflows.", no_args_is_help=True)
-instance_app = typer.Typer(help="One instance: show and control it.", no_args_is_help=True)
-event_app = typer.Typer(help="Events for waiting instances.", no_args_is_help=True)
+workflows_app = command_group("The app's workflows.")
+instances_app = command_group("Instances of all workflows.")
+instance_app = command_group("One instance: show and control it.")
+event_app = command_group("Events for waiting instances.")
 
 
 def register(app: typer.Typer) -> None:
@@ -72,23 +79,55 @@ def worker(
     concurrency: int | None = typer.Option(
         None, "--concurrency", "-c", help="Instances run at once."
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port).",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1",
+        "--metrics-host",
+        help="Address of --metrics-port; any but loopback needs FW_API_TOKEN.",
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also log debug lines."),
 ) -> None:
     """Run the app's instances until SIGTERM or Ctrl-C, then stop cleanly (exit 0)."""
     stopped = stop_on_signals()
+    from framework.http.server import bind_problem, env_read_token, env_token
     from framework.runtime.app import App
     from framework.runtime.worker import Worker
 
     root = app_root(app)
+    problem = bind_problem(metrics_host, env_token(), env_read_token())
+    if metrics_port is not None and problem:
+        fail(problem.replace("the API and Studio", "metrics"))
     configure_logging(verbose)
 
     async def main() -> None:
-        runner = Worker(App.for_root(root), concurrency=concurrency)
+        from framework.errors import ListenError
+
+        the_app = App.for_root(root)
+        runner = Worker(the_app, concurrency=concurrency)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.request_stop)
-        if not stopped.is_set():
+        if stopped.is_set():
+            return
+        if metrics_port is None:
             await runner.run()
+            return
+        from framework.http.server import serve_metrics
+
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(serve_metrics(the_app, metrics_host, metrics_port, stop))
+                try:
+                    await runner.run()
+                finally:
+                    stop.set()
+        except* ListenError as group_error:
+            fail(str(group_error.exceptions[0]))
 
     run(main)
 
@@ -101,49 +140,62 @@ def start(
         False, "--wait", help="Wait for the instance to end, saying what it waits for."
     ),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds to wait at most."),
+    retention: str | None = typer.Option(
+        None,
+        "--retention",
+        help="Keep it this long once ended (e.g. '7 days'), beating fw.toml's retention.",
+    ),
     app: Path | None = AppOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Start an instance of workflow NAME (a worker runs it)."""
     root = app_root(app)
     data = _parse_json(params, "--params")
+    keep = _parse_retention(retention)
     started: list[str] = []
 
-    async def main() -> tuple[Instance[Any], InstanceStatus[Any]]:
+    async def main() -> tuple[Instance[Any, Any], InstanceStatus[Any], Failure | None]:
         from framework.runtime.app import App
 
         the_app = App.for_root(root)
-        instance = await the_app.handle(name).create(data, id=id)
+        instance = await the_app.handle(name).create(data, id=id, retention=keep)
+        failure = None
         if wait:
             started.append(instance.id)
             _say(f"started {instance.id} ({name}); waiting for it to end")
-            await _wait_reporting(the_app, instance, timeout)
-        return instance, await instance.status()
+            outcome = await _wait_reporting(the_app, instance, timeout)
+            failure = None if outcome else outcome
+        return instance, await instance.status(), failure
 
     try:
-        instance, status = run(main)
+        instance, status, failure = run(main)
     except KeyboardInterrupt:
         which = f" for {started[0]}; it goes on (`fw instance show {started[0]}`)"
         _say(f"stopped waiting{which if started else ''}")
         raise typer.Exit(130) from None
-    created = {"created": instance.created, "params_match": instance.params_match}
+    extra: dict[str, Any] = {"created": instance.created, "params_match": instance.params_match}
+    if failure is not None:
+        extra["failure"] = failure.model_dump(mode="json", exclude={"steps"})
     if not as_json and not instance.created:
         differ = "" if instance.params_match else "; its stored params differ from --params"
-        console.print(f"{status.id} existed already: not started again{differ}", highlight=False)
-    _show_status(status, [], as_json, extra=created)
+        console.print(f"{status.id} existed already: not started again{differ}")
+    _show_status(status, [] if failure is None else failure.steps, as_json, extra=extra)
+    if failure is not None and not as_json:
+        attempts = f" after {failure.attempts} attempt(s)" if failure.attempts else ""
+        where = f"at step {failure.failed_step!r}{attempts}" if failure.failed_step else ""
+        console.print(labelled("failed:", "red", f"{failure.status} {where}".strip()))
     if status.status in ("errored", "terminated"):
         raise typer.Exit(1)
 
 
-async def _wait_reporting(app: App, instance: Instance[Any], timeout: float | None) -> None:
+async def _wait_reporting(
+    app: App, instance: Instance[Any, Any], timeout: float | None
+) -> Success[Any] | Failure:
     """Wait for ``instance`` to end (``ResultTimeoutError`` after ``timeout``), saying on
-    stderr what it waits for whenever that changes."""
-    from framework.errors import InstanceFailedError, InstanceTerminatedError
-
+    stderr what it waits for whenever that changes; how it ended."""
     reporter = asyncio.create_task(_report_waits(app, instance.id))
     try:
-        with contextlib.suppress(InstanceFailedError, InstanceTerminatedError):
-            await instance.result(timeout=timeout)
+        return await instance.outcome(timeout=timeout)
     finally:
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
@@ -178,7 +230,7 @@ async def _report_waits(app: App, instance_id: str) -> None:
 
 def _say(text: str) -> None:
     """A progress line on stderr (stdout stays the result, for scripts)."""
-    errors.print(text, markup=False, highlight=False)
+    errors.print(text)
 
 
 @workflows_app.command("list")
@@ -190,6 +242,7 @@ def workflows_list(app: Path | None = AppOption, as_json: bool = JsonOption) -> 
         from framework.runtime.app import App
 
         the_app = App.for_root(root)
+        the_app.entrypoints  # noqa: B018 - fails clearly when codegen never ran
         return the_app, await (await the_app.store()).count_by_status()
 
     the_app, counts = run(main)
@@ -203,37 +256,65 @@ def workflows_list(app: Path | None = AppOption, as_json: bool = JsonOption) -> 
         }
         for e in sorted(the_app.entrypoints.values(), key=lambda e: e.name)
     ]
+    limits = the_app.concurrency_limits
+    for row in rows:
+        if row["name"] in limits:
+            row["concurrency"] = limits[row["name"]].usage(row["counts"])
     if as_json:
         print_json(rows)
         return
-    table = Table("name", "binding", "class", "file", "instances")
+    table = Table("name", "binding", "class")
+    table.add_column("file", no_wrap=True)
+    table.add_column("instances")
+    if limits:
+        table.add_column("concurrency")
     for row in rows:
         shown = ", ".join(f"{n} {s}" for s, n in sorted(row["counts"].items())) or "none"
-        table.add_row(row["name"], row["binding"], row["class_name"], row["file"], shown)
-    console.print(table)
+        cells = [row["name"], row["binding"], row["class_name"], row["file"], shown]
+        if limits:
+            limit = limits.get(row["name"])
+            cells.append("unlimited" if limit is None else limit.summary(row["counts"]))
+        table.add_row(*cells)
+    print_table(table)
 
 
 @instances_app.command("list")
 def instances_list(
-    workflow: str | None = typer.Option(None, "--workflow", "-w"),
-    status: str | None = typer.Option(None, "--status", "-s"),
-    limit: int = typer.Option(50, "--limit"),
-    cursor: str | None = typer.Option(None, "--cursor"),
+    workflow: str | None = typer.Option(
+        None, "--workflow", "-w", help="Only instances of this workflow."
+    ),
+    status: str | None = typer.Option(
+        None, "--status", "-s", help="Only instances in this status (queued, waiting, ...)."
+    ),
+    limit: int = typer.Option(50, "--limit", help="Instances per page.", min=1, max=1000),
+    cursor: str | None = typer.Option(
+        None, "--cursor", help="Where the next page starts (printed under a full page)."
+    ),
     app: Path | None = AppOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Instances, newest first."""
     root = app_root(app)
+    if status is not None:
+        _check_status(status)
 
     async def main() -> tuple[list[InstanceStatus[Any]], str | None]:
         from framework.runtime.app import App
         from framework.runtime.handles import instance_status
+        from framework.runtime.waiting import waits_of
 
-        store = await App.for_root(root).store()
+        the_app = App.for_root(root)
+        store = await the_app.store()
+        if workflow is not None:
+            await _check_workflow(the_app, workflow)
         page = await store.list_instances(
             workflow=workflow, status=status, limit=limit, cursor=cursor
         )
-        return [instance_status(row, Any) for row in page.instances], page.next_cursor
+        waits = await waits_of(store, page.instances)
+        statuses = [instance_status(row, Any) for row in page.instances]
+        return [
+            s.model_copy(update={"waiting_for": waits.get(s.id, [])}) for s in statuses
+        ], page.next_cursor
 
     instances, next_cursor = run(main)
     if as_json:
@@ -244,59 +325,80 @@ def instances_list(
             }
         )
         return
-    table = Table("id", "workflow", "status", "created", "updated")
+    if not instances:
+        console.print("no instances" + (" on this page" if cursor else ""))
+        return
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    for column in ("workflow", "status", "created", "updated"):
+        table.add_column(column, no_wrap=column != "workflow")
     for item in instances:
         table.add_row(
             item.id,
             item.workflow,
-            _styled(item.status),
+            _styled(item.status) + _waits_text(item),
             f"{item.created_at:%Y-%m-%d %H:%M:%S}",
             f"{item.updated_at:%H:%M:%S}",
         )
-    console.print(table)
+    print_table(table)
     if next_cursor:
         console.print(f"more: --cursor {next_cursor}")
 
 
+InstanceIdArgument = typer.Argument(
+    ...,
+    help="The instance's id, or a start of it that no other id shares.",
+    metavar="ID",
+    show_default=False,
+)
+
+
+async def find_instance(app: App, typed: str) -> InstanceRow:
+    """The instance ``typed`` names (its id or a unique start of it), else a clear error."""
+    from framework.runtime.instance_ids import find_instance as find
+
+    return await find(await app.store(), typed)
+
+
 @instance_app.command("show")
 def instance_show(
-    instance_id: str, app: Path | None = AppOption, as_json: bool = JsonOption
+    instance_id: str = InstanceIdArgument,
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """An instance's status, output or error, and its step timeline."""
     root = app_root(app)
 
     async def main() -> tuple[InstanceStatus[Any], list[StepRecord]]:
         from framework.runtime.app import App
-        from framework.runtime.handles import instance_status, step_record
+        from framework.runtime.handles import instance_status, is_terminal, step_record
 
-        store = await App.for_root(root).store()
-        row = await store.get_instance(instance_id)
-        if row is None:
-            from framework.errors import InstanceNotFoundError
-
-            raise InstanceNotFoundError(instance_id)
-        return instance_status(row, Any), [
-            step_record(s) for s in await store.list_steps(instance_id)
-        ]
+        the_app = App.for_root(root)
+        row = await find_instance(the_app, instance_id)
+        steps = await (await the_app.store()).list_steps(row.id)
+        ended = is_terminal(row.status)
+        return instance_status(row, Any, steps), [step_record(s, ended) for s in steps]
 
     status, steps = run(main)
     _show_status(status, steps, as_json)
 
 
-def _control(action: str, call: Callable[[Instance[Any]], Awaitable[None]]) -> Callable[..., None]:
-    def command(instance_id: str, app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
+def _control(
+    action: str, call: Callable[[Instance[Any, Any]], Awaitable[None]]
+) -> Callable[..., None]:
+    def command(
+        instance_id: str = InstanceIdArgument,
+        app: Path | None = AppOption,
+        as_json: bool = JsonOption,
+    ) -> None:
         root = app_root(app)
 
         async def main() -> InstanceStatus[Any]:
             from framework.runtime.app import App
 
             the_app = App.for_root(root)
-            row = await (await the_app.store()).get_instance(instance_id)
-            if row is None:
-                from framework.errors import InstanceNotFoundError
-
-                raise InstanceNotFoundError(instance_id)
-            instance = the_app.instance_handle(row.workflow, instance_id)
+            row = await find_instance(the_app, instance_id)
+            instance = the_app.instance_handle(row.workflow, row.id)
             await call(instance)
             return await instance.status()
 
@@ -304,7 +406,7 @@ def _control(action: str, call: Callable[[Instance[Any]], Awaitable[None]]) -> C
         if as_json:
             print_json(status.model_dump(mode="json"))
         else:
-            console.print(f"{action} {instance_id}: now {_styled(status.status)}")
+            console.print(Text.assemble(f"{action} {status.id}: now ", _styled(status.status)))
 
     command.__doc__ = f"{action.capitalize()} an instance."
     return command
@@ -314,9 +416,51 @@ instance_app.command("pause")(_control("paused", lambda i: i.pause()))
 instance_app.command("resume")(_control("resumed", lambda i: i.resume()))
 
 
+@instance_app.command("logs")
+def instance_logs(
+    instance_id: str = InstanceIdArgument,
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """An instance's ctx.log lines, oldest first (the last 1,000 are kept)."""
+    root = app_root(app)
+
+    async def main() -> list[LogRecord]:
+        from framework.runtime.app import App
+
+        the_app = App.for_root(root)
+        row = await find_instance(the_app, instance_id)
+        return await the_app.instance_handle(row.workflow, row.id).logs()
+
+    lines = run(main)
+    if as_json:
+        print_json([line.model_dump(mode="json") for line in lines])
+        return
+    for line in lines:
+        step = "" if line.step is None else f" [{line.step}]"
+        fields = "".join(f" {key}={json.dumps(value)}" for key, value in line.fields.items())
+        console.print(
+            Text.assemble(
+                f"{line.at:%Y-%m-%d %H:%M:%S.%f}"[:-3] + " ",
+                (f"{line.level:<7}", LEVEL_STYLE.get(line.level, "")),
+                f"{step} {line.message}{fields}",
+            )
+        )
+
+
+@instance_app.command("retry-now")
+def instance_retry_now(
+    instance_id: str = InstanceIdArgument,
+    app: Path | None = AppOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the pending retry of a step now instead of at its scheduled time."""
+    _control("retry due now for", lambda i: i.retry_now())(instance_id, app, as_json)
+
+
 @instance_app.command("terminate")
 def instance_terminate(
-    instance_id: str,
+    instance_id: str = InstanceIdArgument,
     compensate: bool = typer.Option(
         False, "--compensate", help="Run rollbacks and on_failure before ending it."
     ),
@@ -329,7 +473,7 @@ def instance_terminate(
 
 @instance_app.command("export")
 def instance_export(
-    instance_id: str,
+    instance_id: str = InstanceIdArgument,
     output: Path | None = typer.Option(
         None, "--output", "-o", help="File to write (default: stdout)."
     ),
@@ -342,7 +486,8 @@ def instance_export(
         from framework.runtime.app import App
         from framework.runtime.replay import export_instance
 
-        return await export_instance(App.for_root(root), instance_id)
+        the_app = App.for_root(root)
+        return await export_instance(the_app, (await find_instance(the_app, instance_id)).id)
 
     data = json.dumps(run(main), indent=2)
     if output is None:
@@ -354,8 +499,10 @@ def instance_export(
 
 @instance_app.command("restart")
 def instance_restart(
-    instance_id: str,
-    from_step: str | None = typer.Option(None, "--from-step", help="Rerun from this step."),
+    instance_id: str = InstanceIdArgument,
+    from_step: str | None = typer.Option(
+        None, "--from-step", help="Rerun from this step (keep the journal before it)."
+    ),
     app: Path | None = AppOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -365,7 +512,7 @@ def instance_restart(
 
 @event_app.command("send")
 def event_send(
-    instance_id: str,
+    instance_id: str = InstanceIdArgument,
     type: str = typer.Argument(..., help="The event type the instance waits for."),
     payload: str = typer.Argument("null", help="The payload as JSON."),
     app: Path | None = AppOption,
@@ -374,10 +521,30 @@ def event_send(
     """Send an event to an instance."""
     data = _parse_json(payload, "PAYLOAD")
 
-    async def call(instance: Instance[Any]) -> None:
+    async def call(instance: Instance[Any, Any]) -> None:
         await instance.send_event(type, data)
 
     _control(f"sent {type!r} to", call)(instance_id, app, as_json)
+
+
+def _parse_duration(text: str, option: str) -> float:
+    """A duration option in seconds, or a clear error naming it."""
+    from framework.runtime.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
+
+
+def _parse_retention(text: str | None) -> float | None:
+    """``--retention`` in seconds, or a clear error naming it."""
+    from framework.runtime.durations import parse_retention
+
+    try:
+        return parse_retention(text)
+    except ValueError as exc:
+        fail(f"--{exc}")
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -403,19 +570,32 @@ def _show_status(
         data["steps"] = [s.model_dump(mode="json") for s in steps]
         print_json(data)
         return
-    title = f"[bold]{status.id}[/bold] ({status.workflow}) {_styled(status.status)}"
-    console.print(f"{title}  version {status.version}")
+    console.print(
+        Text.assemble(
+            (status.id, "bold"),
+            f" ({status.workflow}) ",
+            _styled(status.status),
+            f"  version {status.version}",
+        )
+    )
+    console.print(_times(status), markup=False, highlight=False)
+    console.print(_runs(status), markup=False, highlight=False)
     if status.output is not None:
-        console.print(f"output: {json.dumps(_plain(status.output))}", highlight=False)
+        console.print(f"output: {json.dumps(_plain(status.output))}")
     for part, why in status.unreadable.items():
-        console.print(f"[red]{part} unreadable:[/red] {escape(why)}", highlight=False)
+        console.print(labelled(f"{part} unreadable:", "red", why))
     if status.error is not None:
-        console.print(f"[red]error:[/red] {status.error}", highlight=False)
+        console.print(labelled("error:", "red", str(status.error)))
+    from framework.runtime.waiting import wait_label
+
+    for wait in status.waiting_for:
+        console.print(Text(f"waiting for: {wait_label(wait)}"))
     if not steps:
         return
     from framework.runtime.durations import format_duration
 
-    table = Table("step", "kind", "status", "attempts", "duration", "detail")
+    table = Table("step", "kind", "status", "attempts", "duration")
+    table.add_column("detail", overflow="fold")
     for step in steps:
         label = step.name if step.count == 1 else f"{step.name} #{step.count}"
         duration = format_duration(step.duration) if step.duration is not None else ""
@@ -423,11 +603,70 @@ def _show_status(
         if step.status == "waiting" and step.wake_at is not None:
             detail = f"until {step.wake_at:%Y-%m-%d %H:%M:%S} {detail}".strip()
         table.add_row(label, step.kind, _styled(step.status), str(step.attempts), duration, detail)
-    console.print(table)
+    print_table(table)
 
 
-def _styled(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def _waits_text(status: InstanceStatus[Any]) -> str:
+    """What a waiting instance waits for, after its status in a list (plain text)."""
+    from framework.runtime.waiting import wait_label
+
+    return "".join(f"\n{wait_label(wait)}" for wait in status.waiting_for)
+
+
+def _times(status: InstanceStatus[Any]) -> str:
+    """``created 2026-11-30 10:00:05 UTC (3 min ago), ended ... after 4.2 s``."""
+    import time
+
+    from framework.runtime.durations import format_duration, format_relative
+
+    def moment(value: datetime) -> str:
+        ago = format_relative(value.timestamp() - time.time())
+        return f"{value:%Y-%m-%d %H:%M:%S} UTC ({ago})"
+
+    text = f"created {moment(status.created_at)}"
+    if status.ended_at is not None and status.duration is not None:
+        return f"{text}, ended {moment(status.ended_at)} after {format_duration(status.duration)}"
+    if status.updated_at == status.created_at:
+        return text
+    return f"{text}, updated {moment(status.updated_at)}"
+
+
+def _runs(status: InstanceStatus[Any]) -> str:
+    """``2 runs; kept 7 days once ended`` (its own retention, when it has one)."""
+    from framework.runtime.durations import format_duration
+
+    text = f"{status.runs} run{'' if status.runs == 1 else 's'}"
+    if status.retention is not None:
+        text += f"; kept {format_duration(status.retention)} once ended"
+    return text
+
+
+def _styled(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, "white"))
+
+
+
+
+def _check_status(status: str) -> None:
+    """``--status``: one of the statuses, else an error with close matches."""
+    import difflib
+
+    from framework.store.base import STATUSES
+
+    if status not in STATUSES:
+        close = difflib.get_close_matches(status, STATUSES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        fail(f"unknown status {status!r}; {hint}use one of {', '.join(STATUSES)}")
+
+
+async def _check_workflow(app: App, workflow: str) -> None:
+    """``--workflow``: a declared workflow or one with stored instances, else an error with
+    close matches."""
+    from framework.errors import UnknownWorkflowError
+
+    known = set(app.entrypoints) | set(await (await app.store()).count_by_status())
+    if workflow not in known:
+        raise UnknownWorkflowError(workflow, sorted(known))
 
 
 def _plain(value: Any) -> Any:
@@ -443,30 +682,35 @@ def prune(
     app: Path | None = AppOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Delete ended instances past their retention (\\[runtime] success_retention,
-    error_retention or retention in fw.toml), in batches; safe while workers run."""
-    root = app_root(app)
+    """Delete ended instances past their retention, in batches; safe while workers run.
 
-    async def main() -> dict[str, int]:
+    An instance's retention is its own (``fw start --retention``), else its workflow's
+    (``retention``, ``success_retention``, ``error_retention`` on its [[workflows]] table of
+    fw.toml), else the app's (the same keys under [runtime]); --older-than replaces the
+    last two."""
+    root = app_root(app)
+    seconds = None if older_than is None else _parse_duration(older_than, "--older-than")
+
+    async def main() -> tuple[dict[str, int], bool]:
         from framework.runtime.app import App
-        from framework.runtime.durations import parse_duration
-        from framework.runtime.retention import Retention, prune
+        from framework.runtime.retention import Retention, prune, retention_configured
 
         the_app = App.for_root(root)
-        retention = Retention.of(the_app)
-        if older_than is not None:
-            seconds = parse_duration(older_than)
-            retention = Retention(success=seconds, error=seconds)
-        if not retention.configured:
-            fail("no retention: pass --older-than or set [runtime] retention in fw.toml")
-        return (await prune(the_app, retention)).deleted
+        retention = None if seconds is None else Retention(success=seconds, error=seconds)
+        configured = retention is not None or retention_configured(the_app)
+        return (await prune(the_app, retention)).deleted, configured
 
-    deleted = run(main)
+    deleted, configured = run(main)
     if as_json:
         print_json({"deleted": deleted})
     else:
         shown = ", ".join(f"{n} {status}" for status, n in deleted.items()) or "nothing"
         console.print(f"pruned {shown}")
+        if not configured:
+            console.print(
+                "fw.toml sets no retention, so only instances started with their own were "
+                "pruned; pass --older-than or set [runtime] retention"
+            )
 
 
 def replay(
@@ -499,8 +743,8 @@ def replay(
         if report.stopped_at:
             console.print(f"stops at {report.stopped_at}, where a worker would go on")
         if report.nondeterminism:
-            console.print(f"[red]non-determinism:[/red] {report.nondeterminism}", highlight=False)
+            console.print(labelled("non-determinism:", "red", report.nondeterminism))
         else:
-            console.print("[green]ok:[/green] the current code replays this journal")
+            console.print(labelled("ok:", "green", "the current code replays this journal"))
     if not report.ok:
         raise typer.Exit(1)

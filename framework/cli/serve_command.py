@@ -42,14 +42,16 @@ def serve(
     body_limit: Annotated[
         int, typer.Option(help="Largest request body accepted, in bytes.")
     ] = DEFAULT_BODY_LIMIT,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also log debug lines.")
+    ] = False,
 ) -> None:
     """Serve the HTTP API and Studio until SIGTERM or Ctrl-C, then exit 0."""
     stopped = stop_on_signals()
-    from framework.http.server import bind_problem, env_token
+    from framework.http.server import bind_problem, env_read_token, env_token
 
     root = app_root(app)
-    problem = bind_problem(host, env_token())
+    problem = bind_problem(host, env_token(), env_read_token())
     if problem is not None:
         fail(problem)
     configure_logging(verbose)

@@ -27,7 +27,7 @@ CACHE_DIR = ".fw"
 CACHE_NAME = "codegen-cache.json"
 CACHE_VERSION = 2
 RACY_NS = 2_000_000_000
-PARSER_MODULES = ("annotations.py", "model.py", "parse.py", "scope.py")
+PARSER_MODULES = ("annotations.py", "concurrency.py", "model.py", "parse.py", "scope.py")
 
 
 def digest(data: bytes) -> str:
@@ -169,16 +169,20 @@ class CodegenCache:
         self.dirty = False
 
 
-def directory_stats(folder: Path) -> dict[str, list[int]]:
-    """``name -> [mtime_ns, size]`` of the regular, non-hidden files directly in ``folder``."""
+def directory_stats(folder: Path, prefix: str = "") -> dict[str, list[int]]:
+    """``name -> [mtime_ns, size]`` of the regular, non-hidden files in ``folder`` and in its
+    subfolders one level down (``handles/x.py``; ``__pycache__`` skipped)."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return {}
     stats: dict[str, list[int]] = {}
     for entry in entries:
-        if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+        if entry.name.startswith(".") or entry.name == "__pycache__":
             continue
-        stat = entry.stat(follow_symlinks=False)
-        stats[entry.name] = [stat.st_mtime_ns, stat.st_size]
+        if not prefix and entry.is_dir(follow_symlinks=False):
+            stats.update(directory_stats(Path(entry.path), f"{entry.name}/"))
+        elif entry.is_file(follow_symlinks=False):
+            stat = entry.stat(follow_symlinks=False)
+            stats[prefix + entry.name] = [stat.st_mtime_ns, stat.st_size]
     return stats

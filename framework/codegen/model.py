@@ -112,6 +112,26 @@ ANY = TypeRef("Any")
 
 
 @dataclass(frozen=True)
+class EventSpec:
+    """An event type a workflow waits for (``wait_for_event(..., type="...", model=...)``).
+
+    ``payload`` is the model as generated code writes it (``ANY`` without one); ``model`` is
+    its dotted name in the workflow's module, for the runtime (None: no model, or not a name).
+    """
+
+    type: str
+    payload: TypeRef = ANY
+    model: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "payload": self.payload.to_dict(), "model": self.model}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EventSpec:
+        return cls(data["type"], TypeRef.from_dict(data["payload"]), data["model"])
+
+
+@dataclass(frozen=True)
 class WorkflowSpec:
     """One workflow, as declared by one ``*_workflow.py`` file."""
 
@@ -125,6 +145,49 @@ class WorkflowSpec:
     form: WorkflowForm
     params: TypeRef
     output: TypeRef
+    events: tuple[EventSpec, ...] = ()
+    open_events: bool = False
+    """Some wait computes its event type at run time: any type may be sent."""
+    concurrency: int | None = None
+    """``@workflow(concurrency=...)`` or the class attribute (``codegen/concurrency.py``)."""
+    concurrency_key: str | None = None
+
+    @property
+    def events_class(self) -> str:
+        """The generated protocol of ``send_event`` of this workflow's instances."""
+        return f"{self.class_name}Events"
+
+    @property
+    def handle_module(self) -> str:
+        """Its module in ``_generated/handles/`` (``order_pipeline_workflow``): its typed
+        ``handle`` alone, and its events protocols."""
+        return self.binding.lower()
+
+    @property
+    def sync_events_class(self) -> str:
+        """Its blocking twin, the ``send_event`` of ``instance.sync``."""
+        return f"{self.class_name}SyncEvents"
+
+    @property
+    def closed_events(self) -> bool:
+        """Whether the workflow waits for events of literal types only (``events_class``
+        types its ``send_event``); else any type may be sent (none known, or one computed)."""
+        return bool(self.events) and not self.open_events
+
+    @property
+    def handle_type(self) -> str:
+        """``WorkflowHandle[P, O, Events, SyncEvents]`` with ``closed_events``; else ``[P, O]``."""
+        return self.typed("WorkflowHandle")
+
+    @property
+    def remote_handle_type(self) -> str:
+        """The same for the remote client: ``RemoteWorkflowHandle[P, O(, Events, SyncEvents)]``."""
+        return self.typed("RemoteWorkflowHandle")
+
+    def typed(self, generic: str) -> str:
+        """``generic`` typed by this workflow's params, output and (if closed) events."""
+        events = f", {self.events_class}, {self.sync_events_class}" if self.closed_events else ""
+        return f"{generic}[{self.params.expression}, {self.output.expression}{events}]"
 
     def manifest_keys(self) -> dict[str, str]:
         """The keys codegen owns in this workflow's ``[[workflows]]`` table of fw.toml."""
@@ -144,6 +207,10 @@ class WorkflowSpec:
             "form": self.form,
             "params": self.params.to_dict(),
             "output": self.output.to_dict(),
+            "events": [e.to_dict() for e in self.events],
+            "open_events": self.open_events,
+            "concurrency": self.concurrency,
+            "concurrency_key": self.concurrency_key,
         }
 
     @classmethod
@@ -159,6 +226,10 @@ class WorkflowSpec:
             form=data["form"],
             params=TypeRef.from_dict(data["params"]),
             output=TypeRef.from_dict(data["output"]),
+            events=tuple(EventSpec.from_dict(e) for e in data.get("events", ())),
+            open_events=data.get("open_events", False),
+            concurrency=data.get("concurrency"),
+            concurrency_key=data.get("concurrency_key"),
         )
 
 

@@ -16,7 +16,8 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from framework.codegen.annotations import TYPING_MODULES, AnnotationRewriter
-from framework.codegen.model import ANY, FileScan, Problem, TypeRef, WorkflowSpec
+from framework.codegen.concurrency import read_concurrency
+from framework.codegen.model import ANY, EventSpec, FileScan, Problem, TypeRef, WorkflowSpec
 from framework.codegen.scope import ImportedName, ModuleScope, collect_scope, dotted_name
 from framework.naming import (
     binding_for,
@@ -29,6 +30,7 @@ from framework.naming import (
 WORKFLOW = "workflow"
 ENTRYPOINT = "WorkflowEntrypoint"
 CONTEXT = "WorkflowContext"
+WAIT_FOR_EVENT = "wait_for_event"
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,12 @@ class _FileReader:
         if types is None or self.problems:
             return None
         params, output = types
+        limits = read_concurrency(candidate.decorator, candidate.node)
+        for node, message in limits.problems:
+            self.problem(node, message, "invalid_concurrency")
+        if limits.problems:
+            return None
+        events, open_events = self._events(rewriter)
         return WorkflowSpec(
             name=name,
             binding=binding_for(name),
@@ -149,7 +157,42 @@ class _FileReader:
             form="function" if isinstance(candidate.node, cst.FunctionDef) else "class",
             params=params,
             output=output,
+            events=events,
+            open_events=open_events,
+            concurrency=limits.concurrency,
+            concurrency_key=limits.concurrency_key,
         )
+
+    def _events(self, rewriter: AnnotationRewriter) -> tuple[tuple[EventSpec, ...], bool]:
+        """The event types the file's ``wait_for_event`` calls name, and whether one computes
+        its type (then any type may be sent). A type waited for with two models, or a model
+        that cannot be written in generated code, gets payload ``Any``."""
+        finder = _WaitFinder()
+        self.module.visit(finder)
+        found: dict[str, EventSpec] = {}
+        open_events = False
+        for call in finder.calls:
+            event_type, model = _keyword(call, "type"), _keyword(call, "model")
+            literal = _string(event_type)
+            if literal is None or any(arg.star for arg in call.args):
+                open_events = True
+                continue
+            spec = self._event_spec(literal, model, rewriter)
+            if found.setdefault(literal, spec) != spec:
+                found[literal] = EventSpec(literal)
+        return tuple(found[t] for t in sorted(found)), open_events
+
+    def _event_spec(
+        self, event_type: str, model: cst.BaseExpression | None, rewriter: AnnotationRewriter
+    ) -> EventSpec:
+        if model is None or (isinstance(model, cst.Name) and model.value == "None"):
+            return EventSpec(event_type)
+        before = len(rewriter.problems)
+        payload = rewriter.type_ref(model)
+        if len(rewriter.problems) > before:
+            del rewriter.problems[before:]
+            return EventSpec(event_type)
+        return EventSpec(event_type, payload, dotted_name(model))
 
     def _name(self, candidate: _Candidate) -> str | None:
         """The workflow's name: ``@workflow(name="...")``, else derived from the file name."""
@@ -377,6 +420,32 @@ def _last_name(expr: cst.Name | cst.Attribute) -> str:
 
 def _subscript_values(node: cst.Subscript) -> list[cst.BaseExpression]:
     return [e.slice.value for e in node.slice if isinstance(e.slice, cst.Index)]
+
+
+class _WaitFinder(cst.CSTVisitor):
+    """Every ``<anything>.wait_for_event(...)`` call of a module."""
+
+    def __init__(self) -> None:
+        self.calls: list[cst.Call] = []
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == WAIT_FOR_EVENT:
+            self.calls.append(node)
+
+
+def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
+
+
+def _string(node: cst.BaseExpression | None) -> str | None:
+    if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
 
 
 def _parse_expression(text: str) -> cst.BaseExpression | None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from framework.codegen.model import WorkflowSpec
+from framework.codegen.model import ANY, TypeImport, TypeRef, WorkflowSpec
 from framework.resources import templates_dir
 
-GENERATED_FILES = ("__init__.py", "entrypoints.py", "workflows.py")
+GENERATED_FILES = ("__init__.py", "_typing.py", "client.py", "entrypoints.py", "workflows.py")
+HANDLES = "handles"
+"""The subfolder of ``_generated/`` with one module per workflow (``handles/<binding>.py``)."""
 
 
 @functools.cache
@@ -39,18 +42,50 @@ def render_template(template: str, /, **context: Any) -> str:
 
 
 def render_generated(app_name: str, workflows: Sequence[WorkflowSpec]) -> dict[str, str]:
-    """The files of ``_generated/`` (name -> text) for ``workflows``, sorted by name."""
+    """The files of ``_generated/`` (relative path -> text) for ``workflows``, sorted by name:
+    the package's modules, and ``handles/<binding>.py`` per workflow (its types alone)."""
     ordered = sorted(workflows, key=lambda w: w.name)
-    imports = sorted(
-        {i.sort_key: i for w in ordered for i in (*w.params.imports, *w.output.imports)}.values(),
-        key=lambda i: i.sort_key,
-    )
+    imports = _imports([ref for w in ordered for ref in (w.params, w.output)])
+    closed = [w for w in ordered if w.closed_events]
     context = {
         "app_name": app_name,
         "workflows": ordered,
         "imports": [i.statement for i in imports],
+        "closed": closed,
     }
-    return {name: render_template(f"codegen/{name}.j2", **context) for name in GENERATED_FILES}
+    files = {name: render_template(f"codegen/{name}.j2", **context) for name in GENERATED_FILES}
+    files[f"{HANDLES}/__init__.py"] = render_template("codegen/handles.py.j2", **context)
+    for w in ordered:
+        refs = [w.params, w.output, *(e.payload for e in w.events if w.closed_events)]
+        files[f"{HANDLES}/{w.handle_module}.py"] = render_template(
+            "codegen/handle.py.j2",
+            app_name=app_name,
+            workflows=[w],
+            w=w,
+            imports=[i.statement for i in _imports(refs)],
+            typing_names=_handle_typing_names(w),
+            with_mapping=w.closed_events and any(e.payload != ANY for e in w.events),
+        )
+    return dict(sorted(files.items()))
+
+
+def _imports(refs: list[TypeRef]) -> list[TypeImport]:
+    """The imports of ``refs``, once each, sorted."""
+    unique = {i.sort_key: i for ref in refs for i in ref.imports}
+    return sorted(unique.values(), key=lambda i: i.sort_key)
+
+
+def _handle_typing_names(w: WorkflowSpec) -> str:
+    """What ``handles/<binding>.py`` imports from ``typing``: what its events protocols use,
+    and ``Any`` when a params or output type is written with it (an unannotated one)."""
+    names: set[str] = set()
+    if w.closed_events:
+        names |= {"Any", "Literal", "Protocol"}
+        if len(w.events) > 1:
+            names.add("overload")
+    if any(re.search(r"\bAny\b", ref.expression) for ref in (w.params, w.output)):
+        names.add("Any")
+    return ", ".join(sorted(names))
 
 
 def generated_inputs(app_name: str, workflows: Sequence[WorkflowSpec]) -> str:

@@ -41,14 +41,17 @@ def plan_file(path: Path, text: str) -> FileChange | None:
 
 
 def plan_directory(folder: Path, files: Mapping[str, str]) -> list[FileChange]:
-    """The changes that make ``folder`` hold exactly ``files`` (name -> text).
+    """The changes that make ``folder`` hold exactly ``files`` (relative path -> text).
 
-    Other regular files directly inside ``folder`` are stale and deleted; hidden files and
-    subfolders (``__pycache__``) are left alone.
+    Other regular files directly inside ``folder``, or inside a subfolder that ``files`` writes
+    to (``handles/``), are stale and deleted; hidden files and other subfolders
+    (``__pycache__``) are left alone.
     """
     changes = [c for name, text in sorted(files.items()) if (c := plan_file(folder / name, text))]
-    for stale in _stale_files(folder, files):
-        changes.append(FileChange(stale, read_text(stale), None))
+    subfolders = sorted({name.split("/")[0] for name in files if "/" in name})
+    for prefix in ["", *(f"{sub}/" for sub in subfolders)]:
+        for stale in _stale_files(folder / prefix, files, prefix):
+            changes.append(FileChange(stale, read_text(stale), None))
     return changes
 
 
@@ -95,7 +98,7 @@ def read_text(path: Path) -> str | None:
         return None
 
 
-def _stale_files(folder: Path, keep: Mapping[str, str]) -> list[Path]:
+def _stale_files(folder: Path, keep: Mapping[str, str], prefix: str = "") -> list[Path]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
@@ -104,6 +107,6 @@ def _stale_files(folder: Path, keep: Mapping[str, str]) -> list[Path]:
         Path(entry.path)
         for entry in entries
         if entry.is_file(follow_symlinks=False)
-        and entry.name not in keep
+        and prefix + entry.name not in keep
         and not entry.name.startswith(".")
     ]

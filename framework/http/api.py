@@ -10,6 +10,7 @@ of ``w`` (see ``routing``).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -40,12 +41,21 @@ from framework.http.inputs import (
     read_json,
     status_filter,
     text_filter,
+    wait_seconds,
 )
-from framework.http.instances import load_detail, output_download, require_instance, summary
+from framework.http.instances import (
+    load_detail,
+    output_download,
+    require_instance,
+    summaries,
+    wait_until_ended,
+)
+from framework.http.metrics import metrics_response
 from framework.http.problems import ApiError, field_errors
 from framework.http.routing import Endpoint
 from framework.http.state import HttpState, quote_id, url
 from framework.runtime import serialization
+from framework.runtime.durations import DURATION_PATTERN, parse_retention
 from framework.runtime.ids import ID_PATTERN
 
 if TYPE_CHECKING:
@@ -61,6 +71,36 @@ ID_SCHEMA: dict[str, Any] = {
     "(not . or .. alone); starting is idempotent on it.",
 }
 """The ``id`` of a start body, as the OpenAPI document describes it (the id rule)."""
+MAX_DURATION_LENGTH = 40
+RETENTION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "maxLength": MAX_DURATION_LENGTH,
+            "examples": ["30 days", "12 hours"],
+        },
+        {"type": "number", "minimum": 0},
+        {"type": "null"},
+    ],
+    "description": "Optional: how long to keep the instance once it has ended (a duration, "
+    "or a number of seconds), beating its workflow's and the app's retention.",
+}
+"""The ``retention`` of a start body, as the OpenAPI document describes it."""
+
+
+def _duration(value: Any) -> Any:
+    """A duration as JSON carries one: a string (``"30 days"``, as ``DURATION_PATTERN``
+    says) or a number of seconds."""
+    if value is None:
+        return None
+    if isinstance(value, str) and (
+        len(value) > MAX_DURATION_LENGTH or not re.fullmatch(DURATION_PATTERN, value)
+    ):
+        raise ValueError(f"{value[:MAX_DURATION_LENGTH]!r} is not a duration like '30 days'")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError('Input should be a duration: a string like "30 days" or seconds')
+    return parse_retention(value)
 
 
 def _json_integer(value: Any) -> Any:
@@ -86,6 +126,9 @@ class StartBody(BaseModel):
     id: Annotated[str | None, WithJsonSchema(ID_SCHEMA)] = None
     """Checked by the id rule when the instance is created (422 ``invalid_id``)."""
     params: Any = None
+    retention: Annotated[
+        float | None, BeforeValidator(_duration), WithJsonSchema(RETENTION_SCHEMA)
+    ] = None
 
 
 class RestartBody(BaseModel):
@@ -133,11 +176,15 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/api/instances", "list_instances"),
     ApiRoute("GET", "/api/instances/{id}", "get_instance"),
     ApiRoute("GET", "/api/instances/{id}/output", "get_instance_output"),
+    ApiRoute("GET", "/api/instances/{id}/logs", "get_instance_logs"),
     ApiRoute("POST", "/api/instances/{id}/events", "send_event"),
     ApiRoute("POST", "/api/instances/{id}/pause", "pause_instance"),
     ApiRoute("POST", "/api/instances/{id}/resume", "resume_instance"),
     ApiRoute("POST", "/api/instances/{id}/terminate", "terminate_instance"),
     ApiRoute("POST", "/api/instances/{id}/restart", "restart_instance"),
+    ApiRoute("POST", "/api/instances/{id}/retry-now", "retry_instance_now"),
+    ApiRoute("GET", "/metrics", "get_metrics"),
+    ApiRoute("GET", "/api/workers", "list_workers"),
 )
 
 
@@ -156,6 +203,10 @@ class Api:
         """The API's endpoints, from ``API_ROUTES``."""
         return [Endpoint(r.method, r.path, getattr(self, r.operation_id)) for r in API_ROUTES]
 
+    async def get_metrics(self, request: Request) -> Response:
+        """Prometheus metrics: this process's counters, the store's gauges."""
+        return await metrics_response(self.app)
+
     async def list_workflows(self, request: Request) -> Response:
         """Every workflow with its binding, class, file, version, counts and schemas."""
         workflows = await catalog.list_workflows(self.app)
@@ -170,20 +221,20 @@ class Api:
         """Start an instance: 201 when this request created it, 200 when the id existed
         (``params_match`` says whether the stored params equal those sent)."""
         name = check_name(request.path_params["name"])
-        handle = self.app.handle(name)
+        app = self.app
+        handle = app.handle(name)
         body = parse_body(StartBody, await read_json(request))
-        check_json_types(name, body.params, self.app.definition(name).params_type)
+        check_json_types(name, body.params, app.definition(name).params_type)
         try:
-            instance = await handle.create(body.params, id=body.id)
+            instance = await handle.create(body.params, id=body.id, retention=body.retention)
         except ValidationError as exc:
             raise invalid_params(name, exc) from None
-        row = await require_instance(await self.app.store(), instance.id)
-        location = url(request, f"/api/instances/{quote_id(row.id)}")
+        location = url(request, f"/api/instances/{quote_id(instance.id)}")
         return JSONResponse(
-            {
-                "id": row.id,
-                "workflow": row.workflow,
-                "status": row.status,
+            {  # as the create's transaction stored (or found) it: no second read
+                "id": instance.id,
+                "workflow": instance.workflow,
+                "status": instance.created_status,
                 "created": bool(instance.created),
                 "params_match": bool(instance.params_match),
             },
@@ -203,14 +254,33 @@ class Api:
         return await self._page(request, workflow=workflow)
 
     async def get_instance(self, request: Request) -> Response:
-        """Status, output, error, params, version, parent, children and steps."""
-        detail = await load_detail(self.app, check_lookup(request.path_params["id"]))
-        return JSONResponse(detail.to_json())
+        """Status, output, error, params, version, parent, children and steps.
+
+        With ``?wait=S``, answers once the instance has ended or after ``S`` seconds (a long
+        poll, as the remote client's ``result()`` makes); an instance still going then says
+        why in ``reason`` (``?wait=0``: at once).
+        """
+        instance_id = check_lookup(request.path_params["id"])
+        wait = request.query_params.get("wait")
+        reason = None
+        if wait is not None:
+            reason = await wait_until_ended(self.app, instance_id, wait_seconds(wait))
+        data = (await load_detail(self.app, instance_id)).to_json()
+        if reason is not None:
+            data["reason"] = reason
+        return JSONResponse(data)
 
     async def get_instance_output(self, request: Request) -> Response:
         """The output of a complete instance as a JSON download."""
         instance_id = check_lookup(request.path_params["id"])
         return await output_download(await self.app.store(), instance_id)
+
+    async def get_instance_logs(self, request: Request) -> Response:
+        """The instance's ``ctx.log`` lines, oldest first (the last 1,000 are kept)."""
+        instance_id = check_lookup(request.path_params["id"])
+        row = await require_instance(await self.app.store(), instance_id)
+        logs = await self.app.instance_handle(row.workflow, row.id).logs()
+        return JSONResponse({"logs": [line.model_dump(mode="json") for line in logs]})
 
     async def pause_instance(self, request: Request) -> Response:
         """Pause: a waiting instance stays put, a running one stops at its next step."""
@@ -228,6 +298,17 @@ class Api:
         """Run an instance again, from the top or from a journaled step."""
         return await self._control(request, "restart")
 
+    async def retry_instance_now(self, request: Request) -> Response:
+        """Run the pending retry of a step now; 409 when the instance waits for no retry."""
+        return await self._control(request, "retry-now")
+
+    async def list_workers(self, request: Request) -> Response:
+        """The registered workers, oldest first: alive, stale or dead, and what each holds."""
+        from framework.runtime.liveness import worker_statuses
+
+        found = await worker_statuses(self.app)
+        return JSONResponse({"workers": [w.to_json() for w in found]})
+
     async def _control(self, request: Request, action: Action) -> Response:
         """Do ``action``; 409 when it does not apply now."""
         instance_id = check_lookup(request.path_params["id"])
@@ -235,7 +316,8 @@ class Api:
         row = await require_instance(store, instance_id)
         instance = self.app.instance_handle(row.workflow, instance_id)
         await apply_action(instance, await _control_body(request, action))
-        return JSONResponse(summary(await require_instance(store, instance_id)))
+        [answer] = await summaries(store, [await require_instance(store, instance_id)])
+        return JSONResponse(answer)
 
     async def send_event(self, request: Request) -> Response:
         """Deliver an event (buffered until the instance waits for its type): 202."""
@@ -246,7 +328,7 @@ class Api:
         await self.app.instance_handle(row.workflow, instance_id).send_event(
             body.type, body.payload
         )
-        answer = summary(await require_instance(store, instance_id))
+        [answer] = await summaries(store, [await require_instance(store, instance_id)])
         return JSONResponse({**answer, "event": body.type}, status_code=202)
 
     async def _page(self, request: Request, workflow: str | None) -> Response:
@@ -260,7 +342,10 @@ class Api:
             workflow=workflow, status=status, search=search, limit=limit, cursor=cursor
         )
         return JSONResponse(
-            {"instances": [summary(row) for row in page.instances], "next_cursor": page.next_cursor}
+            {
+                "instances": await summaries(store, page.instances),
+                "next_cursor": page.next_cursor,
+            }
         )
 
 

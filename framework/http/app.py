@@ -34,6 +34,7 @@ from framework.http.studio import Studio
 from framework.runtime.app import App
 
 TOKEN_ENV = "FW_API_TOKEN"
+READ_TOKEN_ENV = "FW_API_READ_TOKEN"
 LOG = logging.getLogger("fw.http")
 
 
@@ -41,6 +42,7 @@ def create_app(
     app: App | Path | str,
     *,
     token: str | None = None,
+    read_token: str | None = None,
     body_limit: int = DEFAULT_BODY_LIMIT,
     allowed_hosts: Sequence[str] | None = None,
     studio_poll: float = 1.0,
@@ -51,6 +53,8 @@ def create_app(
         app: the fw app, or its folder (the one holding ``fw.toml``).
         token: the API token; default ``FW_API_TOKEN``. With one, the API wants
             ``Authorization: Bearer <token>`` and Studio a login; ``""`` turns it off.
+        read_token: the read-only token; default ``FW_API_READ_TOKEN``. It reads everything
+            (API and Studio) and changes nothing: 403 ``read_only`` on every write.
         body_limit: the largest request body accepted, in bytes (larger: 413).
         allowed_hosts: ``Host`` header names to accept (default: any).
         studio_poll: seconds between refreshes of Studio pages showing live work.
@@ -61,6 +65,7 @@ def create_app(
     source = app if isinstance(app, App) else Path(app).resolve()
     settings = HttpSettings(
         token=(os.environ.get(TOKEN_ENV) if token is None else token) or None,
+        read_token=(os.environ.get(READ_TOKEN_ENV) if read_token is None else read_token) or None,
         body_limit=body_limit,
         allowed_hosts=None if allowed_hosts is None else tuple(allowed_hosts),
         studio_poll=studio_poll,
@@ -72,7 +77,7 @@ def create_app(
         the_app = state.app
         workflows = await catalog.list_workflows(the_app)
         title = the_app.settings.app.name or the_app.package
-        return JSONResponse(openapi_document(workflows, title, secured=bool(settings.token)))
+        return JSONResponse(openapi_document(workflows, title, secured=state.secured))
 
     async def handle_error(request: Request, exc: Exception) -> Response:
         problem = as_api_error(exc)

@@ -9,7 +9,9 @@ from pydantic import TypeAdapter
 from pydantic.errors import PydanticUserError
 from pydantic.json_schema import JsonSchemaMode
 
+from framework.errors import WorkflowImportError
 from framework.runtime import serialization
+from framework.runtime.events import declared_events
 from framework.runtime.failures import message_of, raised_by_user
 from framework.store.base import STATUSES
 
@@ -36,6 +38,14 @@ class WorkflowInfo:
     load_error: str | None = None
     params_schema: dict[str, Any] = field(default_factory=dict[str, Any])
     output_schema: dict[str, Any] = field(default_factory=dict[str, Any])
+    event_models: dict[str, Any] = field(default_factory=dict[str, Any])
+    """Event type -> payload model (``Any``: none), as its ``wait_for_event`` calls name them."""
+    open_events: bool = True
+    """Some wait computes its type: any event type may be sent."""
+    event_schemas: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
+    concurrency: dict[str, Any] | None = None
+    """Its concurrency limit (``limit``, ``key``) with its instances ``running`` and ``queued``;
+    None: unlimited."""
 
     @property
     def total(self) -> int:
@@ -62,7 +72,9 @@ class WorkflowInfo:
             "total": self.total,
             "params_schema": self.params_schema,
             "output_schema": self.output_schema,
+            "events": {"types": self.event_schemas, "open": self.open_events},
             "load_error": self.load_error,
+            "concurrency": self.concurrency,
         }
 
 
@@ -86,6 +98,7 @@ async def one_workflow(app: App, name: str) -> WorkflowInfo:
 def describe(app: App, name: str, counts: dict[str, int]) -> WorkflowInfo:
     """Workflow ``name`` with ``counts``; a module that fails to import is reported, not raised."""
     entrypoint = app.entrypoints[name]
+    limit = app.concurrency_limits.get(name)
     info = WorkflowInfo(
         name=name,
         binding=entrypoint.binding,
@@ -94,20 +107,26 @@ def describe(app: App, name: str, counts: dict[str, int]) -> WorkflowInfo:
         file=entrypoint.file,
         version=app.version_of(name),
         counts={status: counts.get(status, 0) for status in STATUSES},
+        concurrency=None if limit is None else limit.usage(counts),
     )
     try:
         definition = app.definition(name)
         params_type, output_type = definition.params_type, definition.output_type
+        events = declared_events(entrypoint)
     except BaseException as exc:  # a user's module that fails to import must not hide the rest
         if not raised_by_user(exc):  # a cancelled request
             raise
-        return replace(info, load_error=f"{type(exc).__name__}: {message_of(exc)}")
+        error = exc.error if isinstance(exc, WorkflowImportError) else None
+        return replace(info, load_error=error or f"{type(exc).__name__}: {message_of(exc)}")
     return replace(
         info,
         params_type=params_type,
         output_type=output_type,
         params_schema=json_schema(params_type),
         output_schema=json_schema(output_type, "serialization"),
+        event_models=events.models,
+        open_events=events.open,
+        event_schemas={t: json_schema(model) for t, model in events.models.items()},
     )
 
 

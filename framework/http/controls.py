@@ -1,4 +1,4 @@
-"""Controlling an instance from a request: pause, resume, terminate, restart.
+"""Controlling an instance from a request: pause, resume, terminate, restart, retry now.
 
 The JSON API and Studio's buttons both come here, so an action means the same through either.
 Whether it applies to the instance now is the store's answer, given in the transaction that
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 if TYPE_CHECKING:
     from framework.runtime.handles import Instance
 
-Action = Literal["pause", "resume", "terminate", "restart"]
+Action = Literal["pause", "resume", "terminate", "restart", "retry-now"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 
 
@@ -31,7 +31,7 @@ class Control:
     """restart: which occurrence of ``from_step``."""
 
 
-async def apply_action(instance: Instance[Any], control: Control) -> None:
+async def apply_action(instance: Instance[Any, Any], control: Control) -> None:
     """Do ``control.action`` to ``instance``.
 
     Raises:
@@ -47,3 +47,5 @@ async def apply_action(instance: Instance[Any], control: Control) -> None:
             await instance.terminate(compensate=control.compensate)
         case "restart":
             await instance.restart(control.from_step, control.occurrence)
+        case "retry-now":
+            await instance.retry_now()

@@ -34,6 +34,9 @@ DEFAULT_PAGE = 50
 CURSOR = re.compile(r"[0-9]{0,18}")
 """A page cursor: ASCII digits, below 10**18 (an empty one is the first page)."""
 LIMIT = re.compile(r"[0-9]{1,3}")
+MAX_WAIT = 60
+"""The longest ``?wait=`` of ``GET /api/instances/{id}``, in seconds."""
+WAIT = re.compile(r"[0-9]{1,2}")
 JSON_MEDIA_TYPE = "application/json"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -136,6 +139,19 @@ def page_limit(value: str | None) -> int:
         return DEFAULT_PAGE
     if not LIMIT.fullmatch(value) or not 1 <= int(value) <= MAX_PAGE:
         raise ApiError(400, "invalid_limit", f"limit must be a number from 1 to {MAX_PAGE}")
+    return int(value)
+
+
+def wait_seconds(value: str) -> int:
+    """``?wait=``: 0 to 60 whole seconds in ASCII digits.
+
+    Raises:
+        ApiError: 400 ``invalid_wait``.
+    """
+    if not WAIT.fullmatch(value) or int(value) > MAX_WAIT:
+        raise ApiError(
+            400, "invalid_wait", f"wait must be a whole number of seconds from 0 to {MAX_WAIT}"
+        )
     return int(value)
 
 

@@ -3,16 +3,31 @@ children, list summaries, and close matches for an id that does not exist."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
+from framework.errors import (
+    InstanceFailedError,
+    InstanceNotFoundError,
+    InstanceTerminatedError,
+    ResultTimeoutError,
+    SerializationError,
+    UnknownWorkflowError,
+)
 from framework.http.problems import ApiError
 from framework.runtime.handles import instance_status, step_record
-from framework.runtime.records import ErrorInfo, InstanceStatus, StepRecord, timestamp
+from framework.runtime.instance_ids import close_instance_ids
+from framework.runtime.records import (
+    ErrorInfo,
+    InstanceStatus,
+    StepRecord,
+    WaitingFor,
+    timestamp,
+)
+from framework.runtime.waiting import waits_of
 from framework.store.base import TERMINAL, InstanceRow
 
 if TYPE_CHECKING:
@@ -67,7 +82,9 @@ async def load_detail(app: App, instance_id: str) -> InstanceDetail:
     """
     store = await app.store()
     row = await require_instance(store, instance_id)
-    steps = [step_record(step) for step in await store.list_steps(instance_id)]
+    ended = row.status in TERMINAL
+    rows = await store.list_steps(instance_id)
+    steps = [step_record(step, ended) for step in rows]
     parent = await store.get_instance(row.parent_id) if row.parent_id else None
     children = (await store.list_instances(parent_id=instance_id, limit=MAX_CHILDREN)).instances
     known = {child.id for child in children}
@@ -75,7 +92,30 @@ async def load_detail(app: App, instance_id: str) -> InstanceDetail:
     if missing:
         children += await store.get_instances(missing)
     children.sort(key=lambda child: child.seq)
-    return InstanceDetail(instance_status(row, Any), steps, parent, children)
+    return InstanceDetail(instance_status(row, Any, rows), steps, parent, children)
+
+
+async def wait_until_ended(app: App, instance_id: str, seconds: float) -> str | None:
+    """Wait up to ``seconds`` for instance ``instance_id`` to end (as ``result()`` waits);
+    None once it has, else why it has not (``ResultTimeoutError.reason``).
+
+    Raises:
+        ApiError: 404 when no instance has that id, with close matches.
+    """
+    row = await require_instance(await app.store(), instance_id)
+    try:
+        await app.instance_handle(row.workflow, instance_id).result(timeout=seconds)
+    except ResultTimeoutError as exc:
+        return exc.reason or exc.status
+    except (
+        InstanceFailedError,
+        InstanceTerminatedError,
+        SerializationError,  # ended with an output its type cannot read: the detail says so
+        UnknownWorkflowError,  # ended, of a workflow the app no longer declares
+        InstanceNotFoundError,  # deleted meanwhile: the detail answers 404
+    ):
+        pass
+    return None
 
 
 async def require_instance(store: Store, instance_id: str) -> InstanceRow:
@@ -119,22 +159,30 @@ async def instance_not_found(store: Store, instance_id: str) -> ApiError:
     )
 
 
-async def close_instance_ids(store: Store, instance_id: str) -> list[str]:
-    """Up to three stored ids that look like ``instance_id`` (sharing its first half)."""
-    stem = instance_id[: max(2, len(instance_id) // 2)]
-    page = await store.list_instances(search=stem, limit=200)
-    return difflib.get_close_matches(
-        instance_id, [row.id for row in page.instances], n=3, cutoff=0.6
-    )
-
-
 def summary(row: InstanceRow) -> dict[str, Any]:
     """An instance in a list: id, workflow, status, error, times, version, parent."""
-    status = instance_status_light(row)
+    return summary_of(instance_status_light(row))
+
+
+def summary_of(status: InstanceStatus[Any]) -> dict[str, Any]:
+    """The list form of a status (without output and params)."""
     return status.model_dump(mode="json", exclude={"output", "params", "unreadable"})
 
 
-def instance_status_light(row: InstanceRow) -> InstanceStatus[Any]:
+async def summaries(store: Store, rows: list[InstanceRow]) -> list[dict[str, Any]]:
+    """The list forms of ``rows``, each saying what it waits for."""
+    return [summary_of(status) for status in await statuses_of(store, rows)]
+
+
+async def statuses_of(store: Store, rows: list[InstanceRow]) -> list[InstanceStatus[Any]]:
+    """The light statuses of a page of instances, each saying what it waits for."""
+    waits = await waits_of(store, rows)
+    return [instance_status_light(row, waits.get(row.id)) for row in rows]
+
+
+def instance_status_light(
+    row: InstanceRow, waits: list[WaitingFor] | None = None
+) -> InstanceStatus[Any]:
     """The status of ``row`` without reading its output or params (for lists)."""
     return InstanceStatus[Any](
         id=row.id,
@@ -145,4 +193,7 @@ def instance_status_light(row: InstanceRow) -> InstanceStatus[Any]:
         updated_at=timestamp(row.updated_at),
         version=row.version,
         parent_id=row.parent_id,
+        waiting_for=waits or [],
+        runs=row.runs,
+        retention=row.retention,
     )

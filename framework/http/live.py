@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from framework.errors import InstanceNotFoundError
 from framework.resources import templates_dir
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from framework.runtime.app import App
+    from framework.runtime.handles import WorkflowHandle
     from framework.store.base import Status
 
 O = TypeVar("O")
@@ -99,6 +100,16 @@ _default_app: contextvars.ContextVar[App | None] = contextvars.ContextVar(
 )
 
 
+@overload
+async def workflow_status(
+    name: WorkflowHandle[Any, O],
+    id: str,
+    *,
+    poll: Duration | None = None,
+    until: Until | None = None,
+    app: App | Path | str | None = None,
+) -> LiveStatus[O]: ...
+@overload
 async def workflow_status(
     name: str,
     id: str,
@@ -106,27 +117,49 @@ async def workflow_status(
     poll: Duration | None = None,
     until: Until | None = None,
     app: App | Path | str | None = None,
+) -> LiveStatus[Any]: ...
+
+
+async def workflow_status(
+    name: WorkflowHandle[Any, Any] | str,
+    id: str,
+    *,
+    poll: Duration | None = None,
+    until: Until | None = None,
+    app: App | Path | str | None = None,
 ) -> LiveStatus[Any]:
-    """The status of instance ``id`` of workflow ``name``, polled while the page shows it.
+    """The status of instance ``id`` of a workflow, polled while the page shows it.
 
     Args:
-        name: the workflow's name.
+        name: the workflow: its typed handle (``workflows.get("order-pipeline")``, so the
+            name is checked and ``output`` typed), or its name as a string (untyped).
         id: the instance id.
         poll: refresh the page this often (``"2s"``, seconds, a timedelta) until done;
             needs ``LiveStatusMiddleware`` on the app serving the page.
         until: stop polling once this holds: a predicate of the status, or a status (or
             statuses) to stop at. Polling always stops at a terminal status.
         app: the fw app (an ``App`` or its folder); default: the one given to the
-            middleware, else the nearest ``fw.toml`` upwards from the working directory.
+            middleware, else the handle's app, else the nearest ``fw.toml`` upwards from
+            the working directory.
 
     Raises:
         InstanceNotFoundError: no instance of that workflow has this id.
     """
-    the_app = resolve_app(app)
-    status = await the_app.instance_handle(name, id).status()
-    return _register(_live(name, status, until), poll)
+    workflow, the_app = _target(name, app)
+    status = await the_app.instance_handle(workflow, id).status()
+    return _register(_live(workflow, status, until), poll)
 
 
+@overload
+def workflow_status_blocking(
+    name: WorkflowHandle[Any, O],
+    id: str,
+    *,
+    poll: Duration | None = None,
+    until: Until | None = None,
+    app: App | Path | str | None = None,
+) -> LiveStatus[O]: ...
+@overload
 def workflow_status_blocking(
     name: str,
     id: str,
@@ -134,11 +167,30 @@ def workflow_status_blocking(
     poll: Duration | None = None,
     until: Until | None = None,
     app: App | Path | str | None = None,
+) -> LiveStatus[Any]: ...
+
+
+def workflow_status_blocking(
+    name: WorkflowHandle[Any, Any] | str,
+    id: str,
+    *,
+    poll: Duration | None = None,
+    until: Until | None = None,
+    app: App | Path | str | None = None,
 ) -> LiveStatus[Any]:
     """``workflow_status`` for synchronous code and templates (runs on fw's sync loop)."""
-    the_app = resolve_app(app)
-    status = the_app.instance_handle(name, id).sync.status()
-    return _register(_live(name, status, until), poll)
+    workflow, the_app = _target(name, app)
+    status = the_app.instance_handle(workflow, id).sync.status()
+    return _register(_live(workflow, status, until), poll)
+
+
+def _target(name: WorkflowHandle[Any, Any] | str, app: App | Path | str | None) -> tuple[str, App]:
+    """The workflow's name and the app to read it from."""
+    if isinstance(name, str):
+        return name, resolve_app(app)
+    if app is None and _default_app.get() is None:
+        return name.name, name.app
+    return name.name, resolve_app(app)
 
 
 def resolve_app(app: App | Path | str | None) -> App:

@@ -19,16 +19,18 @@ from pydantic.json_schema import JsonSchemaMode
 from framework.http.api import (
     API_ROUTES,
     ID_SCHEMA,
+    RETENTION_SCHEMA,
     ApiRoute,
     EventBody,
     RestartBody,
     TerminateBody,
 )
 from framework.http.catalog import WorkflowInfo
-from framework.http.inputs import CURSOR, MAX_LOOKUP, MAX_PAGE
+from framework.http.inputs import CURSOR, MAX_LOOKUP, MAX_PAGE, MAX_WAIT
 from framework.resources import VERSION
 from framework.runtime import serialization
-from framework.runtime.records import InstanceStatus, StepRecord
+from framework.runtime.liveness import WorkerStatus
+from framework.runtime.records import InstanceStatus, LogRecord, StepRecord
 from framework.store.base import STATUSES
 
 REF = "#/components/schemas/{model}"
@@ -110,6 +112,8 @@ def _component_schemas(workflows: list[WorkflowInfo]) -> dict[str, Any]:
         ("TerminateBody", "validation", TypeAdapter(TerminateBody)),
         ("Instance", "serialization", TypeAdapter(InstanceStatus[Any])),
         ("Step", "serialization", TypeAdapter(StepRecord)),
+        ("LogLine", "serialization", TypeAdapter(LogRecord)),
+        ("Worker", "serialization", TypeAdapter(WorkerStatus)),
     ]
     undescribed: dict[str, Any] = {}
     for info in workflows:
@@ -125,15 +129,57 @@ def _component_schemas(workflows: list[WorkflowInfo]) -> dict[str, Any]:
                 undescribed[name] = {}
             else:
                 inputs.append((name, cast(JsonSchemaMode, mode), adapter))
+        for event_type, model in info.event_models.items():
+            name = event_component(info.name, event_type)
+            adapter = _adapter(model)
+            if adapter is None:
+                undescribed[name] = {}
+            else:
+                inputs.append((name, "validation", adapter))
     mapping, definitions = _json_schemas(inputs)
     schemas: dict[str, Any] = dict(definitions)
     for (name, _mode), schema in mapping.items():
         if schema.get("$ref") != REF.format(model=name):  # else the model has that name already
             schemas[name] = schema
     schemas.update(undescribed)
+    for info in workflows:
+        if info.load_error is None and (info.event_models or not info.open_events):
+            schemas[component_name(info.name, "Events")] = _events_schema(info)
     schemas["ApiError"] = _ERROR
     schemas["StartedInstance"] = _STARTED
     return schemas
+
+
+def event_component(workflow: str, event_type: str) -> str:
+    """``order-pipeline`` + ``approval`` -> ``OrderPipelineApprovalEvent``."""
+    return component_name(workflow, component_name(event_type, "Event"))
+
+
+def _events_schema(info: WorkflowInfo) -> dict[str, Any]:
+    """The bodies ``POST /api/instances/{id}/events`` accepts for an instance of ``info``:
+    one per event type it waits for (``type`` and its ``payload``), any type when open."""
+    choices: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": event_type},
+                "payload": _ref(event_component(info.name, event_type)),
+            },
+            "required": ["type"],
+        }
+        for event_type in sorted(info.event_models)
+    ]
+    if info.open_events:
+        choices.append(_ref("EventBody"))
+    if not choices:
+        return {"description": f"An instance of {info.name} waits for no event: 422", "not": {}}
+    description = (
+        f"The events an instance of {info.name} waits for"
+        + (" (and any other type: a wait computes its type)" if info.open_events else "")
+        + "; another type, or a payload that fails its model, is refused with 422."
+    )
+    return {"description": description, "oneOf": choices}
 
 
 def _adapter(annotation: Any) -> TypeAdapter[Any] | None:
@@ -173,7 +219,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 ERROR_TEXTS = {
     400: "Bad request: malformed JSON (invalid_json) or query (invalid_status, invalid_limit, "
-    "invalid_cursor, invalid_workflow, invalid_search)",
+    "invalid_cursor, invalid_workflow, invalid_search, invalid_wait)",
     401: "Missing or wrong token (when the server has one)",
     404: "Not found (with close matches)",
     409: "Not possible in the instance's current status",
@@ -259,6 +305,13 @@ PAGE = {
         "next_cursor": {"type": ["string", "null"]},
     },
 }
+WAIT_QUERY = {
+    "name": "wait",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT, "default": 0},
+    "description": "Seconds to wait for the instance to end before answering (a long poll). "
+    "An instance still going then says why in `reason` (with `wait=0` too, at once).",
+}
 BODY_ERRORS = (400, 413, 415, 422)
 
 
@@ -266,9 +319,9 @@ def _body(component: str, required: bool) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": _ref(component)}}}
 
 
-def _control(action: str, body: str | None = None) -> OperationDoc:
+def _control(action: str, body: str | None = None, summary: str | None = None) -> OperationDoc:
     return OperationDoc(
-        f"{action.capitalize()} an instance",
+        summary or f"{action.capitalize()} an instance",
         {"200": _json(_ref("Instance"), "The instance after the action")},
         (404, 409, *(BODY_ERRORS if body else ())),
         body=_body(body, required=False) if body else None,
@@ -331,13 +384,29 @@ OPERATIONS: dict[str, OperationDoc] = {
                 "OK",
             )
         },
+        (400, 404),
+        [WAIT_QUERY],
+    ),
+    "get_instance_logs": OperationDoc(
+        "The instance's ctx.log lines, oldest first (the last 1,000 are kept)",
+        {
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {"logs": {"type": "array", "items": _ref("LogLine")}},
+                    "required": ["logs"],
+                },
+                "OK",
+            )
+        },
         (404,),
     ),
     "get_instance_output": OperationDoc(
         "The output of a complete instance, as a download", {"200": _json({}, "OK")}, (404, 409)
     ),
     "send_event": OperationDoc(
-        "Send an event (buffered until the instance waits for its type)",
+        "Send an event (buffered until the instance waits for its type); the types and "
+        "payloads each workflow accepts are the components <Workflow>Events",
         {"202": _json(_ref("Instance"), "Accepted")},
         (404, 409, *BODY_ERRORS),
         body=_body("EventBody", required=True),
@@ -346,6 +415,33 @@ OPERATIONS: dict[str, OperationDoc] = {
     "resume_instance": _control("resume"),
     "terminate_instance": _control("terminate", "TerminateBody"),
     "restart_instance": _control("restart", "RestartBody"),
+    "get_metrics": OperationDoc(
+        "Prometheus metrics: this process's counters and histograms, the store's gauges "
+        "(docs/operations.md#metrics)",
+        {
+            "200": {
+                "description": "The Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    ),
+    "list_workers": OperationDoc(
+        "The registered workers: alive, stale (late to beat) or dead, and the instances each "
+        "holds",
+        {
+            "200": _json(
+                {
+                    "type": "object",
+                    "required": ["workers"],
+                    "properties": {"workers": {"type": "array", "items": _ref("Worker")}},
+                },
+                "OK",
+            )
+        },
+    ),
+    "retry_instance_now": _control(
+        "retry-now", summary="Run the pending retry of a step now (409: no retry waits)"
+    ),
 }
 
 
@@ -415,7 +511,7 @@ def _start_body(info: WorkflowInfo) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"id": ID_SCHEMA, "params": params},
+        "properties": {"id": ID_SCHEMA, "params": params, "retention": RETENTION_SCHEMA},
     }
     if loaded and not _accepts_null(info.params_type):
         schema["required"] = ["params"]

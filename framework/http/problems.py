@@ -1,8 +1,11 @@
 """How errors become HTTP answers: one JSON shape for every API error.
 
 An error body is ``{"error": "<kind>", "message": "<what happened and what to do>"}`` plus
-fields of its kind: ``close_matches`` (404), ``detail`` (422: pydantic's ``loc``, ``msg``,
-``type`` of each invalid field), ``steps`` (an unknown restart step).
+fields of its kind: ``close_matches`` (an unknown workflow, 404; an event type the workflow
+never waits for, 422, with ``known``), ``detail`` (422: pydantic's ``loc``, ``msg``, ``type`` of
+each invalid field of the params, or of an event's payload), ``steps`` (an unknown restart step),
+``file``, ``line`` and ``cause`` (a workflow module that fails to import: 500
+``workflow_import_error``).
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from framework.errors import (
+    ConcurrencyKeyError,
     ConfigError,
     InstanceIdConflictError,
     InstanceStateError,
+    InvalidEventPayloadError,
     InvalidInstanceIdError,
     PayloadTooLargeError,
     SerializationError,
     StoreError,
+    UnknownEventTypeError,
     UnknownStepError,
     UnknownWorkflowError,
+    WorkflowImportError,
 )
 
 _HTTP_KINDS = {
@@ -87,18 +94,31 @@ def as_api_error(exc: Exception) -> ApiError | None:
         return ApiError(404, "unknown_workflow", str(exc), close_matches=exc.close_matches)
     if isinstance(exc, ValidationError):
         return ApiError(422, "invalid_params", "the params are invalid", detail=field_errors(exc))
+    if isinstance(exc, UnknownEventTypeError):
+        return ApiError(
+            422, "unknown_event_type", str(exc), close_matches=exc.close_matches, known=exc.known
+        )
+    if isinstance(exc, InvalidEventPayloadError):
+        detail = [{**error, "loc": ["payload", *error["loc"]]} for error in exc.errors]
+        return ApiError(422, "invalid_payload", str(exc), detail=detail)
     if isinstance(exc, InvalidInstanceIdError):
         return ApiError(422, "invalid_id", str(exc))
     if isinstance(exc, PayloadTooLargeError):
         return ApiError(413, "payload_too_large", str(exc))
     if isinstance(exc, SerializationError):
         return ApiError(422, "not_serializable", str(exc))
+    if isinstance(exc, ConcurrencyKeyError):
+        return ApiError(422, "no_concurrency_key", str(exc))
     if isinstance(exc, UnknownStepError):
         return ApiError(409, "unknown_step", str(exc), steps=sorted(exc.steps))
     if isinstance(exc, InstanceIdConflictError):
         return ApiError(409, "id_conflict", str(exc))
     if isinstance(exc, InstanceStateError):
         return ApiError(409, "invalid_state", str(exc))
+    if isinstance(exc, WorkflowImportError):
+        return ApiError(
+            500, "workflow_import_error", str(exc), file=exc.file, line=exc.line, cause=exc.error
+        )
     if isinstance(exc, ConfigError):
         return ApiError(503, "app_not_ready", str(exc))
     if isinstance(exc, StoreError):

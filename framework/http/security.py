@@ -5,6 +5,10 @@
   reads, never writes), and Studio asks for the token once on a login form, then keeps an
   HttpOnly, SameSite cookie naming a revocable session (``sessions``). Wrong tokens are
   limited per client (``throttle``): past the limit, 429 with ``Retry-After``.
+- The read-only token (``FW_API_READ_TOKEN``), as a bearer token or a Studio login, reads
+  everything and changes nothing: every other method is 403 ``read_only`` (a Studio page
+  says so), whatever the endpoint, before it runs. The request's ``ACCESS_KEY`` in its scope
+  tells endpoints which access it has, so Studio hides the forms a reader may not send.
 - Every Studio form carries a CSRF token: an HMAC, under the server's secret, of a random value
   kept in a cookie. Writes coming from another site (an ``Origin`` or ``Sec-Fetch-Site`` that is
   not this one) are refused on the API too, so a web page cannot drive a local server.
@@ -18,6 +22,7 @@ import ipaddress
 import re
 import secrets
 from html import escape
+from typing import cast
 from urllib.parse import urlencode, urlsplit
 
 from starlette.exceptions import HTTPException
@@ -27,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from framework.http.problems import ApiError
 from framework.http.routing import raw_route_path
-from framework.http.sessions import SESSION_LIFETIME, session_active
+from framework.http.sessions import SESSION_LIFETIME, Access, session_access
 from framework.http.state import HttpState, route_path, url
 from framework.http.throttle import client_address
 
@@ -36,6 +41,14 @@ CSRF_COOKIE = "fw_csrf"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = ("/studio/login", "/studio/static/")
+READ_ONLY_WRITES = ("/studio/logout",)
+"""The only writes a read-only session may send."""
+ACCESS_KEY = "fw.access"
+"""Where the request's scope holds its ``Access`` (``full`` without any token)."""
+READ_ONLY_MESSAGE = (
+    "this token can read but not change anything (FW_API_READ_TOKEN); starting, controlling "
+    "and sending events need the full token (FW_API_TOKEN)"
+)
 _CSRF_NONCE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -78,28 +91,35 @@ class SecurityMiddleware:
         return refuse(path, 403, "cross_site", "a write from another site was refused")
 
     async def _check_auth(self, request: Request, path: str) -> Response | None:
-        token = self.state.settings.token
-        if not token or path.startswith(PUBLIC_PATHS):
+        request.scope[ACCESS_KEY] = "full"
+        settings = self.state.settings
+        if not self.state.secured or path.startswith(PUBLIC_PATHS):
             return None
         if "authorization" in request.headers:
             client = client_address(request)
             wait = self.state.attempts.retry_after(client)
             if wait is not None:
                 return too_many_attempts(path, wait)
-            if bearer_ok(request, token):
+            if settings.token and bearer_ok(request, settings.token):
                 return None
+            if settings.read_token and bearer_ok(request, settings.read_token):
+                return self._read_only(request, path)
             self.state.attempts.record_failure(client)
-        logged_in = await has_session(self.state, request)
+        access = await session_of(self.state, request)
         if is_api(path):
-            if logged_in and request.method in SAFE_METHODS:
+            if access is not None and request.method in SAFE_METHODS:
+                request.scope[ACCESS_KEY] = access
                 return None
             return ApiError(
                 401,
                 "unauthorized",
-                "send the API token: `Authorization: Bearer $FW_API_TOKEN`",
+                "send the API token: `Authorization: Bearer $FW_API_TOKEN` (or "
+                "$FW_API_READ_TOKEN to read only)",
                 headers={"WWW-Authenticate": "Bearer"},
             ).response()
-        if logged_in:
+        if access == "read":
+            return self._read_only(request, path)
+        if access is not None:
             return None
         if request.method in SAFE_METHODS:
             here = raw_route_path(request.scope)
@@ -108,6 +128,14 @@ class SecurityMiddleware:
             target = url(request, "/studio/login") + "?" + urlencode({"next": here})
             return RedirectResponse(target, status_code=303)
         return HTMLResponse("<p>Log in to Studio first.</p>", status_code=401)
+
+    @staticmethod
+    def _read_only(request: Request, path: str) -> Response | None:
+        """Let a read-only caller read (and log out of Studio); refuse anything else."""
+        request.scope[ACCESS_KEY] = "read"
+        if request.method in SAFE_METHODS or path in READ_ONLY_WRITES:
+            return None
+        return refuse(path, 403, "read_only", READ_ONLY_MESSAGE)
 
     def _check_length(self, request: Request, path: str) -> Response | None:
         length = request.headers.get("content-length")
@@ -172,8 +200,8 @@ def too_many_attempts_message(wait: int) -> str:
 
 
 def is_api(path: str) -> bool:
-    """Whether ``path`` belongs to the JSON API (which answers JSON, errors included)."""
-    return path == "/openapi.json" or path == "/api" or path.startswith("/api/")
+    """Whether ``path`` belongs to the API (which answers JSON errors; ``/metrics`` too)."""
+    return path in ("/openapi.json", "/api", "/metrics") or path.startswith("/api/")
 
 
 def host_name(host: str) -> str:
@@ -206,16 +234,26 @@ def bearer_ok(request: Request, token: str) -> bool:
     )
 
 
-async def has_session(state: HttpState, request: Request) -> bool:
-    """Whether the request carries the cookie of a live Studio session."""
+async def session_of(state: HttpState, request: Request) -> Access | None:
+    """What the request's Studio session cookie allows (None: no live session)."""
     given = request.cookies.get(SESSION_COOKIE, "")
-    return bool(given) and await session_active(state, await state.app.store(), given)
+    if not given:
+        return None
+    return await session_access(state, await state.app.store(), given)
 
 
-def token_matches(state: HttpState, given: str) -> bool:
-    """Whether ``given`` is the API token."""
-    token = state.settings.token or ""
-    return bool(token) and hmac.compare_digest(given.strip().encode(), token.encode())
+def token_access(state: HttpState, given: str) -> Access | None:
+    """What the token ``given`` allows: ``full`` (the API token), ``read`` (the read-only
+    token) or nothing."""
+    for token, access in ((state.settings.token, "full"), (state.settings.read_token, "read")):
+        if token and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return cast(Access, access)
+    return None
+
+
+def access_of(request: Request) -> Access:
+    """The access the security middleware granted ``request``."""
+    return cast(Access, request.scope.get(ACCESS_KEY, "full"))
 
 
 def set_session(response: Response, cookie: str, request: Request) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from framework.errors import ListenError
-from framework.http.app import TOKEN_ENV, create_app
+from framework.http.app import READ_TOKEN_ENV, TOKEN_ENV, create_app
 from framework.http.security import loopback
 from framework.http.state import DEFAULT_BODY_LIMIT, LOOPBACK_HOSTS
 
@@ -37,13 +37,25 @@ def env_token() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
-def bind_problem(host: str, token: str | None) -> str | None:
+def env_read_token() -> str | None:
+    """The read-only token of ``FW_API_READ_TOKEN``, if set."""
+    return os.environ.get(READ_TOKEN_ENV) or None
+
+
+def bind_problem(host: str, token: str | None, read_token: str | None = None) -> str | None:
     """Why the server must not listen on ``host`` with ``token`` (None: it may).
 
-    Beyond loopback, a token is required and must be at least ``MIN_TOKEN_LENGTH`` characters.
+    Beyond loopback, a token is required and must be at least ``MIN_TOKEN_LENGTH`` characters,
+    as must the read-only token when one is set.
     """
     if loopback(host):
         return None
+    if read_token and len(read_token) < MIN_TOKEN_LENGTH:
+        return (
+            f"refusing to serve the API and Studio on {host}, which is not a loopback address, "
+            f"with a {len(read_token)}-character {READ_TOKEN_ENV}: a token there needs at least "
+            f"{MIN_TOKEN_LENGTH} characters, so it cannot be guessed"
+        )
     make_one = f"`export {TOKEN_ENV}=$(openssl rand -hex 32)`"
     if not token:
         return (
@@ -145,12 +157,16 @@ async def serve_app(
 ) -> None:
     """Serve ``app``'s API and Studio on ``host:port`` until ``stop`` is set, logging the
     address (``port`` 0 picks a free port)."""
-    token = env_token()
-    problem = bind_problem(host, token)
+    token, read_token = env_token(), env_read_token()
+    problem = bind_problem(host, token, read_token)
     if problem is not None:
         raise PermissionError(problem)
     asgi_app = create_app(
-        app, token=token or "", body_limit=body_limit, allowed_hosts=allowed_hosts(host, token)
+        app,
+        token=token or "",
+        read_token=read_token or "",
+        body_limit=body_limit,
+        allowed_hosts=allowed_hosts(host, token or read_token),
     )
     try:
         sock = bind_socket(host, port)
@@ -159,7 +175,31 @@ async def serve_app(
     base = address_of(sock, host)
 
     def announce() -> None:
-        secured = "token required" if token else "no token: loopback only"
+        secured = "token required" if token or read_token else "no token: loopback only"
         LOG.info("%s: API and Studio at %s/studio (%s)", name, base, secured)
 
     await serve(asgi_app, sock, stop, on_listening=announce)
+
+
+async def serve_metrics(app: App, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``app``'s ``/metrics`` alone on ``host:port`` until ``stop`` is set, logging the
+    address (``fw worker --metrics-port``); with ``FW_API_TOKEN`` set, scrapes must send it
+    (or ``FW_API_READ_TOKEN``)."""
+    from framework.http.metrics import METRICS_PATH, create_metrics_app
+
+    token, read_token = env_token(), env_read_token()
+    problem = bind_problem(host, token, read_token)
+    if problem is not None:
+        raise PermissionError(problem.replace("the API and Studio", "metrics"))
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    base = address_of(sock, host)
+
+    def announce() -> None:
+        secured = "token required" if token else "no token: loopback only"
+        LOG.info("fw worker: metrics at %s%s (%s)", base, METRICS_PATH, secured)
+
+    metrics_app = create_metrics_app(app, token=token, read_token=read_token)
+    await serve(metrics_app, sock, stop, on_listening=announce)

@@ -31,12 +31,15 @@ class HttpSettings:
     Attributes:
         token: the API token; when set, the API wants ``Authorization: Bearer <token>`` and
             Studio a login. None (or empty) serves everyone who can reach the address.
+        read_token: the read-only token (``FW_API_READ_TOKEN``): it reads everything, through
+            the API or a Studio login, and changes nothing (403 ``read_only``).
         body_limit: the largest request body accepted, in bytes (larger: 413).
         allowed_hosts: ``Host`` header names accepted (None: any).
         studio_poll: seconds between the refreshes of a Studio page showing live work.
     """
 
     token: str | None = None
+    read_token: str | None = None
     body_limit: int = DEFAULT_BODY_LIMIT
     allowed_hosts: tuple[str, ...] | None = None
     studio_poll: float = 1.0
@@ -64,8 +67,14 @@ class HttpState:
         return self.source if isinstance(self.source, App) else App.for_root(self.source)
 
     def __post_init__(self) -> None:
-        if self.settings.token:  # forms survive a restart when a token is set
-            self.secret = hashlib.sha256(b"fw-csrf:" + self.settings.token.encode()).digest()
+        token = self.settings.token or self.settings.read_token
+        if token:  # forms and logins survive a restart when a token is set
+            self.secret = hashlib.sha256(b"fw-csrf:" + token.encode()).digest()
+
+    @property
+    def secured(self) -> bool:
+        """Whether callers must show a token (the full one or the read-only one)."""
+        return bool(self.settings.token or self.settings.read_token)
 
     def sign(self, value: str) -> str:
         """An HMAC of ``value`` under this server's secret, as hex."""

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup
 from pydantic import TypeAdapter
 
 from framework.http.state import quote_id, studio_segment
-from framework.http.timeline import short_duration
 from framework.resources import templates_dir
+from framework.runtime.durations import format_duration, format_relative
+from framework.runtime.waiting import wait_label
 
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 
@@ -43,7 +46,9 @@ def studio_environment() -> jinja2.Environment:
         studio_segment=studio_segment,
         query=query,
         ts=timestamp,
+        when=moment,
         duration=duration,
+        wait_label=wait_label,
     )
     cast(dict[str, Any], env.globals)["preview"] = preview
     return env
@@ -60,13 +65,28 @@ def query(value: object) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """Seconds in a short human form (``250 ms``, ``1.5 minutes``)."""
-    return "" if seconds is None else short_duration(seconds)
+    """Seconds as fw shows every duration (``250 ms``, ``3 min 5 s``)."""
+    return "" if seconds is None else format_duration(seconds)
 
 
 def timestamp(value: datetime | None) -> str:
     """A UTC time as ``2025-01-31 12:00:05``."""
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def moment(value: datetime | float | None) -> Markup:
+    """A time (or seconds since the epoch) as people read it: ``<time>`` saying how long ago
+    (or how soon) it is, with the exact UTC time on hover; ``studio.js`` keeps the words
+    current."""
+    if value is None:
+        return Markup("")
+    if not isinstance(value, datetime):
+        value = datetime.fromtimestamp(value, UTC)
+    exact = f"{timestamp(value)} UTC"
+    relative = format_relative(value.timestamp() - time.time())
+    return Markup('<time datetime="{}" title="{}" data-relative>{}</time>').format(
+        value.isoformat(), exact, relative
+    )
 
 
 def preview(value: Any, limit: int = 20_000) -> Preview:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from framework.runtime.records import InstanceStatus, StepRecord
+from framework.runtime.durations import format_duration
+from framework.runtime.records import AttemptRecord, InstanceStatus, StepRecord
 
 KIND_LABELS = {
     "do": "step",
@@ -16,6 +17,17 @@ KIND_LABELS = {
     "rollback": "rollback",
     "patch": "patch",
 }
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One attempt of a step, under its step's row; placed as a ``TimelineRow`` is."""
+
+    attempt: AttemptRecord
+    offset: str
+    duration: str
+    left: float
+    width: float
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,8 @@ class TimelineRow:
     status: str
     """The step's status as shown: ``stopped`` for a wait the instance ended during."""
     child_status: str | None
+    attempts: list[AttemptRow]
+    """A row per attempt when the step took more than one (empty otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +68,7 @@ def build_timeline(
     end = _end_of(status, steps, now)
     span = max((end - start).total_seconds(), 0.001)
     rows = [_row(step, start, span, end, child_status, status.terminal) for step in steps]
-    return Timeline(rows, short_duration(span))
+    return Timeline(rows, format_duration(span))
 
 
 def _end_of(status: InstanceStatus[object], steps: list[StepRecord], now: datetime) -> datetime:
@@ -82,31 +96,42 @@ def _row(
     finished = step.finished_at or max(end, began)
     offset = (began - start).total_seconds()
     length = max((finished - began).total_seconds(), 0.0)
-    left = min(max(offset / span * 100, 0.0), 99.5)
-    width = min(max(length / span * 100, 0.5), 100.0 - left)
+    left, width = _place(offset, length, span)
     return TimelineRow(
         step=step,
         label=label,
         kind_label=KIND_LABELS.get(step.kind, step.kind),
-        offset=f"+{short_duration(max(offset, 0.0))}",
-        duration=short_duration(length) if step.started_at else "",
+        offset=f"+{format_duration(max(offset, 0.0))}",
+        duration=format_duration(length) if step.started_at else "",
         left=round(left, 2),
         width=round(width, 2),
         open_ended=open_ended,
         status="stopped" if ended and step.status == "waiting" else step.status,
         child_status=child_status.get(step.child_id) if step.child_id else None,
+        attempts=_attempt_rows(step, start, span) if step.attempts > 1 else [],
     )
 
 
-def short_duration(seconds: float) -> str:
-    """A compact duration: ``250 ms``, ``4.2 s``, ``3m 05s``, ``2h 10m``, ``7d 0h``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d {whole % 86400 // 3600}h"
+def _place(offset: float, length: float, span: float) -> tuple[float, float]:
+    """Where a bar starts and how wide it is, as percentages of the span."""
+    left = min(max(offset / span * 100, 0.0), 99.5)
+    return left, min(max(length / span * 100, 0.5), 100.0 - left)
+
+
+def _attempt_rows(step: StepRecord, start: datetime, span: float) -> list[AttemptRow]:
+    rows: list[AttemptRow] = []
+    for attempt in step.attempt_history:
+        began = attempt.started_at or start
+        offset = (began - start).total_seconds()
+        length = attempt.duration or 0.0
+        left, width = _place(offset, length, span)
+        rows.append(
+            AttemptRow(
+                attempt=attempt,
+                offset=f"+{format_duration(max(offset, 0.0))}",
+                duration=format_duration(length) if attempt.duration is not None else "",
+                left=round(left, 2),
+                width=round(width, 2),
+            )
+        )
+    return rows

@@ -9,6 +9,7 @@ import importlib
 import os
 import sys
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,19 +17,26 @@ from typing import TYPE_CHECKING, Any
 from framework.app_root import package_name
 from framework.errors import ConfigError, UnknownWorkflowError
 from framework.runtime.clock import Clock
-from framework.runtime.config import AppConfig, RetriesSection, database_url, load_config
+from framework.runtime.config import AppConfig, database_url, load_config
 from framework.runtime.definition import WorkflowDefinition, as_definition
+from framework.runtime.entrypoint import Entrypoint
+from framework.runtime.facade_loop import close_at_exit, facade_loop
+from framework.runtime.metrics import ProcessMetrics
 from framework.runtime.retries import RetryPolicy
+from framework.runtime.row_reads import RowReads
 from framework.runtime.signals import InstanceSignals
 
 if TYPE_CHECKING:
+    from framework.runtime.concurrency import Concurrency
     from framework.runtime.handles import Instance, WorkflowHandle
+    from framework.runtime.handoff import HandoffTaker
     from framework.runtime.hooks import AttemptHook
-    from framework.runtime.registry import Entrypoint
-    from framework.store.base import Store
+    from framework.store.base import InstanceRow, Store
 
 _apps: dict[Path, App] = {}
 _apps_lock = threading.Lock()
+VERSION_RECHECK = 1.0
+"""Seconds between two looks at a workflow's file for its code version (``version_of``)."""
 
 
 class App:
@@ -44,14 +52,20 @@ class App:
         self.database_url = database or database_url(self.root, self.settings)
         self.local_workers = 0
         """Workers running in this process (their ends of instances are signalled)."""
+        self.handoffs: list[HandoffTaker] = []
+        """Workers of this process that take the instances created here (``handoff.py``)."""
         self.signals = InstanceSignals()
         """In-process notices of instances that ended, for ``result()``."""
+        self.metrics = ProcessMetrics()
+        """This process's counters and histograms (``/metrics``)."""
         self.attempt_hook: AttemptHook | None = None
         """Consulted before each step attempt: the test environment's planned failures."""
         self._entrypoints: dict[str, type[Entrypoint]] | None = None
         self._definitions: dict[str, WorkflowDefinition] = {}
-        self._versions: dict[str, tuple[int, str]] = {}
+        self._versions: dict[str, tuple[float, int, str]] = {}
+        """Per workflow: when its file was last looked at (monotonic), its mtime, its hash."""
         self._retry_policies: dict[str, RetryPolicy] = {}
+        self._concurrency: dict[str, Concurrency] | None = None
         self._stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopStore] = (
             weakref.WeakKeyDictionary()
         )
@@ -59,6 +73,9 @@ class App:
     @classmethod
     def for_root(cls, root: Path) -> App:
         """The app of ``root`` in this process (created on first use)."""
+        found = _apps.get(root)  # a root already resolved, as the HTTP app keeps it
+        if found is not None:
+            return found
         key = root.resolve()
         with _apps_lock:
             app = _apps.get(key)
@@ -106,6 +123,7 @@ class App:
 
         Raises:
             UnknownWorkflowError: no workflow has that name (with close matches).
+            WorkflowImportError: its module fails to import (with the file and line).
         """
         found = self._definitions.get(name)
         if found is not None:
@@ -113,7 +131,9 @@ class App:
         entrypoint = self.entrypoints.get(name)
         if entrypoint is None:
             raise UnknownWorkflowError(name, self.entrypoints)
-        definition = as_definition(entrypoint.load())
+        from framework.runtime.loading import load_workflow
+
+        definition = as_definition(load_workflow(self.root, entrypoint))
         if definition is None:
             raise ConfigError(
                 f"{entrypoint.file}: {entrypoint.attribute!r} is not a workflow; run `fw codegen`"
@@ -122,7 +142,16 @@ class App:
         return definition
 
     def version_of(self, name: str) -> str:
-        """The code version of workflow ``name``: a hash of its file as it is now."""
+        """The code version of workflow ``name``: a hash of its file as it is now.
+
+        The file is looked at (its modification time) at most once every
+        ``VERSION_RECHECK`` seconds per workflow, not on every create: an edit shows within
+        that time, and at once after ``reload`` (which ``fw dev`` calls after codegen).
+        """
+        now = time.monotonic()
+        cached = self._versions.get(name)
+        if cached is not None and now - cached[0] < VERSION_RECHECK:
+            return cached[2]
         entrypoint = self.entrypoints.get(name)
         if entrypoint is None:
             raise UnknownWorkflowError(name, self.entrypoints)
@@ -131,23 +160,26 @@ class App:
             stamp = path.stat().st_mtime_ns
         except FileNotFoundError:
             return "missing"
-        cached = self._versions.get(name)
-        if cached is None or cached[0] != stamp:
+        if cached is None or cached[1] != stamp:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-            cached = self._versions[name] = (stamp, digest)
-        return cached[1]
+        else:
+            digest = cached[2]
+        self._versions[name] = (now, stamp, digest)
+        return digest
 
     def reload(self) -> None:
         """Forget loaded workflow code and settings, so the next use reads the files as they
         are now (``fw dev`` calls this after each good codegen run). The database stays."""
         self.settings = load_config(self.root)
         self._retry_policies.clear()
+        self._concurrency = None
         prefix = f"{self.package}."
         for module in [m for m in sys.modules if m.startswith(prefix) or m == self.package]:
             del sys.modules[module]
         importlib.invalidate_caches()
         self._entrypoints = None
         self._definitions.clear()
+        self._versions.clear()
 
     @property
     def env(self) -> Any:
@@ -163,7 +195,7 @@ class App:
             raise UnknownWorkflowError(name, self.entrypoints)
         return WorkflowHandle(self, name)
 
-    def instance_handle(self, workflow: str, instance_id: str) -> Instance[Any]:
+    def instance_handle(self, workflow: str, instance_id: str) -> Instance[Any, Any]:
         """A handle of an instance known to exist."""
         from framework.runtime.handles import Instance
 
@@ -172,8 +204,9 @@ class App:
     # Settings.
 
     def default_retries(self, workflow: str) -> RetryPolicy:
-        """The retry policy of a step that names none: ``[[workflows]] retries`` of the
-        workflow, else ``[defaults.retries]``."""
+        """The retry policy of a step that names none, field by field: the workflow's
+        ``@workflow(retries=...)``, else its ``[[workflows]] retries``, else
+        ``[defaults.retries]``."""
         policy = self._retry_policies.get(workflow)
         if policy is None:
             policy = self._retry_policies[workflow] = self._resolve_retries(workflow)
@@ -182,11 +215,46 @@ class App:
     def _resolve_retries(self, workflow: str) -> RetryPolicy:
         section = self.settings.defaults.retries
         custom = self.settings.workflow_settings(workflow)
-        extra = (custom.model_extra or {}) if custom is not None else {}
-        if "retries" in extra:
-            merged = {**section.model_dump(exclude_unset=True), **extra["retries"]}
-            section = RetriesSection.model_validate(merged)
-        return RetryPolicy(section.limit, section.delay, section.backoff, section.max_delay)
+        if custom is not None and custom.retries is not None:
+            section = custom.retries.over(section)
+        configured = RetryPolicy(
+            section.limit,
+            section.delay,
+            section.backoff,
+            section.max_delay,
+            factor=section.factor,
+            jitter=section.jitter,
+        )
+        return RetryPolicy.resolve(self.definition(workflow).retries, configured)
+
+    def step_timeout(self, workflow: str) -> float:
+        """The limit of one attempt of a step of ``workflow`` that names none: its
+        ``[[workflows]] timeout``, else ``[defaults] timeout``."""
+        custom = self.settings.workflow_settings(workflow)
+        if custom is not None and custom.timeout is not None:
+            return custom.timeout
+        return self.settings.defaults.timeout
+
+    def deadline(self, workflow: str) -> float | None:
+        """The longest an instance of ``workflow`` may run, in seconds (None: no limit):
+        its ``@workflow(timeout=...)``, else its ``[[workflows]] deadline``, else
+        ``[defaults] deadline``."""
+        declared = self.definition(workflow).deadline
+        if declared is not None:
+            return declared
+        custom = self.settings.workflow_settings(workflow)
+        if custom is not None and custom.deadline is not None:
+            return custom.deadline
+        return self.settings.defaults.deadline
+
+    @property
+    def concurrency_limits(self) -> dict[str, Concurrency]:
+        """The limited workflows and their limits (``runtime/concurrency.py``), by name."""
+        if self._concurrency is None:
+            from framework.runtime.concurrency import limits_of
+
+            self._concurrency = limits_of(self.entrypoints, self.settings)
+        return self._concurrency
 
     @property
     def default_timeout(self) -> float:
@@ -210,14 +278,21 @@ class App:
                 holder.store = store
         return holder.store
 
+    async def awaited_row(self, instance_id: str) -> InstanceRow | None:
+        """The row of an instance being awaited (``result()``), read in one query with the
+        other awaited rows of this moment (``row_reads.py``)."""
+        loop = asyncio.get_running_loop()
+        holder = self._stores.setdefault(loop, _LoopStore())
+        if holder.reads is None:
+            holder.reads = RowReads(self.store)
+        return await holder.reads.read(instance_id)
+
     async def close(self) -> None:
         """Close the store of the running event loop, and the one the synchronous facade
         (``.sync`` handles) opened on its own loop, if any."""
         holder = self._stores.pop(asyncio.get_running_loop(), None)
         if holder is not None and holder.store is not None:
             await holder.store.close()
-        from framework.runtime.sync import facade_loop
-
         sync_loop = facade_loop()
         if (
             sync_loop is not None
@@ -251,7 +326,11 @@ async def close_stores() -> None:
         await app.close()
 
 
+close_at_exit(close_stores)
+
+
 class _LoopStore:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.store: Store | None = None
+        self.reads: RowReads | None = None

@@ -16,34 +16,34 @@ from framework.errors import ChildWorkflowError, FwError
 from framework.runtime import serialization
 from framework.runtime.definition import Branch
 from framework.runtime.journal import StepKey, detail_of
+from framework.runtime.recorder import Recorder
 from framework.runtime.records import ErrorInfo
-from framework.runtime.suspension import Suspend
 from framework.store.base import InstanceRow, NewInstance, StepRow
 
 if TYPE_CHECKING:
-    from framework.runtime.execution import InstanceRun
+    from framework.runtime.app import App
     from framework.runtime.handles import Instance
 
 MAX_BRANCHES = 100
 """The most branches one ``ctx.parallel`` call may start."""
 
 
-async def run_children(run: InstanceRun, branches: list[Branch]) -> list[Any]:
+async def run_children(app: App, recorder: Recorder, branches: list[Branch[Any]]) -> list[Any]:
     """``ctx.parallel``: start the branches not started yet, then collect their outputs."""
     if len(branches) > MAX_BRANCHES:
         raise ValueError(
             f"ctx.parallel got {len(branches)} branches; at most {MAX_BRANCHES} per call"
         )
-    keys = [run.request(b.workflow, "child") for b in branches]
+    keys = [recorder.request(b.workflow, "child") for b in branches]
     rows: list[StepRow] = []
     children: list[NewInstance] = []
-    now = run.clock.now()
+    now = recorder.clock.now()
     for (key, concurrent), item in zip(keys, branches, strict=True):
-        if run.journal.get(key) is None:
-            child = _new_child(run, key, item.workflow, item.params, now)
+        if recorder.journal.get(key) is None:
+            child = _new_child(app, recorder, key, item.workflow, item.params, now)
             children.append(child)
             rows.append(
-                run.make_row(
+                recorder.make_row(
                     key,
                     "child",
                     "waiting",
@@ -53,18 +53,18 @@ async def run_children(run: InstanceRun, branches: list[Branch]) -> list[Any]:
                 )
             )
     if rows:
-        await run.commit(rows, children=children)
-    return await _collect_children(run, [key for key, _ in keys])
+        await recorder.commit(rows, children=children)
+    return await _collect_children(app, recorder, [key for key, _ in keys])
 
 
-async def spawn_child(run: InstanceRun, name: str, params: Any) -> Instance[Any]:
+async def spawn_child(app: App, recorder: Recorder, name: str, params: Any) -> Instance[Any, Any]:
     """``ctx.spawn``: start a child once, journaling its id, and return its handle."""
-    key, concurrent = run.request(name, "child")
-    entry = run.journal.get(key)
+    key, concurrent = recorder.request(name, "child")
+    entry = recorder.journal.get(key)
     if entry is None:
-        now = run.clock.now()
-        child = _new_child(run, key, name, params, now)
-        entry = run.make_row(
+        now = recorder.clock.now()
+        child = _new_child(app, recorder, key, name, params, now)
+        entry = recorder.make_row(
             key,
             "child",
             "complete",
@@ -74,66 +74,65 @@ async def spawn_child(run: InstanceRun, name: str, params: Any) -> Instance[Any]
             concurrent=concurrent,
             detail={"child_id": child.id, "workflow": name, "spawned": True},
         )
-        await run.commit([entry], children=[child])
-    return run.app.instance_handle(name, json.loads(entry.output or "null"))
-
-
-def _child_id(run: InstanceRun, key: StepKey) -> str:
-    suffix = f":r{run.row.generation}" if run.row.generation else ""
-    return f"{run.instance_id}:{key.name}:{key.count}{suffix}"
+        await recorder.commit([entry], children=[child])
+    return app.instance_handle(name, json.loads(entry.output or "null"))
 
 
 def _new_child(
-    run: InstanceRun, key: StepKey, workflow: str, params: Any, now: float
+    app: App, recorder: Recorder, key: StepKey, workflow: str, params: Any, now: float
 ) -> NewInstance:
-    definition = run.app.definition(workflow)
+    definition = app.definition(workflow)
     value = serialization.validate(params, definition.params_type)
     data = serialization.dump(
-        value, definition.params_type, run.payload_limit, f"the params of child {workflow!r}"
+        value,
+        definition.params_type,
+        app.settings.runtime.payload_limit,
+        f"the params of child {workflow!r}",
     )
+    concurrency = app.concurrency_limits.get(workflow)
     return NewInstance(
-        id=_child_id(run, key),
+        id=recorder.idempotency_key(key),
         workflow=workflow,
         params=data,
         created_at=now,
-        version=run.app.version_of(workflow),
-        parent_id=run.instance_id,
+        version=app.version_of(workflow),
+        parent_id=recorder.instance_id,
+        concurrency_key=None if concurrency is None else concurrency.key_of(data),
     )
 
 
-async def _collect_children(run: InstanceRun, keys: list[StepKey]) -> list[Any]:
-    rows = [run.journal.get(key) for key in keys]
+async def _collect_children(app: App, recorder: Recorder, keys: list[StepKey]) -> list[Any]:
+    rows = [recorder.journal.get(key) for key in keys]
     assert all(rows)
     journaled = [row for row in rows if row is not None]
     for row in journaled:
         if row.status == "errored":
             raise _child_error(row)
     waiting = [row for row in journaled if row.status == "waiting"]
-    if waiting and run.replay_only:
-        run.frontier = run.frontier or waiting[0].name
-        raise Suspend()
+    if waiting and recorder.replay_only:
+        recorder.stop_at_frontier(waiting[0].name)
     if waiting:
-        await _settle_children(run, waiting)
+        await _settle_children(recorder, waiting)
     return [
         serialization.load(
-            run.journal.get(key).output,  # type: ignore[union-attr]
-            run.app.definition(detail_of(row)["workflow"]).output_type,
+            recorder.journal.get(key).output,  # type: ignore[union-attr]
+            app.definition(detail_of(row)["workflow"]).output_type,
         )
         for key, row in zip(keys, journaled, strict=True)
     ]
 
 
-async def _settle_children(run: InstanceRun, waiting: list[StepRow]) -> None:
+async def _settle_children(recorder: Recorder, waiting: list[StepRow]) -> None:
     ids = [detail_of(row)["child_id"] for row in waiting]
-    children = {c.id: c for c in await run.store.get_instances(ids)}
-    now = run.clock.now()
+    children = {c.id: c for c in await recorder.store.get_instances(ids)}
+    now = recorder.clock.now()
     for row, child_id in zip(waiting, ids, strict=True):
         child = children.get(child_id)
         if child is None or child.status in ("errored", "terminated"):
-            await _fail_fast(run, row, child, ids, now)
+            await _fail_fast(recorder, row, child, ids, now)
     if any(children[i].status != "complete" for i in ids):
         pending = [i for i in ids if children[i].status != "complete"]
-        run.suspend(children=pending)
+        recorder.suspend(children=pending)
     done = [
         replace(
             row,
@@ -143,16 +142,16 @@ async def _settle_children(run: InstanceRun, waiting: list[StepRow]) -> None:
         )
         for row, i in zip(waiting, ids, strict=True)
     ]
-    await run.commit(done)
+    await recorder.commit(done)
 
 
 async def _fail_fast(
-    run: InstanceRun, row: StepRow, child: InstanceRow | None, ids: list[str], now: float
+    recorder: Recorder, row: StepRow, child: InstanceRow | None, ids: list[str], now: float
 ) -> None:
     for other in ids:
         if child is None or other != child.id:
             with contextlib.suppress(FwError):  # it had ended already
-                await run.store.terminate(other, now)
+                await recorder.store.terminate(other, now)
     status = child.status if child is not None else "missing"
     message = _child_message(child)
     error = ErrorInfo(
@@ -160,9 +159,10 @@ async def _fail_fast(
         message=message,
         step=row.name,
         details={"child_id": detail_of(row)["child_id"], "status": status},
+        retryable=False,
     )
     failed = replace(row, status="errored", finished_at=now, error=error.model_dump_json())
-    await run.commit([failed])
+    await recorder.commit([failed])
     raise _child_error(failed)
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from framework.app_root import CONFIG_FILE
 from framework.errors import ConfigError
+from framework.naming import concurrency_key_problem, concurrency_problem
 from framework.runtime.durations import parse_duration
 
 DATABASE_ENV = "FW_DATABASE_URL"
@@ -39,15 +41,21 @@ class RetriesSection(_Section):
     delay: float = 10.0
     backoff: Backoff = "exponential"
     max_delay: float | None = None
+    factor: float = Field(default=2.0, ge=1)
+    jitter: float = Field(default=0.0, ge=0, le=1)
 
     _parse_delay = field_validator("delay", "max_delay", mode="before")(_optional_seconds)
 
 
 class DefaultsSection(_Section):
     timeout: float = 600.0
+    """The limit of one attempt of a step (not of an instance: that is ``deadline``)."""
+    deadline: float | None = None
+    """The longest an instance may run, from its creation (or restart) to its end."""
     retries: RetriesSection = RetriesSection()
 
     _parse_timeout = field_validator("timeout", mode="before")(_seconds)
+    _parse_deadline = field_validator("deadline", mode="before")(_optional_seconds)
 
 
 class RuntimeSection(_Section):
@@ -78,12 +86,69 @@ class CodegenSection(_Section):
     exclude: list[str] = []
 
 
+class WorkflowRetries(_Section):
+    """A workflow's ``retries``: the keys it sets override ``[defaults.retries]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: int | None = Field(default=None, ge=0)
+    delay: float | None = None
+    backoff: Backoff | None = None
+    max_delay: float | None = None
+    factor: float | None = Field(default=None, ge=1)
+    jitter: float | None = Field(default=None, ge=0, le=1)
+
+    _parse_delay = field_validator("delay", "max_delay", mode="before")(_optional_seconds)
+
+    def over(self, defaults: RetriesSection) -> RetriesSection:
+        """``defaults`` with the keys this table sets replaced."""
+        return defaults.model_copy(update=self.model_dump(exclude_unset=True))
+
+
 class WorkflowSection(_Section):
+    """A ``[[workflows]]`` table: the keys codegen derives, and the settings of one workflow
+    that override the app's (each None when the table does not set it)."""
+
     name: str
     binding: str | None = None
     class_name: str | None = None
     module: str | None = None
     file: str | None = None
+    external: bool = False
+    """Started from outside the code ``fw check`` reads (silences ``workflow_unused``)."""
+    retries: WorkflowRetries | None = None
+    timeout: float | None = None
+    """The limit of one attempt of each of its steps (as ``[defaults] timeout``)."""
+    deadline: float | None = None
+    """The longest one of its instances may run (as ``@workflow(timeout=...)``)."""
+    retention: float | None = None
+    success_retention: float | None = None
+    error_retention: float | None = None
+
+    concurrency: int | None = None
+    """At most this many instances running at once (over the code's; ``runtime/concurrency``)."""
+    concurrency_key: str | None = None
+    """The params path the limit counts by (over the code's)."""
+
+    _parse_durations = field_validator(
+        "timeout", "deadline", "retention", "success_retention", "error_retention", mode="before"
+    )(_optional_seconds)
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _check_concurrency(cls, value: Any) -> Any:
+        problem = concurrency_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("concurrency_key", mode="before")
+    @classmethod
+    def _check_concurrency_key(cls, value: Any) -> Any:
+        problem = concurrency_key_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class AppConfig(_Section):
@@ -109,7 +174,8 @@ def load_config(root: Path) -> AppConfig:
     """
     path = root / CONFIG_FILE
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found; run `fw init` to create an app") from None
     except tomllib.TOMLDecodeError as exc:
@@ -118,22 +184,92 @@ def load_config(root: Path) -> AppConfig:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{where(path, text, err['loc'])}: {key_name(data, err['loc'])}: {err['msg']}"
+            for err in exc.errors()
         )
-        raise ConfigError(f"{path}: {problems}") from None
-    _warn_unknown_keys(path, config)
+        raise ConfigError(problems) from None
+    _warn_unknown_keys(path, text, config)
     return config
 
 
-def _warn_unknown_keys(path: Path, config: AppConfig) -> None:
-    unknown = [f"[{key}]" for key in (config.model_extra or {})]
+def _warn_unknown_keys(path: Path, text: str, config: AppConfig) -> None:
+    unknown: list[tuple[int | str, ...]] = [(key,) for key in (config.model_extra or {})]
     for section in ("app", "runtime", "defaults", "codegen"):
         model: BaseModel = getattr(config, section)
-        unknown += [f"{section}.{key}" for key in (model.model_extra or {})]
+        unknown += [(section, key) for key in (model.model_extra or {})]
+    unknown += [("defaults", "retries", key) for key in config.defaults.retries.model_extra or {}]
+    for index, table in enumerate(config.workflows):
+        unknown += [("workflows", index, key) for key in (table.model_extra or {})]
     if unknown:
-        warnings.warn(
-            f"{path}: fw ignores these keys: {', '.join(unknown)}", UserWarning, stacklevel=3
+        data = {"workflows": [{"name": w.name} for w in config.workflows]}
+        named = ", ".join(
+            f"[{loc[0]}]" if len(loc) == 1 else f"{key_name(data, loc)} ({where(path, text, loc)})"
+            for loc in unknown
         )
+        warnings.warn(f"{path}: fw ignores these keys: {named}", UserWarning, stacklevel=3)
+
+
+def key_name(data: dict[str, Any], loc: tuple[int | str, ...]) -> str:
+    """A key of fw.toml as a user reads it: ``runtime.lease``, ``workflows[order].retries``."""
+    parts: list[str] = []
+    for index, part in enumerate(loc):
+        if isinstance(part, int) and index == 1 and loc[0] == "workflows":
+            parts[-1] += f"[{_table_name(data, part)}]"
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def _table_name(data: dict[str, Any], index: int) -> str:
+    tables = cast(list[Any], data.get("workflows") or [])
+    table = tables[index] if index < len(tables) else None
+    name = cast(dict[str, Any], table).get("name") if isinstance(table, dict) else None
+    return name if isinstance(name, str) else str(index)
+
+
+def where(path: Path, text: str, loc: tuple[int | str, ...]) -> str:
+    """``path:line`` of the key at ``loc`` (its table's line, or the bare path when not found)."""
+    line = key_line(text, loc)
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_.\-\"' ]+?)\s*=")
+
+
+def key_line(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """The line of fw.toml that sets the key at ``loc`` (a pydantic error location, like
+    ``("workflows", 2, "retries", "limit")``): the deepest key or table header on the way to
+    it, so a key inside an inline table names the line of that table."""
+    wanted = tuple(str(part) for part in loc)
+    table: tuple[str, ...] = ()
+    counts: dict[str, int] = {}
+    best: tuple[int, int] | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header is not None:
+            names = _dotted(header.group(2))
+            if header.group(1) == "[[":
+                counts[".".join(names)] = counts.get(".".join(names), -1) + 1
+                table = (*names, str(counts[".".join(names)]))
+            elif names[:1] and ".".join(names[:1]) in counts:
+                table = (names[0], str(counts[names[0]]), *names[1:])
+            else:
+                table = names
+            path = table
+        else:
+            key = _KEY.match(line)
+            if key is None:
+                continue
+            path = (*table, *_dotted(key.group(1)))
+        depth = len(path)
+        if wanted[:depth] == path and (best is None or depth > best[0]):
+            best = (depth, number)
+    return None if best is None else best[1]
+
+
+def _dotted(key: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in key.split("."))
 
 
 def database_url(root: Path, config: AppConfig) -> str:

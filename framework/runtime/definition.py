@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
-from framework.runtime.durations import Duration
+from framework.naming import concurrency_key_problem, concurrency_problem
+from framework.runtime.durations import Duration, parse_duration
 from framework.runtime.retries import Retries
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 P = TypeVar("P")
 O = TypeVar("O")
 R = TypeVar("R")
+O_co = TypeVar("O_co", covariant=True)
 
 OnFailure = Callable[["CompensationContext"], Awaitable[None]]
 
@@ -38,12 +40,21 @@ class WorkflowFunction(Generic[P, O]):
         fn: Callable[[WorkflowContext[P]], Awaitable[O]],
         name: str | None = None,
         on_failure: OnFailure | None = None,
+        *,
+        retries: Retries | None = None,
+        timeout: Duration | None = None,
+        concurrency: int | None = None,
+        concurrency_key: str | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an `async def` function; {fn.__qualname__} is not")
         self.fn = fn
         self.name = name
         self.on_failure = on_failure
+        self.retries = retries
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.concurrency_key = concurrency_key
         self.__name__ = fn.__name__
         self.__qualname__ = fn.__qualname__
         self.__module__ = fn.__module__
@@ -61,10 +72,18 @@ class WorkflowEntrypoint(Generic[P, O]):
 
     Subclass it as ``WorkflowEntrypoint[Params, Output]`` and implement ``run``; ``self.ctx``
     gives the rest of the workflow context (``log``, ``parallel``, ``spawn``, ``run_step``) and
-    ``self.env`` the app's bindings. Set the class attribute ``on_failure`` to a compensation.
+    ``self.env`` the app's bindings. Set the class attribute ``on_failure`` to a compensation,
+    ``retries`` to the default retries of its steps and ``timeout`` to the deadline of an
+    instance (as ``@workflow(retries=..., timeout=...)``).
     """
 
     on_failure: ClassVar[OnFailure | None] = None
+    retries: ClassVar[Retries | None] = None
+    timeout: ClassVar[Duration | None] = None
+    concurrency: ClassVar[int | None] = None
+    """At most this many instances running at once (a literal: codegen reads it)."""
+    concurrency_key: ClassVar[str | None] = None
+    """The params path ``concurrency`` counts by (a literal: codegen reads it)."""
 
     def __init__(self, ctx: WorkflowContext[P]) -> None:
         self.ctx = ctx
@@ -76,9 +95,21 @@ class WorkflowEntrypoint(Generic[P, O]):
 
 
 class _WorkflowDecorator:
-    def __init__(self, name: str | None, on_failure: OnFailure | None) -> None:
+    def __init__(
+        self,
+        name: str | None,
+        on_failure: OnFailure | None,
+        retries: Retries | None = None,
+        timeout: Duration | None = None,
+        concurrency: int | None = None,
+        concurrency_key: str | None = None,
+    ) -> None:
         self.name = name
         self.on_failure = on_failure
+        self.retries = retries
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.concurrency_key = concurrency_key
 
     @overload
     def __call__(
@@ -97,8 +128,24 @@ class _WorkflowDecorator:
             entrypoint: type[WorkflowEntrypoint[Any, Any]] = target  # pyright: ignore[reportUnknownVariableType]
             if self.on_failure is not None:
                 entrypoint.on_failure = self.on_failure
+            if self.retries is not None:
+                entrypoint.retries = self.retries
+            if self.timeout is not None:
+                entrypoint.timeout = self.timeout
+            if self.concurrency is not None:
+                entrypoint.concurrency = self.concurrency
+            if self.concurrency_key is not None:
+                entrypoint.concurrency_key = self.concurrency_key
             return entrypoint
-        return WorkflowFunction(target, self.name, self.on_failure)
+        return WorkflowFunction(
+            target,
+            self.name,
+            self.on_failure,
+            retries=self.retries,
+            timeout=self.timeout,
+            concurrency=self.concurrency,
+            concurrency_key=self.concurrency_key,
+        )
 
 
 @overload
@@ -107,7 +154,13 @@ def workflow(target: Callable[[WorkflowContext[P]], Awaitable[O]], /) -> Workflo
 
 @overload
 def workflow(
-    *, name: str | None = None, on_failure: OnFailure | None = None
+    *,
+    name: str | None = None,
+    on_failure: OnFailure | None = None,
+    retries: Retries | None = None,
+    timeout: Duration | None = None,
+    concurrency: int | None = None,
+    concurrency_key: str | None = None,
 ) -> _WorkflowDecorator: ...
 
 
@@ -117,15 +170,42 @@ def workflow(
     *,
     name: str | None = None,
     on_failure: OnFailure | None = None,
+    retries: Retries | None = None,
+    timeout: Duration | None = None,
+    concurrency: int | None = None,
+    concurrency_key: str | None = None,
 ) -> WorkflowFunction[Any, Any] | _WorkflowDecorator:
     """Declare the workflow of a ``*_workflow.py`` file.
 
     Use it bare (``@workflow``) or with options (``@workflow(name="payments",
-    on_failure=compensate)``); ``name`` must be a string literal, as codegen reads it.
+    on_failure=compensate)``); ``name``, ``concurrency`` and ``concurrency_key`` must be
+    literals, as codegen reads them.
+
+    Args:
+        name: the workflow's name, instead of the one derived from the file's.
+        on_failure: a compensation, run once when an instance fails.
+        retries: the default retries of its steps (over ``fw.toml``'s; a step's own
+            ``retries`` still wins, field by field).
+        timeout: the deadline of each instance, from its creation (or restart) to its end:
+            past it the instance ends ``errored`` with ``WorkflowTimeoutError``, after its
+            compensation ran, whatever it was doing or waiting for.
+        concurrency: at most this many instances running at once, across every worker
+            (per value of ``concurrency_key`` when it is set); the others stay queued in
+            order (``docs/workflows.md``, "Concurrency limits").
+        concurrency_key: a dotted path into the params (``"customer.id"``) whose value
+            groups the instances the limit counts (1 per value when ``concurrency`` is unset).
+
+    Raises:
+        ValueError: ``concurrency`` or ``concurrency_key`` is not a valid value.
     """
+    if timeout is not None:
+        parse_duration(timeout)
+    for problem in (concurrency_problem(concurrency), concurrency_key_problem(concurrency_key)):
+        if problem is not None:
+            raise ValueError(f"@workflow: {problem}")
     if target is not None:
         return WorkflowFunction(target)
-    return _WorkflowDecorator(name, on_failure)
+    return _WorkflowDecorator(name, on_failure, retries, timeout, concurrency, concurrency_key)
 
 
 @dataclass(frozen=True)
@@ -137,6 +217,8 @@ class StepDefinition(Generic[R]):
     rollback: Callable[[RollbackContext], Awaitable[None]] | None = None
     retries: Retries | None = None
     timeout: Duration | None = None
+    rollback_retries: Retries | None = None
+    rollback_timeout: Duration | None = None
 
     @cached_property
     def args_model(self) -> Any:
@@ -172,6 +254,8 @@ def define_step(
     rollback: Callable[[RollbackContext], Awaitable[None]] | None = None,
     retries: Retries | None = None,
     timeout: Duration | None = None,
+    rollback_retries: Retries | None = None,
+    rollback_timeout: Duration | None = None,
 ) -> StepDefinition[R]:
     """Define a reusable, validated step.
 
@@ -181,26 +265,53 @@ def define_step(
             value are validated by its annotations.
         rollback: ``async def rollback(ctx: RollbackContext) -> None``, run in reverse order of
             completion when the workflow later fails (a saga).
-        retries: the step's retry policy.
-        timeout: the limit of one attempt.
+        retries: the step's retry policy (unset fields: the workflow's defaults).
+        timeout: the limit of one attempt (default: the workflow's step timeout).
+        rollback_retries: the rollback's own retry policy. Not the step's: a charge that
+            must not be retried still wants its refund retried. Default: the workflow's
+            default retries (``@workflow(retries=...)``, else ``fw.toml``).
+        rollback_timeout: the limit of one attempt of the rollback (default: the workflow's
+            step timeout, ``[defaults] timeout``).
+
+    ``ctx.run_step(step, args, config=StepConfig(...))`` overrides ``retries`` and
+    ``timeout`` for one call.
     """
     if not inspect.iscoroutinefunction(handler):
         raise TypeError(f"define_step({name!r}): the handler must be an `async def` function")
     if rollback is not None and not inspect.iscoroutinefunction(rollback):
         raise TypeError(f"define_step({name!r}): the rollback must be an `async def` function")
-    return StepDefinition(name, handler, rollback, retries, timeout)
+    if rollback is None and (rollback_retries is not None or rollback_timeout is not None):
+        raise TypeError(
+            f"define_step({name!r}): rollback_retries and rollback_timeout need a rollback"
+        )
+    if rollback_timeout is not None:
+        parse_duration(rollback_timeout)
+    if timeout is not None:
+        parse_duration(timeout)
+    return StepDefinition(
+        name, handler, rollback, retries, timeout, rollback_retries, rollback_timeout
+    )
 
 
 @dataclass(frozen=True)
-class Branch:
-    """One child workflow of ``ctx.parallel``: a declared workflow's name and its params."""
+class Branch(Generic[O_co]):
+    """One child workflow of ``ctx.parallel``: a declared workflow's name and its params.
+
+    Typed by the child's output ``O_co`` when made by a typed handle
+    (``workflows.get("image-tag").branch(params)``); ``Branch[Any]`` when made by ``branch``.
+    """
 
     workflow: str
     params: Any = None
 
 
-def branch(workflow: str, params: Any = None) -> Branch:
-    """A branch of ``ctx.parallel([...])``: run workflow ``workflow`` with ``params``."""
+def branch(workflow: str, params: Any = None) -> Branch[Any]:
+    """An untyped branch of ``ctx.parallel([...])``: run workflow ``workflow`` with ``params``.
+
+    The escape hatch for a name known only at run time (as ``workflows.get_dynamic``); with
+    a name known when writing the code, prefer ``workflows.get(name).branch(params)``, whose
+    name, params and output type checkers check.
+    """
     return Branch(workflow, params)
 
 
@@ -225,6 +336,17 @@ class WorkflowDefinition:
     @property
     def on_failure(self) -> OnFailure | None:
         return self.target.on_failure
+
+    @property
+    def retries(self) -> Retries | None:
+        """The default retries of its steps declared in code."""
+        return self.target.retries
+
+    @property
+    def deadline(self) -> float | None:
+        """The deadline of an instance declared in code (``timeout``), in seconds."""
+        timeout = self.target.timeout
+        return None if timeout is None else parse_duration(timeout)
 
     @property
     def source_file(self) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -36,6 +37,12 @@ _UNIT_SECONDS = {
     "weeks": 604800.0,
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$")
+DURATION_PATTERN = (
+    r"^[ \t]*[0-9]+(\.[0-9]+)?[ \t]*("
+    + "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in unit) for unit in _UNIT_SECONDS)
+    + r")?[ \t]*$"
+)
+"""A duration string, as the HTTP API accepts one, as a JSON Schema ``pattern``."""
 
 
 def parse_duration(value: Duration) -> float:
@@ -57,6 +64,23 @@ def parse_duration(value: Duration) -> float:
     return seconds
 
 
+def parse_retention(retention: Duration | None) -> float | None:
+    """``create``'s ``retention`` in seconds (None: none of its own).
+
+    Raises:
+        ValueError: not a duration, naming ``retention``.
+    """
+    if retention is None:
+        return None
+    try:
+        seconds = parse_duration(retention)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"retention: {exc}") from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"retention: {retention!r} is too long to be a duration")
+    return seconds
+
+
 def _parse_text(text: str) -> float:
     match = _DURATION.match(text)
     unit = (match.group(2) or "s").lower() if match else None
@@ -69,10 +93,38 @@ def _parse_text(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """A short human form: ``0.25`` -> ``"250 ms"``, ``90`` -> ``"1.5 minutes"``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
-        if seconds >= size:
-            return f"{seconds / size:g} {unit}"
-    return f"{seconds:g} seconds"
+    """A length of time as people read it, the one form fw shows everywhere (Studio, the
+    CLI, messages): ``250 ms``, ``4.2 s``, ``45 s``, ``3 min 5 s``, ``2 h 10 min``,
+    ``7 d 3 h``; at most two units, rounded to the smaller one."""
+    seconds = max(seconds, 0.0)
+    if round(seconds * 1000) < 1000:
+        return f"{round(seconds * 1000)} ms"
+    if round(seconds, 1) < 10:
+        return f"{round(seconds, 1):g} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return _two_units(whole // 60, "min", whole % 60, "s")
+    minutes = round(seconds / 60)
+    if minutes < 1440:
+        return _two_units(minutes // 60, "h", minutes % 60, "min")
+    hours = round(seconds / 3600)
+    return _two_units(hours // 24, "d", hours % 24, "h")
+
+
+def format_relative(delta: float) -> str:
+    """A moment ``delta`` seconds from now, in its largest unit: ``3 min ago``, ``in 2 h``,
+    ``now`` (Studio shows the exact time beside it)."""
+    span = abs(delta)
+    if span < 1:
+        return "now"
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        if span >= size:
+            text = f"{int(span // size)} {unit}"
+            return f"in {text}" if delta > 0 else f"{text} ago"
+    raise AssertionError("unreachable: the last unit is one second")
+
+
+def _two_units(big: int, big_unit: str, small: int, small_unit: str) -> str:
+    return f"{big} {big_unit}" + (f" {small} {small_unit}" if small else "")

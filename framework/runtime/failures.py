@@ -18,11 +18,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import signal
+import sysconfig
 import traceback
+from pathlib import Path
 from types import CodeType
 
-from framework.runtime.records import MESSAGE_LIMIT, cut_text
+from framework.errors import (
+    NonRetryableError,
+    PayloadTooLargeError,
+    SerializationError,
+    StepError,
+)
+from framework.runtime.records import MESSAGE_LIMIT, ErrorInfo, cut_text
 from framework.runtime.suspension import Suspend
+from framework.store.base import StepRow
 
 
 def raised_by_user(exc: BaseException) -> bool:
@@ -53,13 +62,108 @@ def message_of(exc: BaseException) -> str:
 
 
 def traceback_of(exc: BaseException) -> str:
-    """The formatted traceback of ``exc``, each frame and message cut to ``MESSAGE_LIMIT``
-    (a traceback's message line repeats the exception's message)."""
+    """The formatted traceback of ``exc`` from the user's code on: the frames of fw and of
+    the standard library that called that code are left out, as are fw's frames inside it
+    (a traceback with no frame of the user's keeps all of them). Each frame and message is
+    cut to ``MESSAGE_LIMIT`` (a traceback's message line repeats the exception's message)."""
     try:
-        pieces = list(traceback.TracebackException.from_exception(exc).format())
+        summary = traceback.TracebackException.from_exception(exc)
+        _keep_user_frames(summary)
+        pieces = list(summary.format())
     except Exception as broken:  # an exception object odd enough to break the traceback module
         return f"<formatting the traceback failed: {message_of(broken)}>"
     return "".join(_cut_line(piece) for piece in pieces)
+
+
+_FW_DIR = str(Path(__file__).resolve().parents[1]) + "/"
+_STDLIB_DIRS = tuple(
+    {str(Path(sysconfig.get_paths()[key]).resolve()) + "/" for key in ("stdlib", "platstdlib")}
+)
+
+
+NOT_RETRYABLE = (NonRetryableError, SerializationError, PayloadTooLargeError)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether a step that raised ``exc`` may run again: not when it is one of
+    ``NOT_RETRYABLE`` or has a ``retryable`` attribute (of its class or its own) that is
+    ``False`` (an attribute that cannot be read counts as retryable)."""
+    if isinstance(exc, NOT_RETRYABLE):
+        return False
+    try:
+        return getattr(exc, "retryable", True) is not False
+    except Exception:  # a user's property may raise anything
+        return True
+
+
+def error_info(
+    exc: BaseException, step: str | None = None, attempts: int | None = None
+) -> ErrorInfo:
+    """How an exception is stored: class name, message, step and a traceback, cut to
+    their limits (a user's exception may raise from ``__str__`` or carry megabytes)."""
+    if isinstance(exc, StepError):
+        return ErrorInfo(
+            name=exc.error_type,
+            message=exc.error_message,
+            step=exc.step,
+            attempts=exc.attempts,
+            retryable=exc.retryable,
+        )
+    return ErrorInfo(
+        name=type(exc).__name__,
+        message=message_of(exc),
+        step=step,
+        attempts=attempts,
+        traceback=traceback_of(exc),
+        retryable=retryable(exc),
+    )
+
+
+def step_error(row: StepRow) -> StepError:
+    """The StepError a journaled failed step raises again on replay."""
+    error = ErrorInfo.model_validate_json(row.error or "{}")
+    return StepError(
+        row.name, error.name, error.message, row.attempts, retryable=error.retryable
+    )
+
+
+def _is_fw_frame(filename: str) -> bool:
+    """Whether a frame's file is part of fw itself."""
+    return _resolved(filename).startswith(_FW_DIR)
+
+
+def _is_user_frame(filename: str) -> bool:
+    path = _resolved(filename)
+    return not path.startswith(_FW_DIR) and not path.startswith(_STDLIB_DIRS)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolved(filename: str) -> str:
+    try:
+        return str(Path(filename).resolve())
+    except (OSError, RuntimeError, ValueError):
+        return filename
+
+
+def _keep_user_frames(summary: traceback.TracebackException) -> None:
+    """Trim the stacks of ``summary`` and of the exceptions chained to it, in place."""
+    pending, seen = [summary], set[int]()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.stack = _user_stack(current.stack)
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += getattr(current, "exceptions", None) or []
+
+
+def _user_stack(stack: traceback.StackSummary) -> traceback.StackSummary:
+    first = next((i for i, f in enumerate(stack) if _is_user_frame(f.filename)), None)
+    if first is None:
+        return stack
+    kept = [f for f in list(stack)[first:] if not _is_fw_frame(f.filename)]
+    return traceback.StackSummary.from_list(kept)
 
 
 def _cut_line(piece: str) -> str:

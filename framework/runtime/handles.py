@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, cast
+
+from typing_extensions import TypeVar
 
 from framework.errors import (
     InstanceFailedError,
@@ -22,18 +23,48 @@ from framework.errors import (
     ResultTimeoutError,
     SerializationError,
 )
-from framework.runtime import serialization
-from framework.runtime.ids import check_instance_id, is_valid_instance_id
-from framework.runtime.records import ErrorInfo, InstanceStatus, StepRecord, timestamp
-from framework.store.base import TERMINAL, InstanceRow, NewInstance, StepRow
+from framework.runtime import handoff, serialization
+from framework.runtime.attempts import attempt_records
+from framework.runtime.durations import Duration, parse_retention
+from framework.runtime.ids import check_instance_id, is_valid_instance_id, new_instance_id
+from framework.runtime.logs import log_record
+from framework.runtime.outcomes import Failure, Success, failure_of, success_of
+from framework.runtime.records import ErrorInfo, InstanceStatus, LogRecord, StepRecord, timestamp
+from framework.runtime.waiting import waiting_for
+from framework.store.base import (
+    LOG_LIMIT,
+    TERMINAL,
+    InstanceRow,
+    NewInstance,
+    Status,
+    StepRow,
+)
 
 if TYPE_CHECKING:
     from framework.runtime.app import App
-    from framework.runtime.definition import WorkflowDefinition
+    from framework.runtime.definition import Branch, WorkflowDefinition
     from framework.runtime.sync import SyncInstance, SyncWorkflowHandle
+
+
+class AnyEvents(Protocol):
+    """``send_event`` of an instance whose event types are not tracked (``Instance[P, O]``):
+    any ``(type, payload)``, checked at run time only. A typed handle's instances have instead
+    a protocol generated per workflow, with one overload per event type it waits for."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, None]: ...
+
+
+class AnySyncEvents(Protocol):
+    """``send_event`` of the synchronous facade (``instance.sync``) when event types are not
+    tracked; a typed handle's has a blocking twin of its generated events protocol."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None: ...
+
 
 P = TypeVar("P")
 O = TypeVar("O")
+E = TypeVar("E", covariant=True, bound=AnyEvents, default=AnyEvents)
+S = TypeVar("S", covariant=True, bound=AnySyncEvents, default=AnySyncEvents)
 
 REMOTE_POLL_CAP = 0.1
 """Longest wait between two reads of an instance whose worker runs in another process."""
@@ -56,8 +87,10 @@ class InstancePage(Generic[O]):
     next_cursor: str | None
 
 
-class WorkflowHandle(Generic[P, O]):
-    """Starts and finds instances of one workflow, typed by its params ``P`` and output ``O``."""
+class WorkflowHandle(Generic[P, O, E, S]):
+    """Starts and finds instances of one workflow, typed by its params ``P``, its output ``O``
+    and the ``send_event`` of its instances ``E`` (the event types it waits for; ``S``: the
+    same for the synchronous facade)."""
 
     def __init__(self, app: App, name: str) -> None:
         self._app = app
@@ -66,33 +99,49 @@ class WorkflowHandle(Generic[P, O]):
     def __repr__(self) -> str:
         return f"<WorkflowHandle {self.name!r}>"
 
+    @property
+    def app(self) -> App:
+        """The app this handle starts instances in."""
+        return self._app
+
     async def create(
-        self, params: P | Mapping[str, Any] | None = None, *, id: str | None = None
-    ) -> Instance[O]:
+        self,
+        params: P | Mapping[str, Any] | None = None,
+        *,
+        id: str | None = None,
+        retention: Duration | None = None,
+    ) -> Instance[P, O, E, S]:
         """Start an instance; a worker runs it.
 
         ``params`` is the declared type or plain JSON-like data validated into it. With an
         ``id`` that exists, returns that instance (starting is idempotent): the returned
         instance's ``created`` says which happened, and ``params_match`` whether the stored
-        params equal these.
+        params equal these. ``retention``: how long to keep it once it has ended (``fw
+        prune`` and workers delete it then), beating its workflow's and the app's retention.
 
         Raises:
             pydantic.ValidationError: invalid params; nothing is stored.
             PayloadTooLargeError: the params are over the payload limit.
             SerializationError: the params could not be read back as JSON (nested deeper
                 than 200 levels, or holding NaN or infinity); nothing is stored.
+            ConcurrencyKeyError: the workflow counts its concurrency by a params path the
+                params hold no value at; nothing is stored.
             InvalidInstanceIdError: ``id`` breaks the id rule (1-100 characters of
                 ``[A-Za-z0-9_.:-]``); nothing is stored.
             InstanceIdConflictError: ``id`` belongs to an instance of another workflow.
+            ValueError: ``retention`` is not a duration; nothing is stored.
         """
         if id is not None:
             check_instance_id(id)
+        seconds = parse_retention(retention)
         value = serialization.validate(params, self._definition.params_type)
-        new = self._new_instances([(value, id, f"the params of workflow {self.name!r}")])
+        new = self._new_instances(
+            [(value, id, f"the params of workflow {self.name!r}")], retention=seconds
+        )
         (instance,) = await self._store(new)
         return instance
 
-    async def create_batch(self, items: Sequence[BatchItem[P]]) -> list[Instance[O]]:
+    async def create_batch(self, items: Sequence[BatchItem[P]]) -> list[Instance[P, O, E, S]]:
         """Start several instances in one transaction: all of them, or none.
 
         Every item is checked before any is stored, and the ids again in the transaction
@@ -120,6 +169,13 @@ class WorkflowHandle(Generic[P, O]):
         )
         return await self._store(new)
 
+    def branch(self, params: P | Mapping[str, Any] | None = None) -> Branch[O]:
+        """A branch of ``ctx.parallel`` running this workflow as a child with ``params``:
+        its params are checked against ``P`` and its output typed ``O``."""
+        from framework.runtime.definition import Branch
+
+        return Branch(self.name, params)
+
     @property
     def _definition(self) -> WorkflowDefinition:
         return self._app.definition(self.name)
@@ -128,27 +184,38 @@ class WorkflowHandle(Generic[P, O]):
         named = f" (id {item['id']!r})" if "id" in item else ""
         return f"the params of item {index}{named} of a batch of workflow {self.name!r}"
 
-    def _new_instances(self, entries: list[tuple[Any, str | None, str]]) -> list[NewInstance]:
+    def _new_instances(
+        self, entries: list[tuple[Any, str | None, str]], retention: float | None = None
+    ) -> list[NewInstance]:
         """The rows to store for (validated params, id or None, what to call the params);
         refuses params whose JSON would not read back."""
         limit = self._app.settings.runtime.payload_limit
         params_type = self._definition.params_type
         now = self._app.clock.now()
         version = self._app.version_of(self.name)
-        return [
-            NewInstance(
-                instance_id or uuid.uuid4().hex,
-                self.name,
-                serialization.dump(params, params_type, limit, what),
-                now,
-                version,
+        concurrency = self._app.concurrency_limits.get(self.name)
+        new: list[NewInstance] = []
+        for params, instance_id, what in entries:
+            data = serialization.dump(params, params_type, limit, what)
+            key = None if concurrency is None else concurrency.key_of(data)
+            new.append(
+                NewInstance(
+                    instance_id or new_instance_id(),
+                    self.name,
+                    data,
+                    now,
+                    version,
+                    retention=retention,
+                    concurrency_key=key,
+                )
             )
-            for params, instance_id, what in entries
-        ]
+        return new
 
-    async def _store(self, new: list[NewInstance]) -> list[Instance[O]]:
+    async def _store(self, new: list[NewInstance]) -> list[Instance[P, O, E, S]]:
         store = await self._app.store()
-        outcomes = await store.create_instances(new)
+        outcomes = await handoff.create_instances(self._app.handoffs, store, new)
+        if started := sum(outcome.created for outcome in outcomes):
+            self._app.metrics.instance_started(self.name, started)
         return [
             Instance(
                 self._app,
@@ -156,11 +223,12 @@ class WorkflowHandle(Generic[P, O]):
                 outcome.row.id,
                 created=outcome.created,
                 params_match=outcome.created or serialization.same_json(outcome.row.params, sent),
+                created_status=outcome.row.status,
             )
             for outcome, sent in zip(outcomes, (n.params for n in new), strict=True)
         ]
 
-    async def get(self, id: str) -> Instance[O]:
+    async def get(self, id: str) -> Instance[P, O, E, S]:
         """The instance ``id`` of this workflow.
 
         Raises:
@@ -185,21 +253,25 @@ class WorkflowHandle(Generic[P, O]):
         )
 
     @property
-    def sync(self) -> SyncWorkflowHandle[P, O]:
+    def sync(self) -> SyncWorkflowHandle[P, O, S]:
         """The same handle for synchronous code (Flask, Django, scripts)."""
         from framework.runtime.sync import SyncWorkflowHandle
 
         return SyncWorkflowHandle(self)
 
 
-class Instance(Generic[O]):
-    """One instance of a workflow, by id.
+class Instance(Generic[P, O, E, S]):
+    """One instance of a workflow, by id, typed by its params ``P``, its output ``O`` and its
+    ``send_event`` ``E`` (``S`` for ``.sync``); ``Instance[P, O]``: event types not tracked.
 
     Attributes:
         created: from ``create``: True when that call stored the instance, False when the
             id existed (None for an instance found otherwise).
         params_match: from ``create``: whether the stored params equal those given
             (always True when ``created``; None for an instance found otherwise).
+        created_status: from ``create``: the status the instance had when that call
+            committed (``queued``, or ``running`` when a worker of this process took it
+            then; any status for an id that existed), None for an instance found otherwise.
     """
 
     def __init__(
@@ -210,20 +282,30 @@ class Instance(Generic[O]):
         *,
         created: bool | None = None,
         params_match: bool | None = None,
+        created_status: Status | None = None,
     ) -> None:
         self._app = app
         self.workflow = workflow
         self.id = id
         self.created = created
         self.params_match = params_match
+        self.created_status = created_status
 
     def __repr__(self) -> str:
         return f"<Instance {self.workflow!r} {self.id!r}>"
 
+    @property
+    def app(self) -> App:
+        """The app this instance belongs to."""
+        return self._app
+
     async def status(self) -> InstanceStatus[O]:
-        """The instance's status, typed output and error."""
+        """The instance's status, typed output and error, and what it waits for."""
         row = await self._row()
-        return instance_status(row, self._app.definition(self.workflow).output_type)
+        waiting: list[StepRow] = []
+        if row.status == "waiting":
+            waiting = await (await self._app.store()).list_waiting_steps([self.id])
+        return instance_status(row, self._app.definition(self.workflow).output_type, waiting)
 
     async def result(self, timeout: float | None = None) -> O:
         """Wait for the instance to end and return its output.
@@ -246,6 +328,28 @@ class Instance(Generic[O]):
             )
         return status.output  # type: ignore[return-value]
 
+    async def outcome(self, timeout: float | None = None) -> Success[O] | Failure:
+        """Wait for the instance to end and say how, without raising for a failure: a
+        ``Success`` with the typed output, or a ``Failure`` with the failed step, its
+        attempts, the error and the journal. ``if outcome:`` tells them apart (and narrows
+        the type); ``result()`` is the same wait, raising instead.
+
+        Raises:
+            ResultTimeoutError: ``timeout`` seconds passed first (the instance has no outcome
+                yet).
+            SerializationError: it completed but its stored output cannot be read.
+        """
+        row = await self._wait_until_ended(timeout)
+        status = instance_status(row, self._app.definition(self.workflow).output_type)
+        if status.status == "complete":
+            if "output" in status.unreadable:
+                raise SerializationError(
+                    f"the output of instance {self.id!r} cannot be read: "
+                    f"{status.unreadable['output']}"
+                )
+            return cast(Success[O], success_of(status))
+        return failure_of(status, await self.steps())
+
     async def _wait_until_ended(self, timeout: float | None) -> InstanceRow:
         """Poll the stored row, backing off, until it ends; a worker of this process ending
         it wakes the wait at once (then polling only guards against other processes)."""
@@ -253,7 +357,7 @@ class Instance(Generic[O]):
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.001
         with self._app.clock.awaiting(), self._app.signals.watching(self.id) as ended:
-            while (row := await self._row()).status not in TERMINAL:
+            while (row := await self._awaited_row()).status not in TERMINAL:
                 if deadline is not None and loop.time() >= deadline:
                     raise await self._timed_out(row, timeout or 0.0)
                 local = self._app.local_workers > 0
@@ -275,8 +379,15 @@ class Instance(Generic[O]):
     async def steps(self) -> list[StepRecord]:
         """The step timeline: each step's kind, status, attempts, timing, output and error."""
         store = await self._app.store()
+        ended = is_terminal((await self._row()).status)
+        return [step_record(row, ended) for row in await store.list_steps(self.id)]
+
+    async def logs(self, limit: int = LOG_LIMIT) -> list[LogRecord]:
+        """The instance's ``ctx.log`` lines, oldest first: the last ``limit`` (the store keeps
+        the last 1,000), each with its time, level, message, fields and step."""
+        store = await self._app.store()
         await self._row()
-        return [step_record(row) for row in await store.list_steps(self.id)]
+        return [log_record(row) for row in await store.list_logs(self.id, limit)]
 
     async def pause(self) -> None:
         """Pause: a waiting instance stays put; a running one stops at its next step."""
@@ -292,28 +403,58 @@ class Instance(Generic[O]):
         With ``compensate``, a worker first runs the rollbacks of its completed steps and
         its ``on_failure`` handler, then ends it ``terminated``.
         """
-        await (await self._app.store()).terminate(self.id, self._app.clock.now(), compensate)
+        row = await (await self._app.store()).terminate(self.id, self._app.clock.now(), compensate)
+        if row.status == "terminated":
+            self._app.metrics.instance_ended(row.workflow, "terminated")
 
     async def restart(self, from_step: str | None = None, occurrence: int = 1) -> None:
-        """Run again from the top, or from step ``from_step`` (keeping the journal before it)."""
+        """Run again from the top, or from step ``from_step`` (keeping the journal before it),
+        under the code as it is now: the instance's ``version`` becomes that code's."""
         step = None if from_step is None else (from_step, occurrence)
-        await (await self._app.store()).restart(self.id, self._app.clock.now(), step)
+        known = self.workflow in self._app.entrypoints  # else: the worker records its own
+        version = self._app.version_of(self.workflow) if known else None
+        await (await self._app.store()).restart(self.id, self._app.clock.now(), step, version)
 
-    async def send_event(self, type: str, payload: Any = None) -> None:
-        """Deliver an event to ``wait_for_event(..., type=type)``; buffered until then.
+    async def retry_now(self) -> None:
+        """Run the pending retry of a step now instead of at its scheduled time.
 
         Raises:
+            InstanceStateError: the instance is not waiting for a retry.
+        """
+        await (await self._app.store()).retry_now(self.id, self._app.clock.now())
+
+    @property
+    def send_event(self) -> E:
+        """``await inst.send_event(type, payload)``: deliver an event to
+        ``wait_for_event(..., type=type)``; buffered until then.
+
+        On a typed handle's instance, type checkers check ``type`` against the event types
+        the workflow waits for and ``payload`` against that wait's ``model``.
+
+        Raises:
+            UnknownEventTypeError: the workflow never waits for this type (when each of its
+                waits names a literal type); nothing is stored.
+            InvalidEventPayloadError: the payload does not fit the wait's ``model``.
             PayloadTooLargeError: the payload is over the payload limit.
             SerializationError: the payload could not be read back as JSON (nested deeper
                 than 200 levels, or holding NaN or infinity); nothing is stored.
             InstanceStateError: the instance has ended.
         """
+        return cast(E, self._send_event)
+
+    async def _send_event(self, type: str, payload: Any = None) -> None:
+        from framework.runtime.events import declared_events
+
+        entrypoint = self._app.entrypoints.get(self.workflow)
+        model: Any = Any
+        if entrypoint is not None:
+            payload, model = declared_events(entrypoint).validate(type, payload)
         limit = self._app.settings.runtime.payload_limit
-        data = serialization.dump(payload, Any, limit, f"the payload of event {type!r}")
+        data = serialization.dump(payload, model, limit, f"the payload of event {type!r}")
         await (await self._app.store()).send_event(self.id, type, data, self._app.clock.now())
 
     @property
-    def sync(self) -> SyncInstance[O]:
+    def sync(self) -> SyncInstance[P, O, S]:
         """The same instance for synchronous code."""
         from framework.runtime.sync import SyncInstance
 
@@ -325,10 +466,19 @@ class Instance(Generic[O]):
             raise InstanceNotFoundError(self.id)
         return row
 
+    async def _awaited_row(self) -> InstanceRow:
+        row = await self._app.awaited_row(self.id)
+        if row is None:
+            raise InstanceNotFoundError(self.id)
+        return row
 
-def instance_status(row: InstanceRow, output_type: Any) -> InstanceStatus[Any]:
+
+def instance_status(
+    row: InstanceRow, output_type: Any, steps: Sequence[StepRow] = ()
+) -> InstanceStatus[Any]:
     """The public status of a stored instance, its output typed as ``output_type``; a stored
-    value that cannot be read is None, and ``unreadable`` says why."""
+    value that cannot be read is None, and ``unreadable`` says why. ``steps``: its journal
+    (at least the waiting entries), read to say what a waiting instance waits for."""
     unreadable: dict[str, str] = {}
     complete = row.status == "complete"
     output = _read(row.output, output_type, "output", unreadable) if complete else None
@@ -344,6 +494,9 @@ def instance_status(row: InstanceRow, output_type: Any) -> InstanceStatus[Any]:
         version=row.version,
         parent_id=row.parent_id,
         unreadable=unreadable,
+        waiting_for=waiting_for(steps) if row.status == "waiting" else [],
+        runs=row.runs,
+        retention=row.retention,
     )
 
 
@@ -354,8 +507,9 @@ def _read(text: str | None, annotation: Any, field: str, unreadable: dict[str, s
     return value
 
 
-def step_record(row: StepRow) -> StepRecord:
-    """The public record of a journal entry."""
+def step_record(row: StepRow, ended: bool = False) -> StepRecord:
+    """The public record of a journal entry of an instance (``ended``: the instance has
+    ended, so a step still ``waiting`` in its journal reads ``stopped``)."""
     import json
 
     detail: dict[str, Any] = json.loads(row.detail) if row.detail else {}
@@ -364,7 +518,7 @@ def step_record(row: StepRow) -> StepRecord:
         name=row.name,
         count=row.count,
         kind=row.kind,
-        status=row.status,
+        status="stopped" if ended and row.status == "waiting" else row.status,
         attempts=row.attempts,
         started_at=timestamp(row.started_at),
         finished_at=timestamp(row.finished_at),
@@ -376,6 +530,8 @@ def step_record(row: StepRow) -> StepRecord:
         child_id=detail.get("child_id"),
         child_workflow=detail.get("workflow"),
         unreadable=unreadable,
+        attempt_history=attempt_records(row, detail),
+        idempotency_key_sha256=detail.get("idempotency_key_sha256"),
     )
 
 

@@ -116,7 +116,8 @@ class Journal:
             f"instance {self.instance_id!r}: the code asks for {requested} where the journal "
             f"holds the {journaled.kind} step {journaled.name!r}{occurrence}; the workflow "
             "changed under this instance. Deploy the old code for it, branch with "
-            "ctx.patched(...), or restart it"
+            "ctx.patched(...), or restart it",
+            step=journaled.name,
         )
 
 

@@ -12,34 +12,16 @@ the same for 3 workflows or 3,000. Workflow modules, pydantic and the store load
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
+
+from framework.runtime.entrypoint import Entrypoint
 
 if TYPE_CHECKING:
     from framework.runtime.app import App
     from framework.runtime.handles import WorkflowHandle
 
-
-class Entrypoint:
-    """A generated entrypoint class: where the runtime finds one workflow's code."""
-
-    name: ClassVar[str]
-    binding: ClassVar[str]
-    module: ClassVar[str]
-    attribute: ClassVar[str]
-    file: ClassVar[str]
-
-    @classmethod
-    def load(cls) -> Any:
-        """Import the workflow's module and return the decorated function or class."""
-        module = importlib.import_module(cls.module)
-        try:
-            return getattr(module, cls.attribute)
-        except AttributeError:
-            raise ImportError(
-                f"{cls.file}: no {cls.attribute!r} in {cls.module}; run `fw codegen` again"
-            ) from None
+__all__ = ["AppRef", "Bindings", "Entrypoint", "WorkflowRegistry"]
 
 
 class AppRef:

@@ -9,19 +9,44 @@ with.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import logging
 import tempfile
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from framework.errors import InstanceNotFoundError
+from framework.errors import InstanceNotFoundError, NonDeterminismError
 from framework.runtime.app import App
-from framework.store.base import Claim, InstanceRow, NewInstance, StepRow, Transition
+from framework.store.base import (
+    TERMINAL,
+    Claim,
+    InstanceRow,
+    NewInstance,
+    StepRow,
+    Store,
+    Transition,
+)
 from framework.store.sqlite import SQLiteStore
 
 EXPORT_FORMAT = "fw.instance/1"
+
+_replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("fw_replaying", default=False)
+
+
+class _QuietReplays(logging.Filter):
+    """Drop the worker's log lines about a replay's scratch run (its "held errored" is a
+    finding of the report, not news of a real instance), leaving real runs' lines alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _replaying.get()
+
+
+logging.getLogger("fw.worker").addFilter(_QuietReplays())
 
 
 class ReplayReport(BaseModel):
@@ -36,6 +61,8 @@ class ReplayReport(BaseModel):
     stopped_at: str | None = None
     """The first step the journal does not hold (where a worker would go on), if reached."""
     nondeterminism: str | None = None
+    diverged_at: str | None = None
+    """The journaled step where the code parts from the journal, on non-determinism."""
 
     @property
     def ok(self) -> bool:
@@ -59,32 +86,50 @@ async def export_instance(app: App, instance_id: str) -> dict[str, Any]:
 
 async def replay_export(app: App, data: dict[str, Any]) -> ReplayReport:
     """Replay an exported journal against ``app``'s current code, running no step."""
-    from framework.runtime.execution import InstanceRun
-
     if data.get("format") != EXPORT_FORMAT:
         raise ValueError(
             f"not an fw instance export (format {data.get('format')!r}, expected {EXPORT_FORMAT!r})"
         )
     row = InstanceRow(**data["instance"])
     steps = [StepRow(**step) for step in data["steps"]]
+    async with scratch_store() as store:
+        return await replay_journal(app, store, row, steps)
+
+
+@contextlib.asynccontextmanager
+async def scratch_store() -> AsyncGenerator[SQLiteStore]:
+    """A throwaway SQLite store to replay journals in (one serves many replays)."""
     with tempfile.TemporaryDirectory(prefix="fw-replay-") as scratch:
         store = SQLiteStore(f"sqlite:///{Path(scratch) / 'replay.db'}")
         await store.open()
         try:
-            await store.create_instances(
-                [
-                    NewInstance(
-                        row.id, row.workflow, row.params, row.created_at, row.version, row.parent_id
-                    )
-                ]
-            )
-            (claim,) = await store.claim("replay", 1, row.created_at + 1, float("inf"))
-            await store.apply(Transition(row.id, claim.token, steps=steps), row.created_at)
-            held = dataclasses.replace(claim.instance, generation=row.generation)
-            run = InstanceRun(app, store, Claim(held, steps, claim.token, False), replay_only=True)
-            await run.execute()
+            yield store
         finally:
             await store.close()
+
+
+async def replay_journal(
+    app: App, store: Store, row: InstanceRow, steps: list[StepRow]
+) -> ReplayReport:
+    """Replay instance ``row``'s journal ``steps`` against ``app``'s current code in
+    ``store`` (a scratch store, see ``scratch_store``), running no step."""
+    from framework.runtime.execution import InstanceRun
+
+    await store.create_instances(
+        [NewInstance(row.id, row.workflow, row.params, row.created_at, row.version, row.parent_id)]
+    )
+    (claim,) = await store.claim("replay", 1, row.created_at + 1, float("inf"))
+    await store.apply(Transition(row.id, claim.token, steps=steps), row.created_at)
+    held = dataclasses.replace(claim.instance, generation=row.generation)
+    run = InstanceRun(app, store, Claim(held, steps, claim.token, False), replay_only=True)
+    quiet = _replaying.set(True)
+    try:
+        await run.execute()
+    finally:
+        _replaying.reset(quiet)
+    left = await store.get_instance(row.id)
+    if left is not None and left.status not in TERMINAL:  # never claimed by the next replay
+        await store.terminate(row.id, row.created_at)
     return ReplayReport(
         instance_id=row.id,
         workflow=row.workflow,
@@ -94,4 +139,5 @@ async def replay_export(app: App, data: dict[str, Any]) -> ReplayReport:
         replayed_steps=len(steps) - len(run.journal.unreplayed()),
         stopped_at=run.frontier,
         nondeterminism=str(run.fatal) if run.fatal is not None else None,
+        diverged_at=run.fatal.step if isinstance(run.fatal, NonDeterminismError) else None,
     )

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from framework.runtime.durations import format_duration
 from framework.runtime.journal import detail_of
 from framework.runtime.records import ErrorInfo, WaitingFor, timestamp
-from framework.store.base import InstanceRow, StepRow
+from framework.store.base import InstanceRow, StepRow, Store
 
 RUNS_A_WORKER = "is a worker running (`fw worker`, `fw dev` or `fw serve --worker`)?"
 SHOWN_CHILDREN = 3
-SPAN_UNITS = (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0), ("second", 1.0))
 MESSAGE_LIMIT = 200
 """Characters of a failed attempt's message quoted in a reason."""
 
@@ -48,6 +48,30 @@ def waiting_for(steps: Sequence[StepRow]) -> list[WaitingFor]:
     return waits
 
 
+async def waits_of(store: Store, rows: Sequence[InstanceRow]) -> dict[str, list[WaitingFor]]:
+    """What each ``waiting`` instance of ``rows`` waits for (one read for them all)."""
+    ids = [row.id for row in rows if row.status == "waiting"]
+    steps: dict[str, list[StepRow]] = {}
+    for step in await store.list_waiting_steps(ids) if ids else []:
+        steps.setdefault(step.instance_id, []).append(step)
+    return {instance_id: waiting_for(entries) for instance_id, entries in steps.items()}
+
+
+def wait_label(wait: WaitingFor) -> str:
+    """A short phrase for a list: ``retry of 'charge' at 2026-11-30 10:00:05 UTC``,
+    ``event 'approval' until ...``, ``timer 'cool-off' until ...``, ``children 'a', 'b'``."""
+    until = "" if wait.until is None else f" {_clock(wait.until.timestamp())}"
+    if wait.kind == "retry":
+        return f"retry of {wait.step!r} at{until or ' an unknown time'}"
+    if wait.kind == "sleep":
+        return f"timer {wait.step!r} until{until or ' an unknown time'}"
+    if wait.kind == "event":
+        return f"event {wait.event_type!r} " + (f"until{until}" if until else "(no timeout)")
+    shown = ", ".join(repr(c) for c in wait.children[:SHOWN_CHILDREN])
+    more = len(wait.children) - SHOWN_CHILDREN
+    return f"children {shown}" + (f" and {more} more" if more > 0 else "")
+
+
 def _last_error(step: StepRow) -> ErrorInfo | None:
     if not step.error:
         return None
@@ -67,8 +91,9 @@ def pending_reason(row: InstanceRow, steps: Sequence[StepRow], now: float) -> st
     if row.status == "queued":
         if due:
             return (
-                f"no worker has claimed it yet: it was queued {_span(now - row.updated_at)} ago "
-                f"({_clock(row.updated_at)}); {RUNS_A_WORKER}"
+                "no worker has claimed it yet: it was queued "
+                f"{format_duration(now - row.updated_at)} ago ({_clock(row.updated_at)}); "
+                f"{RUNS_A_WORKER}"
             )
         return f"it is queued to run again at {_at(row.wake_at, now)}"
     if row.status == "running":
@@ -118,23 +143,13 @@ def _failed(error: ErrorInfo | None) -> str:
 
 
 def _at(when: float | None, now: float) -> str:
-    """``2026-11-30 10:00:05 UTC (in 4.2 seconds)``."""
+    """``2026-11-30 10:00:05 UTC (in 4.2 s)``."""
     if when is None:
         return "an unknown time"
-    relative = f"in {_span(when - now)}" if when >= now else f"{_span(now - when)} ago"
+    span = format_duration(abs(when - now))
+    relative = f"in {span}" if when >= now else f"{span} ago"
     return f"{_clock(when)} ({relative})"
 
 
 def _clock(when: float) -> str:
     return f"{timestamp(when):%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _span(seconds: float) -> str:
-    """``250 ms``, ``4.2 seconds``, ``1 hour``, ``7 days``: one decimal at most."""
-    if seconds < 1:
-        return f"{max(seconds, 0.0) * 1000:.0f} ms"
-    for unit, size in SPAN_UNITS:
-        if seconds >= size:
-            value = f"{round(seconds / size, 1):g}"
-            return f"{value} {unit}" + ("" if value == "1" else "s")
-    raise AssertionError("unreachable: the last unit is one second")

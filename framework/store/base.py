@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from framework.errors import InstanceIdConflictError
+from framework.errors import InstanceIdConflictError, InstanceStateError
+from framework.store.workers import WorkerInfo, WorkerRow
 
 Status = Literal["queued", "running", "waiting", "paused", "complete", "errored", "terminated"]
 StepKind = Literal["do", "sleep", "event", "child", "rollback", "patch"]
@@ -51,10 +52,35 @@ def cursor_seq(cursor: str) -> int:
 _CURSOR = re.compile(r"[0-9]{1,18}")
 
 
+PRUNE_SECONDS = 0.02
+"""How long one prune batch goes on deleting, ``PRUNE_CHUNK`` instances at a time, before it
+commits: the write lock it holds on SQLite (one writer) stays short whatever the batch size
+and however long the batch waited for the lock."""
+PRUNE_CHUNK = 10
+
+
 def contains_pattern(text: str) -> str:
     """A ``LIKE ... ESCAPE '\\'`` pattern matching ids that contain ``text`` literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def newest_share(limit: int, now: float) -> int:
+    """How many of a claim of ``limit`` go to the most recently due instances: half, and the
+    odd one by the parity of ``now``'s millisecond (a claim of one, as a busy worker makes
+    when a slot frees, goes to either end about as often: neither starves)."""
+    return limit // 2 + (limit % 2) * (int(now * 1000) % 2)
+
+
+def prefix_successor(prefix: str) -> str:
+    """The least string above every string starting with ``prefix`` (in code point order, as
+    SQLite compares text), so ``prefix <= id < prefix_successor(prefix)`` selects the ids
+    starting with ``prefix`` from an index on ``id``."""
+    stem = prefix.rstrip("\U0010ffff")
+    if not stem:  # only the highest code point: nothing is above, bar longer runs of it
+        return prefix + "\U0010ffff"
+    after = ord(stem[-1]) + 1
+    return stem[:-1] + chr(0xE000 if 0xD800 <= after <= 0xDFFF else after)
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,20 @@ class NewInstance:
     created_at: float
     version: str | None = None
     parent_id: str | None = None
+    retention: float | None = None
+    """Seconds to keep it once ended (None: its workflow's or the app's retention)."""
+    concurrency_key: str | None = None
+    """The group its workflow's concurrency limit counts it in (``runtime/concurrency.py``)."""
+
+
+@dataclass(frozen=True)
+class ConcurrencyLimit:
+    """At most ``limit`` instances of ``workflow`` hold a lease at once: in all, or per value
+    of their ``concurrency_key`` when ``keyed``. A ``waiting`` instance holds none."""
+
+    workflow: str
+    limit: int
+    keyed: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +131,10 @@ class InstanceRow:
     crashes: str | None
     control: str | None = None
     """A pending request a worker must carry out: ``"terminate"`` (compensate, then end)."""
+    runs: int = 0
+    """How many times a worker claimed it to run it (restarts included)."""
+    retention: float | None = None
+    """Seconds to keep it once ended (None: its workflow's or the app's retention)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +144,22 @@ class Created:
 
     row: InstanceRow
     created: bool
+    claim: Claim | None = None
+    """The claim of a ``Handoff``: the new instance is already held by that worker."""
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A worker of the creating process that takes new instances in the creating
+    transaction: at most ``limit`` of the instances it creates (the first ones) are claimed
+    for ``owner`` there (as ``claim`` would), so that worker starts them at once, with no
+    wake-up and no claim of its own. Instances that existed already are never claimed this
+    way."""
+
+    owner: str
+    limit: int
+    now: float
+    lease_until: float
 
 
 def check_distinct_ids(instances: Sequence[NewInstance]) -> None:
@@ -151,6 +211,44 @@ class StepRow:
     detail: str | None = None
 
 
+RETRIED_KINDS: tuple[StepKind, ...] = ("do", "rollback")
+"""The kinds of step whose ``waiting`` entry is a retry delay."""
+
+
+def no_retry_error(row: InstanceRow, waiting: Sequence[StepRow]) -> InstanceStateError:
+    """Why ``retry_now`` does not apply to instance ``row`` (its ``waiting`` journal entries)."""
+    if row.status != "waiting":
+        return InstanceStateError(
+            f"instance {row.id!r} is {row.status}: only a waiting instance has a retry to run now"
+        )
+    waits = sorted({WAIT_WORDS.get(step.kind, step.kind) for step in waiting})
+    what = " and ".join(waits) or "a wake-up"
+    return InstanceStateError(
+        f"instance {row.id!r} waits for {what}, not for a retry: it has no retry to run now"
+    )
+
+
+WAIT_WORDS = {"sleep": "a timer", "event": "an event", "child": "its children"}
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One ``ctx.log`` line of an instance (``runtime/logs.py``). ``run`` (the lease token of
+    the claim that wrote it) and ``line`` (its number in that run) name it, so a commit
+    replayed after a lost connection keeps it once; ``seq`` is the store's order."""
+
+    instance_id: str
+    run: str
+    line: int
+    at: float
+    level: str
+    message: str
+    step: str | None = None
+    step_count: int | None = None
+    fields: str | None = None
+    seq: int = 0
+
+
 @dataclass(frozen=True)
 class Claim:
     """An instance a worker now holds, with its journal in request order."""
@@ -185,6 +283,52 @@ class Transition:
     wake_on_events: list[str] = field(default_factory=list[str])
     wake_on_children: list[str] = field(default_factory=list[str])
     version: str | None = None
+    logs: list[LogRow] = field(default_factory=list[LogRow])
+    """``ctx.log`` lines to keep (the store keeps the last ``LOG_LIMIT`` of the instance)."""
+
+
+LOG_LIMIT = 1_000
+"""The most ``ctx.log`` lines of one instance a store keeps (the latest)."""
+
+
+DURATION_EDGES: tuple[float, ...] = tuple(
+    round(mantissa * 10.0**exponent, 6)
+    for exponent in range(-3, 7)
+    for mantissa in (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+)
+"""The upper edges, in seconds, of the duration classes ``count_ended`` counts ended instances
+in (1 ms to 7,000,000 s, six per decade): class ``i`` holds durations below
+``DURATION_EDGES[i]`` (and at or above the edge before it); class ``len(DURATION_EDGES)``
+holds the rest."""
+
+
+def duration_class_sql(duration: str) -> str:
+    """A SQL ``CASE`` giving the ``DURATION_EDGES`` class of the expression ``duration``
+    (the same text on both stores: the edges are numbers written into it). The ``CASE`` is
+    nested as a binary search, so a row costs six comparisons, not up to sixty."""
+
+    def classes(first: int, last: int) -> str:  # the classes first..last (inclusive)
+        if first == last:
+            return str(first)
+        middle = (first + last + 1) // 2  # class ``middle`` starts at edge ``middle - 1``
+        edge = DURATION_EDGES[middle - 1]
+        return (
+            f"CASE WHEN {duration} < {edge!r} THEN {classes(first, middle - 1)} "
+            f"ELSE {classes(middle, last)} END"
+        )
+
+    return classes(0, len(DURATION_EDGES))
+
+
+@dataclass(frozen=True)
+class EndedCount:
+    """How many instances ended ``status`` in time bucket ``bucket`` with a duration
+    (creation to end) in class ``duration_class`` of ``DURATION_EDGES``."""
+
+    bucket: int
+    status: str
+    duration_class: int
+    count: int
 
 
 @dataclass(frozen=True)
@@ -217,11 +361,16 @@ class Store(Protocol):
         ...
 
     # Instances, as handles see them.
-    async def create_instances(self, instances: Sequence[NewInstance]) -> list[Created]:
+    async def create_instances(
+        self, instances: Sequence[NewInstance], handoff: Handoff | None = None
+    ) -> list[Created]:
         """Insert in one transaction, all or nothing, and say which rows this call created.
 
         An id that exists is kept and returned as it is (``created`` False). Checked in the
-        same transaction, so racing creators of one id see exactly one ``created``.
+        same transaction, so racing creators of one id see exactly one ``created``. With a
+        ``handoff``, at most ``handoff.limit`` created rows are claimed for it in the same
+        transaction (their ``claim`` is set, their ``row`` is the claimed one) and wake no
+        other worker.
 
         Raises:
             InstanceIdConflictError: two instances share an id, or an id belongs to an
@@ -231,6 +380,10 @@ class Store(Protocol):
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None: ...
 
+    async def restarted_at(self, instance_id: str) -> float | None:
+        """When the instance was last restarted (None: never, or no such instance)."""
+        ...
+
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]: ...
 
     async def list_instances(
@@ -239,16 +392,43 @@ class Store(Protocol):
         workflow: str | None = None,
         status: str | None = None,
         search: str | None = None,
+        id_prefix: str | None = None,
         parent_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> Page: ...
+    ) -> Page:
+        """Instances, newest first: ``search`` matches ids containing it (any case),
+        ``id_prefix`` ids starting with it (exactly), the others are equalities."""
+        ...
 
     async def count_by_status(self) -> dict[str, dict[str, int]]:
         """workflow -> status -> number of instances."""
         ...
 
+    async def count_due(self, now: float) -> dict[str, int]:
+        """workflow -> number of instances a worker could claim at ``now`` (queued, waiting or
+        running on an expired lease, and due by then); workflows with none are left out."""
+        ...
+
+    async def count_ended(
+        self, workflow: str, since: float, width: float, buckets: int
+    ) -> list[EndedCount]:
+        """Instances of ``workflow`` that ended (their last change, ``updated_at``, in an
+        ended status) from ``since`` for ``buckets`` buckets of ``width`` seconds, counted by
+        bucket, status and duration class: one query, at most ``buckets`` x 3 x
+        ``len(DURATION_EDGES) + 1`` rows whatever the number of instances."""
+        ...
+
     async def list_steps(self, instance_id: str) -> list[StepRow]: ...
+
+    async def list_logs(self, instance_id: str, limit: int = LOG_LIMIT) -> list[LogRow]:
+        """The last ``limit`` ``ctx.log`` lines of the instance, oldest first."""
+        ...
+
+    async def list_waiting_steps(self, instance_ids: Sequence[str]) -> list[StepRow]:
+        """The journal entries in status ``waiting`` of the given instances (what a list of
+        instances reads to say what each waits for), by instance and journal order."""
+        ...
 
     # Control.
     async def pause(self, instance_id: str, now: float) -> InstanceRow: ...
@@ -266,20 +446,57 @@ class Store(Protocol):
         ...
 
     async def restart(
-        self, instance_id: str, now: float, from_step: tuple[str, int] | None
+        self,
+        instance_id: str,
+        now: float,
+        from_step: tuple[str, int] | None,
+        version: str | None = None,
     ) -> InstanceRow:
         """Queue the instance again, dropping its journal from ``from_step`` on (all of it
-        when None) and releasing the events those steps consumed."""
+        when None) and releasing the events those steps consumed. ``version``: the code
+        version that runs it from now on (None: the next worker to run it records its own)."""
         ...
 
     async def send_event(
         self, instance_id: str, event_type: str, payload: str, now: float
     ) -> InstanceRow: ...
 
+    async def retry_now(self, instance_id: str, now: float) -> InstanceRow:
+        """Make the pending retries of a ``waiting`` instance due at ``now``: its waiting
+        ``do`` and ``rollback`` steps and the instance itself, in one transaction.
+
+        Raises:
+            InstanceStateError: the instance is not waiting for a retry (it names what it
+                is or waits for instead).
+        """
+        ...
+
     # Workers.
     async def claim(
-        self, owner: str, limit: int, now: float, lease_until: float
-    ) -> list[Claim]: ...
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_until: float,
+        limits: Sequence[ConcurrencyLimit] = (),
+        since: float | None = None,
+    ) -> list[Claim]:
+        """Lease up to ``limit`` due instances to ``owner``; with ``since``, only instances
+        due at or after ``since`` (a worker's headroom claim: what fell due after its last
+        full claim; not with ``limits``: ValueError).
+
+        When more are due than ``limit`` (and no ``limits`` are given), half of the claim
+        (``newest_share``) goes to the most recently due and the rest to the longest due: a
+        timer that falls due during a backlog (100,000 sleepers woken at one instant, say)
+        starts within a claim or two of its due time instead of after the whole backlog, and
+        the backlog still drains oldest first.
+
+        With ``limits``, an instance of a limited workflow is claimed only while its group
+        holds fewer leases than its limit (counted atomically with the claim, across every
+        worker of the store), earliest due then earliest created first; the instances of a
+        full group are passed over and stay due.
+        """
+        ...
 
     async def heartbeat(
         self, owner: str, instance_ids: Sequence[str], lease_until: float
@@ -301,8 +518,16 @@ class Store(Protocol):
         with its payload, in one fenced transaction; None when no such event waits."""
         ...
 
-    async def next_wake_at(self) -> float | None:
-        """The earliest time an instance becomes runnable, if any is scheduled."""
+    async def next_wake_at(
+        self,
+        limits: Sequence[ConcurrencyLimit] = (),
+        now: float | None = None,
+        since: float | None = None,
+    ) -> float | None:
+        """The earliest time an instance becomes runnable, if any is scheduled. With
+        ``limits`` and ``now``, the instances due by ``now`` whose group is full are left
+        out: they become runnable when a slot frees, not at a time. With ``since`` (and no
+        ``limits``), only instances due at or after ``since`` count."""
         ...
 
     def note_load(self, running: int) -> None:
@@ -314,9 +539,71 @@ class Store(Protocol):
         """Return when another process may have made work runnable, or after ``timeout``."""
         ...
 
-    async def prune(self, statuses: Sequence[str], before: float, batch: int) -> int:
+    # The worker registry and liveness (store/workers.py).
+    liveness_final: bool
+    """Whether a free liveness lock proves its worker dead at the first look (SQLite: the
+    kernel's file lock) or only once it stays free a moment (PostgreSQL: a server restart
+    frees every lock until each worker takes its own again)."""
+
+    async def locks_lost_at(self) -> float | None:
+        """When every liveness lock was last freed at once (seconds since the epoch): the
+        PostgreSQL server's start; None where that never happens (SQLite)."""
+        ...
+
+    async def register_worker(self, worker: WorkerInfo) -> None:
+        """Take the worker's liveness lock (held until ``deregister_worker`` or the end of the
+        process), then insert its row."""
+        ...
+
+    async def beat_worker(self, worker_id: str, now: float, running: int) -> bool:
+        """Record a heartbeat; False when the row is gone (found dead and pruned meanwhile)."""
+        ...
+
+    async def ensure_worker_lock(self, worker_id: str) -> bool:
+        """Make sure the worker still holds its liveness lock; False when it had lost it (a
+        lost connection) and took it again just now."""
+        ...
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        """Delete the worker's row and release its lock (a clean stop)."""
+        ...
+
+    async def list_workers(self, with_held: bool = True) -> list[WorkerRow]:
+        """Every registered worker, oldest first, with what its lock says now and (with
+        ``with_held``) the ids of the instances whose lease it holds."""
+        ...
+
+    async def reclaim_worker(self, worker_id: str, now: float) -> int:
+        """Mark a worker found dead and make its running instances due at ``now``, waking the
+        workers; return how many instances it held. Call it only once its lock is free."""
+        ...
+
+    async def forget_workers(self, before: float) -> int:
+        """Delete the rows of workers found dead before ``before``; return how many."""
+        ...
+
+    async def prune(
+        self,
+        statuses: Sequence[str],
+        before: float,
+        batch: int,
+        *,
+        workflows: Sequence[str] | None = None,
+        other_than: Sequence[str] = (),
+    ) -> int:
         """Delete up to ``batch`` instances in ``statuses`` last updated before ``before``,
-        with their journals and events; return how many."""
+        with their journals, events and logs, in one transaction that takes no more after
+        ``PRUNE_SECONDS`` (so it may delete fewer while more match); return how many (0: no
+        more match). Only instances without a retention of their own, of ``workflows``
+        (None: any) and of none in ``other_than``; never a child whose parent has not
+        ended."""
+        ...
+
+    async def prune_own_retention(
+        self, statuses: Sequence[str], now: float, batch: int
+    ) -> int:
+        """Delete up to ``batch`` instances in ``statuses`` (ended ones) whose own retention
+        has passed by ``now`` (as ``prune`` deletes); return how many."""
         ...
 
     # Studio login sessions, shared by every server process using the store.

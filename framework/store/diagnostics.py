@@ -1,12 +1,14 @@
 """What ``fw doctor`` reports about a store, read without changing anything (no migration).
 
 Connectivity, the schema version against the one this fw writes, how far the workers are
-behind (runnable instances nobody holds, and how long the oldest has waited) and the workers
-seen through the leases they hold. A worker that holds nothing leaves no trace here.
+behind (runnable instances nobody holds, and how long the oldest has waited), the registered
+workers (``store/workers.py``: alive, stale or dead, by their liveness lock and heartbeat) and
+the owners of the leases held (which include workers of an fw that did not register).
 """
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +16,13 @@ from typing import Any, Final
 
 from framework.errors import StoreError
 from framework.store.migrations import latest_version
+from framework.store.workers import (
+    LockFiles,
+    WorkerRow,
+    lock_folder,
+    postgres_workers,
+    sqlite_workers,
+)
 
 LAG_QUERY = (
     "SELECT count(*), min(wake_at), "
@@ -29,13 +38,33 @@ COUNTS_QUERY: Final = "SELECT status, count(*) FROM instances GROUP BY status"
 
 @dataclass(frozen=True)
 class WorkerSeen:
-    """A worker that holds leases: its id (``host:pid:nonce``), how many instances it holds
-    and when the latest of its leases runs out."""
+    """An owner of leases: its id (``host:pid:nonce``), how many instances it holds and when
+    the latest of its leases runs out."""
 
     id: str
     held: int
     lease_until: float
     alive: bool
+
+
+@dataclass(frozen=True)
+class RegisteredWorker:
+    """A worker of the registry as ``fw doctor`` reports it."""
+
+    id: str
+    host: str
+    pid: int
+    state: str
+    held: int
+    heartbeat_age: float
+    code_version: str
+
+    @classmethod
+    def of(cls, row: WorkerRow, now: float, stale_after: float) -> RegisteredWorker:
+        return cls(
+            row.id, row.host, row.pid, row.state(now, stale_after), len(row.held),
+            max(0.0, now - row.heartbeat_at), row.code_version,
+        )  # fmt: skip
 
 
 @dataclass
@@ -58,7 +87,14 @@ class Diagnosis:
     """Seconds since the longest-waiting of those became due: the workers' lag."""
     expired_leases: int = 0
     """Running instances whose worker stopped renewing its lease (died or stalled)."""
-    workers: list[WorkerSeen] = field(default_factory=list[WorkerSeen])
+    lease_holders: list[WorkerSeen] = field(default_factory=list[WorkerSeen])
+    workers: list[RegisteredWorker] = field(default_factory=list[RegisteredWorker])
+    """The registered workers, oldest first."""
+    ids_indexed: bool | None = None
+    """Whether ids are indexed by trigram for searches (None: the schema is not there yet)."""
+
+    def live_workers(self) -> list[RegisteredWorker]:
+        return [w for w in self.workers if w.state != "dead"]
 
     @property
     def schema_current(self) -> bool:
@@ -70,11 +106,12 @@ class Diagnosis:
         return data
 
 
-async def diagnose(url: str, now: float) -> Diagnosis:
-    """Inspect the store at ``url`` as of ``now`` (seconds since the epoch)."""
+async def diagnose(url: str, now: float, stale_after: float = 30.0) -> Diagnosis:
+    """Inspect the store at ``url`` as of ``now`` (seconds since the epoch); a registered
+    worker whose heartbeat is ``stale_after`` seconds old is stale."""
     if url.startswith("sqlite:///"):
-        return _diagnose_sqlite(Path(url.removeprefix("sqlite:///")), url, now)
-    return await _diagnose_postgres(url, now)
+        return _diagnose_sqlite(Path(url.removeprefix("sqlite:///")), url, now, stale_after)
+    return await _diagnose_postgres(url, now, stale_after)
 
 
 def _fill(d: Diagnosis, rows: dict[str, list[tuple[Any, ...]]], now: float) -> None:
@@ -83,13 +120,13 @@ def _fill(d: Diagnosis, rows: dict[str, list[tuple[Any, ...]]], now: float) -> N
     d.runnable = int(due or 0)
     d.oldest_runnable_age = None if oldest is None else max(0.0, now - float(oldest))
     d.expired_leases = int(expired or 0)
-    d.workers = [
+    d.lease_holders = [
         WorkerSeen(str(owner), int(held), float(until), float(until) > now)
         for owner, held, until in rows["owners"]
     ]
 
 
-def _diagnose_sqlite(path: Path, url: str, now: float) -> Diagnosis:
+def _diagnose_sqlite(path: Path, url: str, now: float, stale_after: float) -> Diagnosis:
     d = Diagnosis(database=url, dialect="sqlite", latest_version=latest_version("sqlite"))
     if not path.exists():
         d.error = f"{path} does not exist yet (a worker or `fw migrate` creates it)"
@@ -109,6 +146,12 @@ def _diagnose_sqlite(path: Path, url: str, now: float) -> Diagnosis:
                 "lag": connection.execute(LAG_QUERY.replace("%s", "?"), (now,)).fetchall(),
                 "owners": connection.execute(OWNERS_QUERY).fetchall(),
             }, now)
+            d.ids_indexed = _has_sqlite_table(connection, "instance_search")
+            registry = _has_sqlite_table(connection, "workers")
+            if registry:
+                locks = LockFiles(lock_folder(path))
+                rows = sqlite_workers(connection, locks, socket.gethostname())
+                d.workers = [RegisteredWorker.of(r, now, stale_after) for r in rows]
     except sqlite3.Error as exc:
         d.error = f"{path}: {exc}"
     finally:
@@ -116,7 +159,12 @@ def _diagnose_sqlite(path: Path, url: str, now: float) -> Diagnosis:
     return d
 
 
-async def _diagnose_postgres(url: str, now: float) -> Diagnosis:
+def _has_sqlite_table(connection: sqlite3.Connection, name: str) -> bool:
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return connection.execute(sql, (name,)).fetchone() is not None
+
+
+async def _diagnose_postgres(url: str, now: float, stale_after: float) -> Diagnosis:
     import psycopg
 
     from framework.store.postgres import schema_version
@@ -149,6 +197,12 @@ async def _diagnose_postgres(url: str, now: float) -> Diagnosis:
             rows = {"counts": await counts.fetchall(), "owners": await owners.fetchall(),
                     "lag": await lag.fetchall()}
             _fill(d, rows, now)
+            cur = await connection.execute("SELECT to_regclass('instance_search') IS NOT NULL")
+            d.ids_indexed = bool((await cur.fetchone() or (False,))[0])
+            cur = await connection.execute("SELECT to_regclass('workers') IS NOT NULL")
+            if (await cur.fetchone() or (False,))[0]:
+                registered = await postgres_workers(connection)
+                d.workers = [RegisteredWorker.of(r, now, stale_after) for r in registered]
     except psycopg.Error as exc:
         d.error = str(database.error(exc, "inspecting the database"))
     finally:

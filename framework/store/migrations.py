@@ -16,6 +16,15 @@ class Migration:
     name: str
     sql: str
 
+    @property
+    def requires(self) -> str | None:
+        """What the database must support for this step (a ``-- requires: NAME`` line), or
+        None. A store lacking it skips the step, and applies it once it has it."""
+        for line in self.sql.splitlines():
+            if line.startswith("-- requires:"):
+                return line.removeprefix("-- requires:").strip()
+        return None
+
 
 def migrations(dialect: str) -> list[Migration]:
     """The migrations of ``dialect`` (``sqlite`` or ``postgres``), oldest first."""

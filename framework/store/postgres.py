@@ -23,9 +23,13 @@ says the outcome is unknown.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
+import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, LiteralString
 
 import psycopg
@@ -38,10 +42,18 @@ from framework.errors import (
     UnknownStepError,
 )
 from framework.store.base import (
+    LOG_LIMIT,
+    PRUNE_CHUNK,
+    PRUNE_SECONDS,
+    RETRIED_KINDS,
     TERMINAL,
     Claim,
+    ConcurrencyLimit,
     Created,
+    EndedCount,
+    Handoff,
     InstanceRow,
+    LogRow,
     NewInstance,
     Page,
     Status,
@@ -52,17 +64,34 @@ from framework.store.base import (
     check_same_workflow,
     contains_pattern,
     cursor_seq,
+    duration_class_sql,
+    no_retry_error,
+    prefix_successor,
 )
 from framework.store.migrations import migrations
 from framework.store.postgres_connection import Connection, Database, PostgresSettings
 from framework.store.postgres_listener import CHANNEL, Listener
+from framework.store.workers import (
+    EXPIRE_LEASES,
+    LIVENESS_LOCKS,
+    POSTGRES_REGISTER,
+    WorkerInfo,
+    WorkerRow,
+    postgres_workers,
+    register_values,
+)
 
+_DURATION_CLASS: LiteralString = duration_class_sql("updated_at - created_at")  # pyright: ignore[reportAssignmentType]
+"""The duration class of an instance (its text holds only numbers of ``DURATION_EDGES``)."""
 MIGRATION_LOCK = 0x66770001  # pg_advisory_xact_lock key: one migrating process at a time
-INSTANCE_COLUMNS = (
+CLAIMED_COLUMNS = (
     "seq, id, workflow, status, params, output, error, version, parent_id, generation, "
     "created_at, updated_at, wake_at, lease_owner, crash_count, crashes, control"
 )
-ROW_WIDTH = 17
+"""The columns of an instance the claim functions return (``fw_claim_v2``)."""
+CLAIM_WIDTH = 17
+INSTANCE_COLUMNS = f"{CLAIMED_COLUMNS}, runs, retention"
+ROW_WIDTH = 19
 STEP_COLUMNS = (
     "instance_id, name, count, seq, kind, status, attempts, started_at, finished_at, wake_at, "
     "input, output, error, detail"
@@ -73,24 +102,67 @@ STEPS_JSON = (
     "ORDER BY s.seq) FROM steps s WHERE s.instance_id = i.id)"
 )
 CREATE = (  # an id of another workflow comes back "updated" (to itself), for the check
+    # The first %(claimed)s new rows are claimed at once for a Handoff (claim's transition
+    # of a queued instance: running, leased to the worker, due again when the lease ends).
     "WITH new AS (INSERT INTO instances (id, workflow, status, params, version, parent_id, "
-    "created_at, updated_at, wake_at) "
-    "SELECT n.id, n.workflow, 'queued', n.params, n.version, n.parent_id, n.created_at, "
-    "n.created_at, n.created_at FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::float8[]) AS n(id, workflow, params, version, parent_id, created_at) "
+    "created_at, updated_at, wake_at, retention, concurrency_key, lease_owner, lease_token, "
+    "runs) "
+    "SELECT n.id, n.workflow, CASE WHEN n.ord <= %s THEN 'running' ELSE 'queued' END, "
+    "n.params, n.version, n.parent_id, n.created_at, "
+    "CASE WHEN n.ord <= %s THEN %s ELSE n.created_at END, "
+    "CASE WHEN n.ord <= %s THEN %s ELSE n.created_at END, n.retention, n.key, "
+    "CASE WHEN n.ord <= %s THEN %s END, CASE WHEN n.ord <= %s THEN %s || ':' || n.ord END, "
+    "CASE WHEN n.ord <= %s THEN 1 ELSE 0 END "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], "
+    "%s::float8[], %s::text[]) WITH ORDINALITY AS n(id, workflow, params, version, parent_id, "
+    "created_at, retention, key, ord) "
     "ON CONFLICT (id) DO UPDATE SET workflow = instances.workflow "
-    f"WHERE instances.workflow <> excluded.workflow RETURNING {INSTANCE_COLUMNS}) "
-    f"SELECT {INSTANCE_COLUMNS}, true FROM new UNION ALL SELECT {INSTANCE_COLUMNS}, false "
-    "FROM instances WHERE id = ANY(%s::text[]) AND id NOT IN (SELECT id FROM new)"
+    f"WHERE instances.workflow <> excluded.workflow RETURNING {INSTANCE_COLUMNS}, lease_token) "
+    f"SELECT {INSTANCE_COLUMNS}, true, lease_token FROM new UNION ALL "
+    f"SELECT {INSTANCE_COLUMNS}, false, NULL FROM instances "
+    "WHERE id = ANY(%s::text[]) AND id NOT IN (SELECT id FROM new)"
 )
 APPLY = "SELECT fw_apply_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+APPLY_WITH_LOGS = (
+    "SELECT s, CASE WHEN s IS NULL THEN NULL ELSE fw_keep_logs(%s, %s, %s) END FROM "
+    "(SELECT fw_apply_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) AS s) AS applied"
+)
+LOG_COLUMNS = "instance_id, run, line, at, level, message, step, step_count, fields, seq"
 TAKE_EVENT = (
     "SELECT r_held, r_payload, r_created_at FROM fw_take_event("
     "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-CLAIM = "SELECT * FROM fw_claim_v2(%s, %s, %s, %s, %s)"
+FOLD_AFTER = 1_000
+"""Delta rows of ``instance_counts`` a count leaves unfolded (folding them costs a write)."""
+CLAIM = "SELECT * FROM fw_claim_v3(%s, %s, %s, %s, %s, %s)"
+CLAIM_LIMITED = (
+    "SELECT * FROM fw_claim_limited(%s, %s, %s, %s, %s, %s::text[], %s::int[], %s::bool[])"
+)
+NEXT_WAKE = (
+    "SELECT min(wake_at) FROM instances WHERE wake_at IS NOT NULL AND wake_at >= %s "
+    "AND status IN ('queued', 'waiting', 'running')"
+)
+NEXT_WAKE_LIMITED = (  # as NEXT_WAKE, leaving out the due instances of full groups
+    "WITH limits AS (SELECT * FROM unnest(%s::text[], %s::int[], %s::bool[]) "
+    "AS l(workflow, slots, keyed)), "
+    "held AS (SELECT i.workflow, CASE WHEN l.keyed THEN i.concurrency_key END AS key, "
+    "count(*) AS n FROM instances i JOIN limits l ON l.workflow = i.workflow "
+    "WHERE i.lease_owner IS NOT NULL GROUP BY 1, 2) "
+    "SELECT min(w) FROM (SELECT min(wake_at) AS w FROM instances "
+    "WHERE wake_at IS NOT NULL AND status IN ('queued', 'waiting', 'running') "
+    "AND (status = 'running' OR workflow <> ALL(%s::text[])) "
+    "UNION ALL SELECT min(i.wake_at) FROM instances i JOIN limits l ON l.workflow = i.workflow "
+    "LEFT JOIN held h ON h.workflow = i.workflow "
+    "AND h.key IS NOT DISTINCT FROM (CASE WHEN l.keyed THEN i.concurrency_key END) "
+    "WHERE i.wake_at IS NOT NULL AND i.status IN ('queued', 'waiting') "
+    "AND (i.wake_at > %s OR coalesce(h.n, 0) < l.slots)) AS m"
+)
+SET_CHILD_KEYS = (
+    "UPDATE instances SET concurrency_key = k.key FROM unnest(%s::text[], %s::text[]) "
+    "AS k(id, key) WHERE instances.id = k.id AND instances.concurrency_key IS NULL"
+)
 RECLAIM = (
-    f"SELECT {', '.join('i.' + c.strip() for c in INSTANCE_COLUMNS.split(','))}, i.lease_token, "
+    f"SELECT {', '.join('i.' + c.strip() for c in CLAIMED_COLUMNS.split(','))}, i.lease_token, "
     f"false, {STEPS_JSON} FROM instances i WHERE i.lease_owner = %s AND i.lease_token LIKE %s"
 )
 TREE = (  # the instance and, depth first, its descendants that have not ended
@@ -118,13 +190,18 @@ class PostgresStore:
     for the URL's pool parameters)."""
 
     dialect = "postgres"
+    liveness_final = False
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.settings = PostgresSettings.from_url(url)
         self._db = Database(self.settings)
         self._listener = Listener(self._listen_connection, self.settings.display)
+        self._liveness: dict[str, tuple[Connection, int]] = {}
+        """Worker id -> the connection holding its advisory lock, and the lock's key."""
         self._opened = False
+        self._id_search = False
+        """Whether ids are indexed by trigram (instance_search): set when opened."""
 
     # Lifecycle.
 
@@ -134,12 +211,17 @@ class PostgresStore:
         connection = await self._db.connect(autocommit=True)
         try:
             await migrate(connection, self.settings.display)
+            self._id_search = await id_search_ready(connection, self.settings.display)
         finally:
             await connection.close()
         await self._db.open()
         self._opened = True
 
     async def close(self) -> None:
+        for connection, _ in self._liveness.values():
+            with contextlib.suppress(psycopg.Error):
+                await connection.close()
+        self._liveness.clear()
         await self._listener.close()
         await self._db.close()
         self._opened = False
@@ -150,22 +232,36 @@ class PostgresStore:
 
     # Instances.
 
-    async def create_instances(self, instances: Sequence[NewInstance]) -> list[Created]:
+    async def create_instances(
+        self, instances: Sequence[NewInstance], handoff: Handoff | None = None
+    ) -> list[Created]:
         if not instances:
             return []
         check_distinct_ids(instances)
         ids = [i.id for i in instances]
+        batch = uuid.uuid4().hex
+        taking = 0 if handoff is None else handoff.limit
+        owner = None if handoff is None else handoff.owner
+        now = None if handoff is None else handoff.now
+        until = None if handoff is None else handoff.lease_until
         params = [
+            taking, taking, now, taking, until, taking, owner, taking, batch, taking,
             ids, [i.workflow for i in instances], [i.params for i in instances],
             [i.version for i in instances], [i.parent_id for i in instances],
-            [i.created_at for i in instances], ids,
+            [i.created_at for i in instances], [i.retention for i in instances],
+            [i.concurrency_key for i in instances], ids,
         ]
         attempts = 0
 
         async def create(c: Connection) -> list[Created]:
             nonlocal attempts
             attempts += 1
-            async with c.pipeline(), c.transaction():
+            claims: dict[str, Claim] = {}
+            async with c.transaction():
+                if handoff is not None and attempts > 1:  # the lost try's claims, if it committed
+                    cur = await c.execute(RECLAIM, [handoff.owner, f"{batch}:%"])
+                    for claim in map(_claim, await cur.fetchall()):
+                        claims[claim.instance.id] = claim
                 cursor = await c.execute(CREATE, params)
                 found: dict[str, InstanceRow] = {}
                 inserted: set[str] = set()
@@ -174,13 +270,21 @@ class PostgresStore:
                     found[row.id] = row
                     if values[ROW_WIDTH]:
                         inserted.add(row.id)
+                        token = values[ROW_WIDTH + 1]
+                        if token is not None and token.startswith(f"{batch}:"):
+                            claims[row.id] = Claim(row, [], token, False)
                 missing = [i for i in ids if i not in found]
                 if missing:  # committed meanwhile by a transaction our snapshot could not see
                     found.update((r.id, r) for r in await _instances_by_id(c, missing))
                 check_same_workflow(instances, found)  # raising rolls the batch back
-                outcomes = [_created(i, found, inserted, attempts > 1) for i in instances]
-                if inserted:
+                outcomes = [
+                    replace(_created(i, found, inserted, attempts > 1), claim=claims.get(i.id))
+                    for i in instances
+                ]
+                if len(inserted) > len(claims):
                     await c.execute(NOTIFY)
+            if len(inserted) > len(claims):
+                self._listener.poke()  # a worker of this process need not wait for the NOTIFY
             return outcomes
 
         return await self._db.run("creating instances", create, replay_safe=True)
@@ -191,6 +295,14 @@ class PostgresStore:
 
         async def read(c: Connection) -> InstanceRow | None:
             return await _one_instance(c, instance_id)
+
+        return await self._db.run("reading an instance", read, replay_safe=True)
+
+    async def restarted_at(self, instance_id: str) -> float | None:
+        async def read(c: Connection) -> float | None:
+            cur = await c.execute("SELECT restarted_at FROM instances WHERE id = %s", [instance_id])
+            found = await cur.fetchone()
+            return None if found is None else found[0]
 
         return await self._db.run("reading an instance", read, replay_safe=True)
 
@@ -210,11 +322,12 @@ class PostgresStore:
         workflow: str | None = None,
         status: str | None = None,
         search: str | None = None,
+        id_prefix: str | None = None,
         parent_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        if _holds_nul(workflow, status, search, parent_id):
+        if _holds_nul(workflow, status, search, id_prefix, parent_id):
             return Page([], None)
         clauses: list[LiteralString] = []
         args: list[Any] = []
@@ -228,6 +341,14 @@ class PostgresStore:
         if search:
             clauses.append("id ILIKE %s ESCAPE '\\'")
             args.append(contains_pattern(search))
+            if self._id_search and len(search) >= TRIGRAM:  # the ids holding its trigrams
+                clauses.append(
+                    "seq IN (SELECT seq FROM instance_search WHERE id ILIKE %s ESCAPE '\\')"
+                )
+                args.append(contains_pattern(search))
+        if id_prefix:  # a range of the index on id in code point order (instances_id_c)
+            clauses.append('id COLLATE "C" >= %s AND id COLLATE "C" < %s')
+            args.extend((id_prefix, prefix_successor(id_prefix)))
         if cursor is not None:
             clauses.append("seq < %s")
             args.append(cursor_seq(cursor))
@@ -246,14 +367,51 @@ class PostgresStore:
     async def count_by_status(self) -> dict[str, dict[str, int]]:
         async def read(c: Connection) -> dict[str, dict[str, int]]:
             cur = await c.execute(
-                "SELECT workflow, status, count(*) FROM instances GROUP BY workflow, status"
+                "SELECT workflow, status, sum(n)::bigint, count(*) FROM instance_counts "
+                "GROUP BY workflow, status"
             )
             counts: dict[str, dict[str, int]] = {}
-            for workflow, status, number in await cur.fetchall():
-                counts.setdefault(workflow, {})[status] = number
+            rows = await cur.fetchall()
+            for workflow, status, number, _ in rows:
+                if number > 0:
+                    counts.setdefault(workflow, {})[status] = number
+            if sum(deltas for *_, deltas in rows) > FOLD_AFTER + len(rows):
+                await c.execute("SELECT fw_fold_instance_counts()")
             return counts
 
         return await self._db.run("counting instances", read, replay_safe=True)
+
+    async def count_due(self, now: float) -> dict[str, int]:
+        async def read(c: Connection) -> dict[str, int]:
+            cur = await c.execute(
+                "SELECT workflow, count(*) FROM instances WHERE wake_at <= %s "
+                "AND status IN ('queued', 'waiting', 'running') GROUP BY workflow",
+                (now,),
+            )
+            return {workflow: number for workflow, number in await cur.fetchall()}
+
+        return await self._db.run("counting due instances", read, replay_safe=True)
+
+    async def count_ended(
+        self, workflow: str, since: float, width: float, buckets: int
+    ) -> list[EndedCount]:
+        if _holds_nul(workflow):
+            return []
+        until = since + width * buckets
+        sql = (
+            "SELECT floor((updated_at - %s) / %s)::integer AS bucket, status, "
+            f"{_DURATION_CLASS} AS class, count(*) "
+            "FROM instances WHERE workflow = %s "
+            "AND status IN ('complete', 'errored', 'terminated') "
+            "AND updated_at >= %s AND updated_at < %s "
+            "GROUP BY bucket, status, class"
+        )
+
+        async def read(c: Connection) -> list[EndedCount]:
+            cur = await c.execute(sql, (since, width, workflow, since, until))
+            return [EndedCount(*row) for row in await cur.fetchall()]
+
+        return await self._db.run("counting ended instances", read, replay_safe=True)
 
     async def list_steps(self, instance_id: str) -> list[StepRow]:
         if _holds_nul(instance_id):
@@ -263,6 +421,29 @@ class PostgresStore:
             return await _steps_of(c, instance_id)
 
         return await self._db.run("reading steps", read, replay_safe=True)
+
+    async def list_logs(self, instance_id: str, limit: int = LOG_LIMIT) -> list[LogRow]:
+        if _holds_nul(instance_id):
+            return []
+
+        async def read(c: Connection) -> list[LogRow]:
+            cur = await c.execute(
+                f"SELECT {LOG_COLUMNS} FROM logs WHERE instance_id = %s ORDER BY seq DESC LIMIT %s",
+                [instance_id, limit],
+            )
+            return [LogRow(*r) for r in await cur.fetchall()][::-1]
+
+        return await self._db.run("reading logs", read, replay_safe=True)
+
+    async def list_waiting_steps(self, instance_ids: Sequence[str]) -> list[StepRow]:
+        ids = [i for i in instance_ids if not _holds_nul(i)]
+        if not ids:
+            return []
+
+        async def read(c: Connection) -> list[StepRow]:
+            return await _waiting_steps(c, ids)
+
+        return await self._db.run("reading waiting steps", read, replay_safe=True)
 
     # Control.
 
@@ -329,7 +510,11 @@ class PostgresStore:
         return await self._db.run("terminating an instance", terminate, replay_safe=False)
 
     async def restart(
-        self, instance_id: str, now: float, from_step: tuple[str, int] | None
+        self,
+        instance_id: str,
+        now: float,
+        from_step: tuple[str, int] | None,
+        version: str | None = None,
     ) -> InstanceRow:
         async def restart(c: Connection) -> InstanceRow:
             await _require(c, instance_id, lock=True)
@@ -359,9 +544,9 @@ class PostgresStore:
             cur = await c.execute(
                 "UPDATE instances SET status = 'queued', wake_at = %s, updated_at = %s, "
                 "output = NULL, error = NULL, lease_owner = NULL, lease_token = NULL, "
-                "crash_count = 0, control = NULL, generation = generation + 1 WHERE id = %s "
-                f"RETURNING {INSTANCE_COLUMNS}",
-                [now, now, instance_id],
+                "crash_count = 0, control = NULL, version = %s, generation = generation + 1, "
+                f"restarted_at = %s WHERE id = %s RETURNING {INSTANCE_COLUMNS}",
+                [now, now, version, now, instance_id],
             )
             restarted = _instance(await _fetch_one(cur))
             await c.execute(NOTIFY)
@@ -402,9 +587,46 @@ class PostgresStore:
 
     # Workers.
 
-    async def claim(self, owner: str, limit: int, now: float, lease_until: float) -> list[Claim]:
+    async def retry_now(self, instance_id: str, now: float) -> InstanceRow:
+        async def retry(c: Connection) -> InstanceRow:
+            row = await _require(c, instance_id, lock=True)
+            waiting = await _waiting_steps(c, [instance_id])
+            retries = [s for s in waiting if s.kind in RETRIED_KINDS]
+            if row.status != "waiting" or not retries:
+                raise no_retry_error(row, waiting)
+            await c.execute(
+                "UPDATE steps SET wake_at = %s WHERE instance_id = %s AND status = 'waiting' "
+                "AND kind = ANY(%s::text[])",
+                [now, instance_id, list(RETRIED_KINDS)],
+            )
+            await c.execute(
+                "UPDATE instances SET wake_at = %s, updated_at = %s WHERE id = %s",
+                [now, now, instance_id],
+            )
+            await c.execute(NOTIFY)
+            return await _require(c, instance_id)
+
+        return await self._db.run("making a retry due now", retry, replay_safe=False)
+
+    async def claim(
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_until: float,
+        limits: Sequence[ConcurrencyLimit] = (),
+        since: float | None = None,
+    ) -> list[Claim]:
         batch = uuid.uuid4().hex
         attempts = 0
+        statement: LiteralString = CLAIM
+        arguments: list[Any] = [owner, limit, now, lease_until, batch, _since(since)]
+        if limits:
+            if since is not None:
+                raise ValueError("a claim takes concurrency limits or a due-time bound, not both")
+            arguments = arguments[:-1]
+            statement = CLAIM_LIMITED
+            arguments += _limit_arrays(limits)
 
         async def claim(c: Connection) -> list[Claim]:
             nonlocal attempts
@@ -414,7 +636,7 @@ class PostgresStore:
                 recovered = await cur.fetchall()
                 if recovered:
                     return [_claim(row) for row in recovered]
-            cur = await c.execute(CLAIM, [owner, limit, now, lease_until, batch])
+            cur = await c.execute(statement, arguments)
             return [_claim(row) for row in await cur.fetchall()]
 
         return await self._db.run("claiming instances", claim, replay_safe=True)
@@ -453,12 +675,28 @@ class PostgresStore:
             ]) if children else None,
         ]
         attempts = 0
+        statement, arguments = APPLY, params
+        if t.logs:
+            lines = json.dumps([
+                [r.run, r.line, r.at, r.level, r.step, r.step_count, r.message, r.fields]
+                for r in t.logs
+            ])
+            statement, arguments = APPLY_WITH_LOGS, [t.instance_id, lines, LOG_LIMIT, *params]
+
+        keyed = [(i.id, i.concurrency_key) for i in children if i.concurrency_key is not None]
 
         async def apply(c: Connection) -> Status:
             nonlocal attempts
             attempts += 1
-            cur = await c.execute(APPLY, params)
-            status = (await _fetch_one(cur))[0]
+            if keyed:  # fw_apply_v2 inserts children without their key: set it in the same commit
+                async with c.transaction():
+                    cur = await c.execute(statement, arguments)
+                    status = (await _fetch_one(cur))[0]
+                    if status is not None:
+                        await c.execute(SET_CHILD_KEYS, [list(k) for k in zip(*keyed, strict=True)])
+            else:
+                cur = await c.execute(statement, arguments)
+                status = (await _fetch_one(cur))[0]
             if status is not None:
                 return status  # type: ignore[no-any-return]
             if attempts > 1:  # did the lost try commit, releasing the lease?
@@ -473,9 +711,21 @@ class PostgresStore:
         self, token: str, instance_id: str, event_type: str, step: StepRow, now: float
     ) -> TakenEvent | None:
         params = [
-            instance_id, token, event_type, now, step.name, step.count, step.seq, step.kind,
-            step.attempts, step.started_at, step.finished_at, step.wake_at, step.input,
-            step.error, step.detail,
+            instance_id,
+            token,
+            event_type,
+            now,
+            step.name,
+            step.count,
+            step.seq,
+            step.kind,
+            step.attempts,
+            step.started_at,
+            step.finished_at,
+            step.wake_at,
+            step.input,
+            step.error,
+            step.detail,
         ]
 
         async def take(c: Connection) -> TakenEvent | None:
@@ -487,12 +737,19 @@ class PostgresStore:
 
         return await self._db.run("taking an event", take, replay_safe=True)
 
-    async def next_wake_at(self) -> float | None:
+    async def next_wake_at(
+        self,
+        limits: Sequence[ConcurrencyLimit] = (),
+        now: float | None = None,
+        since: float | None = None,
+    ) -> float | None:
         async def read(c: Connection) -> float | None:
-            cur = await c.execute(
-                "SELECT min(wake_at) FROM instances WHERE wake_at IS NOT NULL "
-                "AND status IN ('queued', 'waiting', 'running')"
-            )
+            if limits and now is not None and since is None:
+                workflows, slots, keyed = _limit_arrays(limits)
+                arguments = [workflows, slots, keyed, workflows, now]
+                cur = await c.execute(NEXT_WAKE_LIMITED, arguments)
+            else:
+                cur = await c.execute(NEXT_WAKE, [_since(since)])
             value = (await _fetch_one(cur))[0]
             return None if value is None else float(value)
 
@@ -504,22 +761,172 @@ class PostgresStore:
     async def wait_for_work(self, timeout: float) -> None:
         await self._listener.wait(timeout)
 
-    async def prune(self, statuses: Sequence[str], before: float, batch: int) -> int:
+    # The worker registry (store/workers.py): liveness by a session advisory lock held on
+    # a connection of the worker's own.
+
+    async def register_worker(self, worker: WorkerInfo) -> None:
+        key = await self._take_liveness_lock(worker.id)
+
+        async def register(c: Connection) -> None:
+            await c.execute(POSTGRES_REGISTER, register_values(worker, key))
+
+        await self._db.run("registering a worker", register, replay_safe=True)
+
+    async def beat_worker(self, worker_id: str, now: float, running: int) -> bool:
+        async def beat(c: Connection) -> bool:
+            cur = await c.execute(
+                "UPDATE workers SET heartbeat_at = %s, running = %s WHERE id = %s "
+                "AND dead_at IS NULL RETURNING id",
+                [now, running, worker_id],
+            )
+            return await cur.fetchone() is not None
+
+        return await self._db.run("beating a worker's heartbeat", beat, replay_safe=True)
+
+    async def locks_lost_at(self) -> float | None:
+        async def read(c: Connection) -> float:
+            cur = await c.execute("SELECT extract(epoch FROM pg_postmaster_start_time())")
+            return float((await _fetch_one(cur))[0])
+
+        return await self._db.run("reading the server's start time", read, replay_safe=True)
+
+    async def ensure_worker_lock(self, worker_id: str) -> bool:
+        held = self._liveness.get(worker_id)
+        if held is not None:
+            try:
+                await held[0].execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                with contextlib.suppress(psycopg.Error):
+                    await held[0].close()
+                del self._liveness[worker_id]
+        key = await self._take_liveness_lock(worker_id)
+
+        async def rekey(c: Connection) -> None:
+            await c.execute("UPDATE workers SET lock_key = %s WHERE id = %s", [key, worker_id])
+
+        await self._db.run("taking a worker's lock again", rekey, replay_safe=True)
+        return False
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        async def deregister(c: Connection) -> None:
+            await c.execute("DELETE FROM workers WHERE id = %s", [worker_id])
+
+        try:
+            await self._db.run("deregistering a worker", deregister, replay_safe=True)
+        finally:
+            held = self._liveness.pop(worker_id, None)
+            if held is not None:
+                with contextlib.suppress(psycopg.Error):
+                    await held[0].close()
+
+    async def list_workers(self, with_held: bool = True) -> list[WorkerRow]:
+        async def read(c: Connection) -> list[WorkerRow]:
+            return await postgres_workers(c, with_held)
+
+        return await self._db.run("listing workers", read, replay_safe=True)
+
+    async def reclaim_worker(self, worker_id: str, now: float) -> int:
+        async def reclaim(c: Connection) -> int:
+            await c.execute(
+                "UPDATE workers SET dead_at = %s WHERE id = %s AND dead_at IS NULL",
+                [now, worker_id],
+            )
+            cur = await c.execute(EXPIRE_LEASES.format(mark="%s"), [now, worker_id])
+            if cur.rowcount > 0:
+                await c.execute(NOTIFY)
+            return max(cur.rowcount, 0)
+
+        return await self._db.run("taking a dead worker's instances over", reclaim,
+                                  replay_safe=True)
+
+    async def forget_workers(self, before: float) -> int:
+        async def forget(c: Connection) -> int:
+            cur = await c.execute("DELETE FROM workers WHERE dead_at < %s", [before])
+            return max(cur.rowcount, 0)
+
+        return await self._db.run("forgetting dead workers", forget, replay_safe=True)
+
+    async def _take_liveness_lock(self, worker_id: str) -> int:
+        """Open the worker's own connection and take a free advisory lock on it; its key."""
+        if worker_id in self._liveness:
+            return self._liveness[worker_id][1]
+        connection = await self._db.connect(autocommit=True)
+        try:
+            while True:
+                key = random.randrange(1, 2**31)
+                cur = await connection.execute(
+                    "SELECT pg_try_advisory_lock(%s, %s)", [LIVENESS_LOCKS, key]
+                )
+                if (await _fetch_one(cur))[0]:
+                    break
+        except psycopg.Error as exc:
+            await connection.close()
+            raise self._db.error(exc, "taking a worker's liveness lock") from None
+        except BaseException:
+            await connection.close()
+            raise
+        self._liveness[worker_id] = (connection, key)
+        return key
+
+    async def prune(
+        self,
+        statuses: Sequence[str],
+        before: float,
+        batch: int,
+        *,
+        workflows: Sequence[str] | None = None,
+        other_than: Sequence[str] = (),
+    ) -> int:
+        if not statuses or workflows == []:
+            return 0
+        where: LiteralString = (
+            "status = ANY(%s::text[]) AND updated_at < %s AND retention IS NULL "
+            "AND (%s::text[] IS NULL OR workflow = ANY(%s::text[])) "
+            "AND workflow <> ALL(%s::text[]) "
+        )
+        chosen = None if workflows is None else list(workflows)
+        values = [list(statuses), before, chosen, chosen, list(other_than)]
+        return await self._prune(where, values, batch)
+
+    async def prune_own_retention(
+        self, statuses: Sequence[str], now: float, batch: int
+    ) -> int:
         if not statuses:
             return 0
+        where: LiteralString = (
+            "status = ANY(%s::text[]) AND retention IS NOT NULL AND updated_at < %s - retention "
+        )
+        return await self._prune(where, [list(statuses), now], batch)
+
+    async def _prune(self, where: LiteralString, values: list[Any], batch: int) -> int:
+        """Delete up to ``batch`` instances matching ``where`` (never a child whose parent
+        has not ended), with their journals, events and logs."""
 
         async def prune(c: Connection) -> int:
-            cur = await c.execute(
-                "WITH doomed AS (SELECT id FROM instances i WHERE status = ANY(%s::text[]) "
-                "AND updated_at < %s AND NOT EXISTS (SELECT 1 FROM instances p "
-                "WHERE p.id = i.parent_id AND p.status NOT IN ('complete', 'errored', "
-                "'terminated')) ORDER BY seq LIMIT %s FOR UPDATE OF i SKIP LOCKED), "
-                "gone_steps AS (DELETE FROM steps WHERE instance_id IN (SELECT id FROM doomed)), "
-                "gone_events AS (DELETE FROM events WHERE instance_id IN (SELECT id FROM doomed)) "
-                "DELETE FROM instances WHERE id IN (SELECT id FROM doomed)",
-                [list(statuses), before, batch],
-            )
-            return max(cur.rowcount, 0)
+            deadline = time.perf_counter() + PRUNE_SECONDS
+            deleted = 0
+            while deleted < batch:  # PRUNE_CHUNK at a time until PRUNE_SECONDS have passed
+                chunk = min(PRUNE_CHUNK, batch - deleted)
+                cur = await c.execute(
+                    f"WITH doomed AS (SELECT id FROM instances i WHERE {where}"
+                    "AND NOT EXISTS (SELECT 1 FROM instances p "
+                    "WHERE p.id = i.parent_id AND p.status NOT IN ('complete', 'errored', "
+                    "'terminated')) ORDER BY seq LIMIT %s FOR UPDATE OF i SKIP LOCKED), "
+                    "gone_steps AS (DELETE FROM steps WHERE instance_id IN "
+                    "(SELECT id FROM doomed)), "
+                    "gone_events AS (DELETE FROM events WHERE instance_id IN "
+                    "(SELECT id FROM doomed)), "
+                    "gone_logs AS (DELETE FROM logs WHERE instance_id IN (SELECT id FROM doomed)) "
+                    "DELETE FROM instances WHERE id IN (SELECT id FROM doomed)",
+                    [*values, chunk],
+                )
+                gone = max(cur.rowcount, 0)
+                deleted += gone
+                if gone < chunk or time.perf_counter() >= deadline:
+                    break
+            await c.execute("SELECT fw_fold_instance_counts()")
+            return deleted
 
         return await self._db.run("pruning instances", prune, replay_safe=True)
 
@@ -601,6 +1008,36 @@ async def migrate(c: Connection, display: str) -> int:
         ) from None
 
 
+TRIGRAM = 3
+"""The shortest search the trigram index serves; a shorter one reads the instances."""
+
+
+async def id_search_ready(c: Connection, display: str) -> bool:
+    """Whether ids are indexed by trigram; if not, but pg_trgm has been created since the
+    migration that would have indexed them, index them now (one process at a time).
+
+    Raises:
+        StoreError: indexing them failed.
+    """
+    ready = "SELECT to_regclass('instance_search') IS NOT NULL"
+    if (await _fetch_one(await c.execute(ready)))[0]:
+        return True
+    trgm = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')"
+    if not (await _fetch_one(await c.execute(trgm)))[0]:
+        return False  # migration 12 warned; searches read the instances
+    try:
+        async with c.transaction():
+            await c.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
+            indexing = next(m for m in migrations("postgres") if m.name == "id_search")
+            await c.execute(indexing.sql.encode())
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"PostgreSQL at {display}: indexing instance ids by trigram failed "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
+        ) from None
+    return bool((await _fetch_one(await c.execute(ready)))[0])
+
+
 def _check_not_newer(current: int, latest: int, display: str) -> None:
     if current > latest:
         raise StoreError(
@@ -627,16 +1064,19 @@ def _created(
     if instance.id in inserted:
         return Created(row, True)
     ours = replayed and (row.workflow, row.params, row.created_at, row.version, row.parent_id) == (
-        instance.workflow, instance.params, instance.created_at, instance.version,
+        instance.workflow,
+        instance.params,
+        instance.created_at,
+        instance.version,
         instance.parent_id,
     )
     return Created(row, ours)
 
 
 def _claim(row: Sequence[Any]) -> Claim:
-    instance = _instance(row[:ROW_WIDTH])
-    token, crashed = row[ROW_WIDTH], row[ROW_WIDTH + 1]
-    steps: list[list[Any]] = row[ROW_WIDTH + 2] or []
+    instance = _instance(row[:CLAIM_WIDTH])
+    token, crashed = row[CLAIM_WIDTH], row[CLAIM_WIDTH + 1]
+    steps: list[list[Any]] = row[CLAIM_WIDTH + 2] or []
     return Claim(instance, [_step_from_json(instance.id, s) for s in steps], token, bool(crashed))
 
 
@@ -685,6 +1125,25 @@ async def _steps_of(c: Connection, instance_id: str) -> list[StepRow]:
         f"SELECT {STEP_COLUMNS} FROM steps WHERE instance_id = %s ORDER BY seq", [instance_id]
     )
     return [StepRow(*r) for r in await cur.fetchall()]
+
+
+async def _waiting_steps(c: Connection, ids: list[str]) -> list[StepRow]:
+    cur = await c.execute(
+        f"SELECT {STEP_COLUMNS} FROM steps WHERE instance_id = ANY(%s::text[]) "
+        "AND status = 'waiting' ORDER BY instance_id, seq",
+        [ids],
+    )
+    return [StepRow(*r) for r in await cur.fetchall()]
+
+
+def _since(since: float | None) -> float:
+    """A claim's or a wake time's lower bound on the due time, -infinity for none."""
+    return float("-inf") if since is None else since
+
+
+def _limit_arrays(limits: Sequence[ConcurrencyLimit]) -> list[Any]:
+    """The limits as the arrays ``fw_claim_limited`` takes: workflows, limits, keyed."""
+    return [[x.workflow for x in limits], [x.limit for x in limits], [x.keyed for x in limits]]
 
 
 def _holds_nul(*texts: str | None) -> bool:

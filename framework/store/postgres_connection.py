@@ -33,7 +33,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from framework.errors import ConfigError, StoreError, StoreUnavailableError
+from framework.errors import ConfigError, StoreClosedError, StoreError, StoreUnavailableError
 
 T = TypeVar("T")
 LOG = logging.getLogger("fw.store")
@@ -164,7 +164,7 @@ class Database:
     ) -> T:
         """Run ``fn`` on a pooled connection, retrying as the module docstring says."""
         if self._pool is None:
-            raise StoreError(f"the PostgreSQL store at {self.settings.display} is not open")
+            raise StoreClosedError(f"the PostgreSQL store at {self.settings.display} is not open")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.retry_for
         delay = 0.05
@@ -193,7 +193,7 @@ class Database:
             except PoolTimeout as exc:  # no connection could be had: nothing was sent
                 retry, error = True, exc
             except PoolClosed:
-                raise StoreError(
+                raise StoreClosedError(
                     f"the PostgreSQL store at {self.settings.display} is closed"
                 ) from None
             except psycopg.Error as exc:

@@ -24,6 +24,8 @@ from framework.errors import StoreError
 CHANNEL = "fw_wakeup"
 QUIET_PING = 15.0
 PING_TIMEOUT = 10.0
+CLOSE_WAIT = 5.0
+"""Seconds ``close`` waits for the listening task to end."""
 LOG = logging.getLogger("fw.store")
 
 Connect = Callable[[], Coroutine[Any, Any, psycopg.AsyncConnection[Any]]]
@@ -46,14 +48,24 @@ class Listener:
             self._task = asyncio.get_running_loop().create_task(self._listen(), name="fw-listen")
         if not self._wake.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):  # Python 3.11's wait_for may swallow a cancel
+                    await self._wake.wait()
         self._wake.clear()
+
+    def poke(self) -> None:
+        """Wake the waiter now (work was made runnable in this process), without waiting for
+        the notification to come back from the server."""
+        self._wake.set()
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task], timeout=CLOSE_WAIT)  # a stop never hangs on it
+            if not self._task.done():
+                LOG.warning(
+                    "PostgreSQL at %s: the wake-up connection did not stop within %g s; "
+                    "leaving it", self._display, CLOSE_WAIT,
+                )  # fmt: skip
             self._task = None
         if self._connection is not None:
             await self._connection.close()
@@ -91,4 +103,5 @@ class Listener:
         while True:
             async for _ in connection.notifies(timeout=QUIET_PING):
                 self._wake.set()
-            await asyncio.wait_for(connection.execute("SELECT 1"), PING_TIMEOUT)
+            async with asyncio.timeout(PING_TIMEOUT):
+                await connection.execute("SELECT 1")

@@ -19,29 +19,37 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from framework.errors import StoreError
+from framework.errors import StoreClosedError
 
 T = TypeVar("T")
 MAX_GROUP = 256
 
 
 @dataclass
-class WriteResult:
+class WriteResult(Generic[T]):
     """What a write function returns: its value, and whether workers should be woken."""
 
-    value: Any = None
+    value: T
     wake_workers: bool = False
 
 
+@dataclass(frozen=True)
+class LookFirst(Generic[T]):
+    """A read run before a write that is alone in its group, outside any transaction: when
+    ``needed`` says no, the write returns ``otherwise`` without taking the write lock."""
+
+    needed: Callable[[sqlite3.Connection], bool]
+    otherwise: T
+
+
 @dataclass
-class _Write:
-    fn: Callable[[sqlite3.Connection], WriteResult]
+class _Write(Generic[T]):
+    fn: Callable[[sqlite3.Connection], WriteResult[T]]
     durable: bool = True
-    needed: Callable[[sqlite3.Connection], bool] | None = None
-    otherwise: Any = None
-    future: Future[Any] = field(default_factory=Future[Any])
+    look_first: LookFirst[T] | None = None
+    future: Future[T] = field(default_factory=Future[T])
 
 
 class SQLiteWriter:
@@ -58,7 +66,7 @@ class SQLiteWriter:
         self._name = name
         self._on_commit_wake = on_commit_wake
         self._translate_error = translate_error
-        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="fw-sqlite-writer", daemon=True)
         self._ready: Future[None] = Future()
         self.commits = 0
@@ -84,12 +92,11 @@ class SQLiteWriter:
 
     async def write(
         self,
-        fn: Callable[[sqlite3.Connection], WriteResult],
+        fn: Callable[[sqlite3.Connection], WriteResult[T]],
         durable: bool = True,
-        needed: Callable[[sqlite3.Connection], bool] | None = None,
-        otherwise: Any = None,
+        look_first: LookFirst[T] | None = None,
         may_inline: bool = False,
-    ) -> Any:
+    ) -> T:
         """Run ``fn`` in the next group commit and return its value once committed.
 
         ``durable=False`` (claims, lease extensions) lets a group made only of such writes
@@ -97,9 +104,10 @@ class SQLiteWriter:
         the process, and a power loss can only undo it, which leaves the instance claimable.
         The next durable commit flushes it anyway.
 
-        ``needed``, when given, is a read run first, outside any transaction, when the write
-        is alone in its group: if it says no, ``otherwise`` is returned without taking the
-        write lock (an idle worker looking for work never blocks other writers).
+        ``look_first``, when given, is a read run first, outside any transaction, when the
+        write is alone in its group: if it says the write is not needed, its ``otherwise`` is
+        returned without taking the write lock (an idle worker looking for work never blocks
+        other writers).
 
         A write that ``may_inline`` (a worker's own: claims, journal entries), with
         ``inline`` set (one instance runs in this process, so nothing would share the
@@ -107,14 +115,29 @@ class SQLiteWriter:
         fewer per step for a workflow running alone. Other writes (bursts of creates from
         an API) always go to the writer thread, where they share commits.
         """
-        item = _Write(fn, durable, needed, otherwise)
+        item = _Write(fn, durable, look_first)
         if may_inline and self.inline and self._commit_inline(item):
             return item.future.result()
         with self._accepting_lock:
             if not self._accepting:
-                raise StoreError(f"{self._name} is not open")
+                raise StoreClosedError(f"{self._name} is not open")
             self._queue.put(item)
         return await asyncio.wrap_future(item.future)
+
+    def read_inline(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
+        """Run the read ``fn`` on the calling thread, on the write connection, when
+        ``inline`` is set and the writer is idle: ``(True, value)``; else ``(False, None)``
+        (read in the reader thread then). A point read there costs less than the two thread
+        hand-offs of the reader thread, which a lone instance's ``result()`` would pay."""
+        if not self.inline or not self._queue.empty() or not self._busy.acquire(blocking=False):
+            return False, None
+        try:
+            connection = self._connection
+            if connection is None or not self._accepting:
+                return False, None
+            return True, fn(connection)
+        finally:
+            self._busy.release()
 
     def stop(self) -> None:
         """Finish queued writes, close the connection and join the thread (which may still
@@ -152,7 +175,7 @@ class SQLiteWriter:
                 self._connection = None
                 connection.close()
 
-    def _commit_inline(self, item: _Write) -> bool:
+    def _commit_inline(self, item: _Write[Any]) -> bool:
         """Commit ``item`` on this thread if the writer is idle; whether it did."""
         if not self._queue.empty() or not self._busy.acquire(blocking=False):
             return False
@@ -166,7 +189,7 @@ class SQLiteWriter:
         finally:
             self._busy.release()
 
-    def _next_group(self) -> list[_Write] | None:
+    def _next_group(self) -> list[_Write[Any]] | None:
         first = self._queue.get()
         if first is None:
             return None
@@ -182,8 +205,8 @@ class SQLiteWriter:
             group.append(item)
         return group
 
-    def _commit(self, connection: sqlite3.Connection, group: list[_Write]) -> None:
-        outcomes: list[tuple[_Write, WriteResult | None, BaseException | None]] = []
+    def _commit(self, connection: sqlite3.Connection, group: list[_Write[Any]]) -> None:
+        outcomes: list[tuple[_Write[Any], WriteResult[Any] | None, BaseException | None]] = []
         if len(group) == 1 and not self._needed(connection, group[0]):
             return
         try:
@@ -211,17 +234,18 @@ class SQLiteWriter:
                 assert result is not None
                 item.future.set_result(result.value)
 
-    def _needed(self, connection: sqlite3.Connection, item: _Write) -> bool:
+    def _needed(self, connection: sqlite3.Connection, item: _Write[Any]) -> bool:
         """Run the write's look-first read; settle its future if the write is not needed."""
-        if item.needed is None:
+        look = item.look_first
+        if look is None:
             return True
         try:
-            if item.needed(connection):
+            if look.needed(connection):
                 return True
         except sqlite3.Error as exc:
             item.future.set_exception(self._translate_error(exc))
             return False
-        item.future.set_result(item.otherwise)
+        item.future.set_result(look.otherwise)
         return False
 
     def _set_durability(self, connection: sqlite3.Connection, durable: bool) -> None:
@@ -230,8 +254,8 @@ class SQLiteWriter:
             self._durable = durable
 
     def _apply_one(
-        self, connection: sqlite3.Connection, item: _Write
-    ) -> tuple[_Write, WriteResult | None, BaseException | None]:
+        self, connection: sqlite3.Connection, item: _Write[Any]
+    ) -> tuple[_Write[Any], WriteResult[Any] | None, BaseException | None]:
         connection.execute("SAVEPOINT write")
         try:
             result = item.fn(connection)

@@ -84,7 +84,8 @@ class WakeupChannel:
         event = self._listen()
         if not event.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+                async with asyncio.timeout(timeout):  # Python 3.11's wait_for may swallow a cancel
+                    await event.wait()
         event.clear()
 
     def close(self) -> None:
@@ -117,6 +118,10 @@ class WakeupChannel:
             return self._event
         self._socket = sock
         self._loop.add_reader(sock.fileno(), self._drain)
+        # Work committed between the caller's last look and this bind woke no one here: the
+        # first wait returns at once so that its caller looks again (a worker just started
+        # otherwise waited a poll interval for the instance created as it began to listen).
+        self._event.set()
         return self._event
 
     def _drain(self) -> None:

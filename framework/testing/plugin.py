@@ -2,15 +2,20 @@
 
 Fixture ``fw_env``: the app's workflows on a temporary store with an in-process worker and a
 skipping clock. The app is the ``fw_app`` ini option (a folder, relative to the rootdir), or
-the nearest folder holding ``fw.toml`` at or above the test file. Needs pytest-asyncio.
+the nearest folder holding ``fw.toml`` at or above the test file. Needs pytest-asyncio, and
+no ``asyncio_mode`` setting: an ``async def`` test that uses ``fw_env`` is marked
+``pytest.mark.asyncio`` here (``strict``, pytest-asyncio's default, runs only marked ones).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
+from typing import cast
 
+import pluggy
 import pytest
 
 from framework.app_root import find_app_root
@@ -19,6 +24,25 @@ from framework.errors import AppNotFoundError
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("fw_app", "the fw app folder the fw_env fixture runs (default: nearest fw.toml)")
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Generator[None, pluggy.Result[object], None]:
+    """Mark each ``async def`` test that uses ``fw_env`` to run under pytest-asyncio, whatever
+    its ``asyncio_mode`` (innermost wrapper: it runs before pytest-asyncio sorts the items)."""
+    outcome = yield
+    collected = outcome.get_result()
+    items = cast("list[object]", collected) if isinstance(collected, list) else [collected]
+    for item in items:
+        if (
+            isinstance(item, pytest.Function)
+            and inspect.iscoroutinefunction(item.obj)
+            and "fw_env" in item.fixturenames
+            and item.get_closest_marker("asyncio") is None
+        ):
+            item.add_marker(pytest.mark.asyncio)
 
 
 def _app_dir(request: pytest.FixtureRequest) -> Path:

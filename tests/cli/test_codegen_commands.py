@@ -89,7 +89,10 @@ def test_scaffolds_refuse_to_overwrite_and_validate_names(tmp_path: Path) -> Non
     assert step_again.returncode == 1 and "already exists; not overwriting it" in step_again.stderr
     outside = fw("new", "step", "x", "--dir", "../elsewhere", cwd=root)
     assert outside.returncode == 1 and "not inside the app" in outside.stderr
-    nowhere = fw("codegen", cwd=tmp_path)
+    below = fw("codegen", cwd=tmp_path)  # the only app below the working directory
+    assert below.returncode == 0, below.stderr
+    (tmp_path / "empty").mkdir()
+    nowhere = fw("codegen", cwd=tmp_path / "empty")
     assert nowhere.returncode == 1 and "no fw.toml in" in nowhere.stderr
 
 
@@ -111,7 +114,14 @@ def test_codegen_check_json_and_up_to_date(tmp_path: Path) -> None:
     assert generated.returncode == 0 and report["ok"] and not report["check"]
     assert [w["name"] for w in report["workflows"]] == ["ping"]
     assert {c["path"] for c in report["changes"]} == {
-        "_generated/__init__.py", "_generated/entrypoints.py", "_generated/workflows.py", "fw.toml"
+        "_generated/__init__.py",
+        "_generated/_typing.py",
+        "_generated/client.py",
+        "_generated/entrypoints.py",
+        "_generated/handles/__init__.py",
+        "_generated/handles/ping_workflow.py",
+        "_generated/workflows.py",
+        "fw.toml",
     }
     clean = fw("codegen", "--check", cwd=root)
     assert (clean.returncode, clean.stdout.split(";")[1].split("(")[0].strip()) == (0, "up to date")

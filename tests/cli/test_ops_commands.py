@@ -66,6 +66,7 @@ def test_migrate_and_doctor_on_the_apps_sqlite_file(tmp_path: Path) -> None:
     assert healthy.returncode == 0, healthy.stdout
     assert f"version {latest} (current)" in healthy.stdout
     assert healthy.stdout.rstrip().endswith("ok")
+    assert doctor_json(cwd=root)[1]["ids_indexed"] is True  # FTS5 trigram in this SQLite
 
 
 def test_doctor_reports_lag_and_workers(tmp_path: Path, database_url: str) -> None:
@@ -93,16 +94,18 @@ def test_doctor_reports_lag_and_workers(tmp_path: Path, database_url: str) -> No
     assert report["runnable"] == 4  # three due and queued, one with an expired lease
     assert report["expired_leases"] == 1
     assert 299 < report["oldest_runnable_age"] < 400  # the expired lease has been due 100 s
-    workers = {w["id"]: w for w in report["workers"]}
-    assert workers["host:2:alive"]["alive"] is True and workers["host:2:alive"]["held"] == 1
-    assert workers["host:1:dead"]["alive"] is False
+    assert report["workers"] == []  # no worker registered: these are bare lease owners
+    holders = {w["id"]: w for w in report["lease_holders"]}
+    assert holders["host:2:alive"]["alive"] is True and holders["host:2:alive"]["held"] == 1
+    assert holders["host:1:dead"]["alive"] is False
     assert any("wait unclaimed" in w for w in report["warnings"])
     assert any("expired leases" in w for w in report["warnings"])
     assert report["counts"] == {"queued": 3, "running": 2}
 
     human = fw("doctor", "--app", str(root), cwd=tmp_path)
     assert "4 runnable unclaimed" in human.stdout
-    assert "host:2:alive: 1 held, alive" in human.stdout
+    assert "host:2:alive: 1 held, lease held (not registered)" in human.stdout
+    assert "0 alive" in human.stdout
 
 
 def test_postgres_through_the_environment_outside_an_app(tmp_path: Path, postgres_url: str) -> None:
@@ -117,6 +120,7 @@ def test_postgres_through_the_environment_outside_an_app(tmp_path: Path, postgre
     assert code == 0, report
     assert report["schema_version"] == latest_version("postgres")
     assert report["connections"] >= 1 and report["max_connections"] > 0
+    assert report["ids_indexed"] is True  # pg_trgm on this server
 
 
 def test_an_unreachable_postgres_is_reported_not_raised(tmp_path: Path) -> None:
@@ -138,3 +142,20 @@ def test_without_an_app_or_a_database_url_the_error_says_what_to_do(
     result = fw(command, cwd=tmp_path)
     assert result.returncode == 1
     assert "fw.toml" in result.stderr and "--app" in result.stderr
+
+
+def test_doctor_warns_of_a_stale_worker() -> None:
+    from framework.cli.ops_commands import _findings
+    from framework.store.diagnostics import Diagnosis, RegisteredWorker
+
+    found = Diagnosis(database="sqlite:///x.db", dialect="sqlite", reachable=True)
+    found.workers = [
+        RegisteredWorker("h:1:a", "h", 1, "alive", 0, 3.0, "v"),
+        RegisteredWorker("h:2:b", "h", 2, "stale", 4, 95.0, "v"),
+    ]
+    problems, warnings = _findings(found)
+    assert problems == []
+    assert warnings == [
+        "worker h:2:b (pid 2 on h) is stale: it holds its liveness lock but last beat 95 s ago "
+        "(stopped or starved of CPU); its instances stay with it"
+    ]

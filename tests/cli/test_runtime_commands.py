@@ -120,6 +120,22 @@ def test_user_mistakes_are_one_line_errors_without_tracebacks(app_dir: Path) -> 
     assert listed["instances"] == []
 
 
+def test_an_event_type_the_workflow_never_waits_for_is_refused(app_dir: Path) -> None:
+    started = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-9", "amount": 1}', "--id", "o-9")
+    assert started.returncode == 0, started.stderr
+
+    sent = fw(app_dir, "event", "send", "o-9", "approvall", "{}")
+
+    assert sent.returncode == 1, (sent.stdout, sent.stderr)
+    assert (
+        "workflow 'orders' never waits for an event of type 'approvall'; did you mean 'approval'?"
+        in sent.stderr
+    )
+    assert "Traceback" not in sent.stderr
+    shown = json.loads(fw(app_dir, "instance", "show", "o-9", "--json").stdout)
+    assert shown["status"] == "queued" and shown["steps"] == []
+
+
 def test_a_corrupt_database_is_reported_plainly(tmp_path: Path, sqlite_url: str) -> None:
     app_dir = app_on(tmp_path, sqlite_url)
     broken = tmp_path / "broken.db"
@@ -271,3 +287,64 @@ def test_long_running_commands_stop_promptly(
     with run_fw(command, app_dir, log) as running:
         wait_for_text(log, "started on")
         assert running.stop(timeout=ONE_SHOT_TIMEOUT) == 0, log.read_text()[-2000:]
+
+
+@pytest.mark.slow
+def test_start_with_a_retention_shows_it_and_its_runs(app_dir: Path) -> None:
+    order = '{"order_id": "o-7", "amount": 1}'
+    started = fw(app_dir, "start", "orders", "--params", order, "--id", "o-7", "--retention", "2 days", "--json")
+    assert started.returncode == 0, started.stderr
+    assert (json.loads(started.stdout)["retention"], json.loads(started.stdout)["runs"]) == (172800.0, 0)
+
+    human = fw(app_dir, "instance", "show", "o-7")
+    assert "0 runs; kept 2 d once ended" in human.stdout
+
+    bad = fw(app_dir, "start", "orders", "--params", order, "--id", "o-8", "--retention", "soon")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "--retention: " in bad.stderr and "'soon'" in bad.stderr
+    pruned = fw(app_dir, "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "pruned nothing" in pruned.stdout and "fw.toml sets no retention" in pruned.stdout
+    listed = json.loads(fw(app_dir, "instances", "list", "--json").stdout)
+    assert [i["id"] for i in listed["instances"]] == ["o-7"]
+
+
+DECLINES = """
+from framework import workflow, WorkflowContext, Retries
+
+def charge() -> int:
+    raise ConnectionError("card declined")
+
+@workflow
+async def declines(ctx: WorkflowContext[None]) -> int:
+    await ctx.step.do("load", lambda: 1)
+    return await ctx.step.do("charge", charge, retries=Retries(limit=1, delay=0))
+"""
+
+
+@pytest.mark.slow
+def test_start_wait_prints_the_failed_step_of_its_outcome(tmp_path: Path, database_url: str) -> None:
+    settings = f'[runtime]\ndatabase = "{database_url}"\n'
+    app_dir = write_app(tmp_path, {"declines_workflow.py": DECLINES}, settings=settings)
+    log = tmp_path / "worker.log"
+    worker = start_worker(app_dir, log)
+    wait_until_started(worker, log)
+    try:
+        as_json = fw(app_dir, "start", "declines", "--id", "d-1", "--wait", "--timeout", "30", "--json")
+        human = fw(app_dir, "start", "declines", "--id", "d-2", "--wait", "--timeout", "30")
+    finally:
+        assert stop(worker) == 0
+
+    assert as_json.returncode == 1, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["status"] == "errored"
+    failure = data["failure"]
+    assert (failure["ok"], failure["status"], failure["failed_step"], failure["attempts"]) == (
+        False, "errored", "charge", 2,
+    )
+    assert failure["error"]["message"] == "card declined"
+    assert [(s["name"], s["status"]) for s in data["steps"]] == [
+        ("load", "complete"), ("charge", "errored"),
+    ]
+    assert human.returncode == 1, human.stderr
+    assert "failed: errored at step 'charge' after 2 attempt(s)" in " ".join(human.stdout.split())

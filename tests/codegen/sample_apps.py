@@ -4,6 +4,10 @@
 relatively, ``import a.b as m``, builtins, ``X | None``, ``list[Item]``, TypedDicts,
 dataclasses, pydantic models, ``Literal``, string annotations, and two workflows that each
 define a class named ``Params``.
+
+``FAMILY`` uses typed children (``ctx.parallel`` over a list and a tuple, ``ctx.spawn``) in
+both forms, events with and without a model, and events whose type is computed. ``LOOSE``
+has a type error of its own (a bare ``dict``), which must be reported in its file only.
 """
 
 from __future__ import annotations
@@ -148,7 +152,124 @@ SOLO: dict[str, str] = {
 
 EMPTY: dict[str, str] = {"__init__.py": "", "workflows/__init__.py": ""}
 
-SAMPLE_APPS = {"shop": SHOP, "solo": SOLO, "empty": EMPTY}
+FAMILY: dict[str, str] = {
+    "__init__.py": "",
+    "workflows/__init__.py": "",
+    "workflows/models.py": """
+        from dataclasses import dataclass
+
+        from pydantic import BaseModel
+
+
+        class TagParams(BaseModel):
+            url: str
+
+
+        @dataclass
+        class ResizeParams:
+            url: str
+            width: int
+
+
+        class Approval(BaseModel):
+            approved: bool
+            by: str = ""
+
+
+        class BatchParams(BaseModel):
+            urls: list[str]
+    """,
+    "workflows/tag_workflow.py": """
+        from framework import WorkflowContext, workflow
+
+        from .models import TagParams
+
+
+        @workflow
+        async def tag(ctx: WorkflowContext[TagParams]) -> list[str]:
+            return [ctx.params.url]
+    """,
+    "workflows/resize_workflow.py": """
+        from framework import WorkflowContext, workflow
+
+        from .models import ResizeParams
+
+
+        @workflow
+        async def resize(ctx: WorkflowContext[ResizeParams]) -> int:
+            return ctx.params.width
+    """,
+    "workflows/batch_workflow.py": """
+        from typing import assert_type
+
+        from family._generated import workflows
+        from framework import Instance, WorkflowContext, branch, workflow
+
+        from .models import BatchParams, ResizeParams, TagParams
+
+
+        @workflow
+        async def batch(ctx: WorkflowContext[BatchParams]) -> dict[str, list[str]]:
+            tag = workflows.get("tag")
+            tags = await ctx.parallel([tag.branch({"url": url}) for url in ctx.params.urls])
+            assert_type(tags, list[list[str]])
+            pair = await ctx.parallel(
+                (tag.branch({"url": "a"}), workflows.get("resize").branch(ResizeParams("a", 9)))
+            )
+            assert_type(pair, tuple[list[str], int])
+            review = await ctx.spawn(workflows.get("tag"), {"url": "a"})
+            assert_type(review, Instance[TagParams, list[str]])
+            loose = await ctx.parallel([branch("tag", {"url": "b"})])
+            return {"tags": [t for ts in tags for t in ts], "loose": [str(x) for x in loose]}
+    """,
+    "workflows/review_workflow.py": """
+        from framework import WorkflowEntrypoint, WorkflowEvent, WorkflowStep
+
+        from family._generated import workflows
+
+        from .models import Approval, TagParams
+
+
+        class ReviewWorkflow(WorkflowEntrypoint[TagParams, bool]):
+            async def run(self, event: WorkflowEvent[TagParams], step: WorkflowStep) -> bool:
+                (labels,) = await self.ctx.parallel(
+                    (workflows.get("tag").branch(TagParams(url=event.payload.url)),)
+                )
+                note = await step.wait_for_event("note", type="comment", timeout="1 day")
+                verdict = await step.wait_for_event("approve", type="approval", model=Approval)
+                return verdict.approved and bool(labels) and note is not None
+    """,
+    "workflows/inbox_workflow.py": """
+        from framework import WorkflowContext, workflow
+
+
+        @workflow
+        async def inbox(ctx: WorkflowContext[list[str]]) -> int:
+            count = 0
+            for kind in ctx.params:
+                await ctx.step.wait_for_event(f"wait-{kind}", type=kind)
+                count += 1
+            return count
+    """,
+}
+
+LOOSE: dict[str, str] = {
+    "__init__.py": "",
+    "workflows/__init__.py": "",
+    "workflows/loose_workflow.py": """
+        from framework import WorkflowContext, workflow
+
+
+        # assert-type-error-pyright: 'Argument type is partially unknown'
+        @workflow
+        # assert-type-error-mypy: 'Missing type (parameters|arguments) for generic type "dict"'
+        # assert-type-error-pyright: 'Expected type arguments for generic class "dict"'
+        async def loose(ctx: WorkflowContext[dict]) -> int:
+            return 1
+    """,
+}
+
+SAMPLE_APPS = {"shop": SHOP, "solo": SOLO, "empty": EMPTY, "family": FAMILY, "loose": LOOSE}
 
 
 def write_app(parent: Path, name: str, files: dict[str, str], toml: str = "") -> Path:

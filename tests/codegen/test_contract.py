@@ -14,12 +14,13 @@ from framework.codegen.scaffold import init_app, new_step, new_workflow
 
 TESTS = Path(__file__).parents[1]
 GENERATED = [
-    *sorted((TESTS / "golden").glob("*/*.py.golden")),
-    *sorted((TESTS.parent / "example_app" / "_generated").glob("*.py")),
+    *sorted((TESTS / "golden").glob("*/**/*.py.golden")),
+    *sorted((TESTS.parent / "example_app" / "_generated").glob("**/*.py")),
 ]
 CONTRACT = {
     "framework.runtime.registry": {"AppRef", "Bindings", "Entrypoint", "WorkflowRegistry"},
     "framework.runtime.handles": {"WorkflowHandle"},
+    "framework.client": {"Client", "RemoteWorkflowHandle"},
 }
 """Module -> the names generated code imports from it."""
 
@@ -36,7 +37,7 @@ def fw_imports(source: str) -> set[tuple[str, str]]:
 
 
 def test_generated_code_imports_only_the_contract() -> None:
-    assert len(GENERATED) >= 12  # three golden apps and the example app, three files each
+    assert len(GENERATED) >= 16  # three golden apps and the example app, four files each
     imported = {pair for path in GENERATED for pair in fw_imports(path.read_text())}
 
     assert imported == {(module, name) for module, names in CONTRACT.items() for name in names}

@@ -141,3 +141,104 @@ def test_codegen_problems_are_findings_too(tmp_path: Path) -> None:
     assert [(f.file, f.code) for f in result.findings] == [
         ("workflows/bad_workflow.py", "syntax_error")
     ]
+
+
+TYPED = {
+    "__init__.py": "",
+    "workflows/review_workflow.py": """
+        from pydantic import BaseModel
+        from framework import WorkflowContext, workflow
+
+        class Approval(BaseModel):
+            approved: bool
+
+        @workflow
+        async def review(ctx: WorkflowContext[str]) -> None:
+            await ctx.step.wait_for_event("verdict", type="approval", model=Approval)
+    """,
+    "workflows/inbox_workflow.py": """
+        from framework import WorkflowContext, workflow
+
+        @workflow
+        async def inbox(ctx: WorkflowContext[str]) -> None:
+            await ctx.step.wait_for_event("any", type=ctx.params)
+    """,
+    "workflows/webhook_workflow.py": """
+        from framework import WorkflowContext, workflow
+
+        @workflow
+        async def webhook(ctx: WorkflowContext[str]) -> None: ...
+    """,
+    "workflows/batch_workflow.py": """
+        from framework import WorkflowContext, workflow
+        from shop._generated import workflows
+
+        @workflow
+        async def batch(ctx: WorkflowContext[str]) -> None:
+            child = await ctx.spawn(workflows.get("review"), "x")
+            await child.send_event("aproval", {"approved": True})
+            await ctx.parallel([workflows.get("reveiw").branch("y")])
+    """,
+}
+WEB = """
+from framework import workflow_status
+from shop._generated import env, workflows
+
+
+async def page(order_id: str) -> None:
+    await workflow_status("reveiw", order_id)
+    await workflow_status(workflows.get("inbox"), order_id)
+    review = await workflows.get("review").create("r")
+    await review.send_event("approval", {"approved": True})
+    await review.send_event(type="approvals", payload={})
+    inbox = await env.INBOX_WORKFLOW.get("i")
+    await inbox.send_event("anything")
+    workflows.get_dynamic("inboxx")
+"""
+
+
+def test_every_literal_name_and_event_type_is_checked_beside_the_app(tmp_path: Path) -> None:
+    toml = '[check]\npaths = ["../web", "../missing"]\n'
+    root = write_app(tmp_path, "shop", TYPED, toml=toml)
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "pages.py").write_text(WEB)
+    result = lint_app(root)
+    found = [(f.file, f.line, f.code) for f in result.findings]
+    assert found == [
+        ("../web/pages.py", 7, "workflow_unknown_target"),
+        ("../web/pages.py", 11, "workflow_unknown_target"),
+        ("../web/pages.py", 14, "workflow_unknown_target"),
+        ("workflows/batch_workflow.py", 5, "workflow_unused"),
+        ("workflows/batch_workflow.py", 7, "workflow_unknown_target"),
+        ("workflows/batch_workflow.py", 8, "workflow_unknown_target"),
+        ("workflows/webhook_workflow.py", 4, "workflow_unused"),
+    ]
+    messages = [f.message for f in result.findings]
+    assert messages[0].startswith("workflow_status('reveiw') names no declared workflow")
+    assert messages[1] == (
+        "send_event('approvals') to an instance of 'review', which never waits for that type; "
+        "did you mean 'approval'?"
+    )
+    assert messages[2].startswith("workflows.get('inboxx') names no declared workflow")
+    assert "send_event('aproval')" in messages[4]
+    assert "workflows.get('reveiw')" in messages[5]
+    assert result.files_checked == 6
+
+
+def test_an_external_workflow_is_not_reported_unused(tmp_path: Path) -> None:
+    root = write_app(tmp_path, "shop", TYPED)
+    assert run_and_mark_external(root, "webhook")
+    codes = [(f.file, f.code) for f in lint_app(root).findings]
+    assert ("workflows/webhook_workflow.py", "workflow_unused") not in codes
+
+
+def run_and_mark_external(root: Path, name: str) -> bool:
+    """Codegen writes the [[workflows]] tables; mark one ``external = true`` as a user would."""
+    from framework.codegen import run_codegen
+
+    assert run_codegen(root).ok
+    text = (root / "fw.toml").read_text()
+    marker = f'name = "{name}"\n'
+    assert marker in text
+    (root / "fw.toml").write_text(text.replace(marker, marker + "external = true\n"))
+    return run_codegen(root).ok

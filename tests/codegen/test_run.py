@@ -41,9 +41,14 @@ def test_a_second_run_with_nothing_changed_rewrites_nothing(tmp_path: Path) -> N
     root = write_app(tmp_path, "shop", SHOP)
     age(root)
     first = run_codegen(root)
-    assert first.ok and {c.path.name for c in first.changes} == {
-        "__init__.py", "entrypoints.py", "workflows.py", "fw.toml"
+    handles = {f"_generated/handles/{w.handle_module}.py" for w in first.workflows}
+    assert first.ok and {c.path.relative_to(root).as_posix() for c in first.changes} == {
+        *(f"_generated/{name}" for name in ("__init__.py", "_typing.py", "client.py")),
+        "_generated/entrypoints.py",
+        *("_generated/workflows.py", "_generated/handles/__init__.py", "fw.toml"),
+        *handles,
     }
+    assert len(handles) == 6
     age(root / "_generated")
     before = mtimes(root)
     second = run_codegen(root)
@@ -55,7 +60,7 @@ def test_a_second_run_with_nothing_changed_rewrites_nothing(tmp_path: Path) -> N
 def test_check_mode_writes_nothing_and_lists_stale_files_as_diffs(tmp_path: Path) -> None:
     root = write_app(tmp_path, "shop", SHOP)
     pending = run_codegen(root, check=True)
-    assert pending.ok and len(pending.changes) == 4
+    assert pending.ok and len(pending.changes) == 6 + 1 + 6  # 5 modules, fw.toml, handles/
     assert not (root / "_generated").exists()
     assert "[[workflows]]" not in (root / "fw.toml").read_text()
     assert not (root / ".fw").exists(), "check mode writes no cache either"
@@ -92,6 +97,8 @@ def test_added_renamed_and_deleted_workflows(tmp_path: Path) -> None:
     (root / "workflows/a_workflow.py").unlink()
     result = run_codegen(root)
     assert [w.name for w in result.workflows] == ["c"]
+    handles = sorted(p.name for p in (root / "_generated/handles").iterdir() if p.is_file())
+    assert handles == ["__init__.py", "c_workflow.py"], "a's and b's handle modules are stale"
     text = (root / "_generated/workflows.py").read_text()
     assert 'WorkflowName = Literal[\n    "c",\n]' in text
     assert 'name = "a"' not in (root / "fw.toml").read_text()

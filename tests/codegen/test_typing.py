@@ -4,8 +4,9 @@ Each checker runs targeting the oldest and the newest supported Python (``TARGET
 
 Sample apps (``sample_apps.py``) are generated into a temporary project with the case files of
 ``tests/typing_cases/``; each checker runs once over all of it. A case file marks each
-expected error with ``# assert-type-error-<checker>: 'regex'`` on the lines above it; every
-other error, in the cases, the sample apps, a scaffolded app or the generated code, fails.
+expected error with ``# assert-type-error-<checker>: 'regex'`` on the lines above it (a sample
+app's workflow file may too); every other error, in the cases, the sample apps, a scaffolded
+app or the generated code, fails.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def targets(base: Path) -> list[str]:
 def expected_errors(base: Path, checker: str) -> dict[tuple[str, int], list[str]]:
     """(file, line) -> the regexes the checker's errors on that line must match."""
     expected: dict[tuple[str, int], list[str]] = defaultdict(list)
-    for case in sorted(base.glob("*_cases.py")):
+    for case in sorted(base.rglob("*.py")):
         pending: list[str] = []
         for number, line in enumerate(case.read_text().splitlines(), start=1):
             marker = MARKER.search(line)
@@ -67,7 +68,7 @@ def expected_errors(base: Path, checker: str) -> dict[tuple[str, int], list[str]
                 if marker.group(1) == checker:
                     pending.append(marker.group(2))
             elif line.strip() and pending:
-                expected[(case.name, number)] = pending
+                expected[(case.relative_to(base).as_posix(), number)] = pending
                 pending = []
     return expected
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from framework.http import create_app
+from framework.runtime.records import Status
 from framework.testing import WorkflowTestEnv, workflow_test_env
 from tests.apps import write_app
 
@@ -103,18 +104,11 @@ class Served:
         """Wait for an instance to end (skipping sleeps) and return its output."""
         return await self.env.app.instance_handle(workflow, instance_id).result(timeout=timeout)
 
-    async def wait_status(self, instance_id: str, status: str, timeout: float = 30) -> None:
-        """Wait until an instance has ``status``."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            response = await self.client.get(f"/api/instances/{instance_id}")
-            if response.json().get("status") == status:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"{instance_id} never became {status}: {response.json()}")
+    async def wait_status(self, instance_id: str, status: Status, timeout: float = 30) -> None:
+        """Wait until an instance (its id as it appears in a URL) has ``status``."""
+        found = (await self.client.get(f"/api/instances/{instance_id}")).json()
+        instance = self.env.app.instance_handle(found["workflow"], found["id"])
+        await self.env.wait_for(instance, status, timeout)
 
 
 MakeServed = Callable[..., Awaitable[Served]]

@@ -303,6 +303,7 @@ async def test_an_errored_instance_shows_its_error(served: Served) -> None:
     assert body["error"]["name"] == "NonRetryableError"
     assert body["error"]["message"] == "no luck"
     assert body["error"]["step"] == "explode"
+    assert body["error"]["retryable"] is False
     assert output.status_code == 409 and output.json()["error"] == "no_output"
 
 
@@ -378,3 +379,38 @@ async def test_terminate_can_compensate_first(served: Served) -> None:
     assert response.status_code == 200
     await served.wait_status("ap", "terminated")
     assert bad.status_code == 422
+
+
+async def test_start_with_a_retention_and_read_it_back_with_runs_and_duration(
+    served: Served,
+) -> None:
+    body = {"id": "kept", "params": {"name": "ada"}, "retention": "2 days"}
+
+    created = await served.client.post("/api/workflows/greet/instances", json=body)
+    await served.result("kept", "greet")
+    detail = (await served.client.get("/api/instances/kept")).json()
+    listed = (await served.client.get("/api/instances")).json()["instances"]
+
+    assert created.status_code == 201
+    assert detail["retention"] == 172800.0
+    assert detail["runs"] == 2  # greet sleeps once: a run before the sleep, one after
+    assert detail["ended_at"] is not None and detail["duration"] >= 1.0
+    assert (listed[0]["id"], listed[0]["retention"], listed[0]["runs"]) == ("kept", 172800.0, 2)
+    seconds = await served.client.post(
+        "/api/workflows/echo/instances", json={"params": 1, "retention": 60}
+    )
+    assert (await served.client.get(f"/api/instances/{seconds.json()['id']}")).json()[
+        "retention"
+    ] == 60.0
+
+
+async def test_a_bad_retention_is_422_naming_the_field_and_nothing_is_stored(
+    served: Served,
+) -> None:
+    for retention in ("soon", -5, True, {"days": 2}):
+        body = {"id": "bad", "params": 1, "retention": retention}
+        response = await served.client.post("/api/workflows/echo/instances", json=body)
+
+        assert response.status_code == 422, response.text
+        assert "retention" in response.text
+    assert (await served.client.get("/api/instances/bad")).status_code == 404

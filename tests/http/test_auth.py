@@ -1,6 +1,7 @@
 """Token hygiene: a logout ends the session (in every server process sharing the store), wrong
 tokens are limited per client (429 with ``Retry-After``), API bodies must be declared JSON
-(415), and a token too short to be safe is refused beyond loopback."""
+(415), a token too short to be safe is refused beyond loopback, and the read-only token
+(``FW_API_READ_TOKEN``) reads everything and changes nothing, through the API and Studio."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from starlette.applications import Starlette
 
 from framework.http import create_app
+from framework.http.api import API_ROUTES
 from framework.testing import WorkflowTestEnv, workflow_test_env
 from tests.http.conftest import write_test_app
 from tests.http.servers import run_fw
@@ -232,3 +234,97 @@ def test_a_short_token_is_refused_beyond_loopback(tmp_path: Path) -> None:
         assert done.returncode == 1, done
         assert "6-character FW_API_TOKEN" in done.stderr
         assert "at least 32 characters" in done.stderr and "openssl rand -hex 32" in done.stderr
+
+
+READ_TOKEN = "read-only-token-abcdefghijklmnopqrstuvwxyz-0123"
+READER = {"Authorization": f"Bearer {READ_TOKEN}"}
+WRITER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def served_with_both_tokens(env: WorkflowTestEnv, clients: ClientMaker) -> httpx.AsyncClient:
+    client = await clients(create_app(env.app, token=TOKEN, read_token=READ_TOKEN))
+    started = await client.post(
+        "/api/workflows/approval/instances", json={"id": "ap", "params": {}}, headers=WRITER
+    )
+    assert started.status_code == 201
+    await env.wait_for(env.app.instance_handle("approval", "ap"), "waiting")
+    return client
+
+
+async def test_the_read_token_reads_every_route_and_changes_nothing(
+    env: WorkflowTestEnv, clients: ClientMaker
+) -> None:
+    client = await served_with_both_tokens(env, clients)
+    before = (await client.get("/api/instances/ap", headers=WRITER)).json()
+
+    for route in API_ROUTES:
+        path = route.path.format(name="approval", id="ap")
+        if route.method == "GET":
+            response = await client.get(path, headers=READER)
+            assert response.status_code != 401 and response.status_code != 403, (path, response.text)
+            continue
+        response = await client.post(path, json={"type": "approval"}, headers=READER)
+        assert response.status_code == 403, (path, response.text)
+        assert response.json()["error"] == "read_only"
+        assert "FW_API_TOKEN" in response.json()["message"]
+
+    after = (await client.get("/api/instances/ap", headers=WRITER)).json()
+    assert (after["status"], after["updated_at"]) == (before["status"], before["updated_at"])
+    listed = (await client.get("/api/instances", headers=READER)).json()["instances"]
+    assert [i["id"] for i in listed] == ["ap"]
+    assert (await client.get("/openapi.json", headers=READER)).status_code == 200
+    paused = await client.post("/api/instances/ap/pause", headers=WRITER)
+    assert paused.status_code == 200  # the full token keeps full access
+
+
+async def test_a_read_only_studio_login_shows_no_forms_and_refuses_posts(
+    env: WorkflowTestEnv, clients: ClientMaker
+) -> None:
+    reader = await served_with_both_tokens(env, clients)
+    writer = await clients(create_app(env.app, token=TOKEN, read_token=READ_TOKEN))
+    assert (await log_in(reader, READ_TOKEN)).status_code == 303
+    assert (await log_in(writer, TOKEN)).status_code == 303
+
+    workflow = (await reader.get("/studio/workflows/approval")).text
+    instance = (await reader.get("/studio/instances/ap")).text
+    full = (await writer.get("/studio/instances/ap")).text
+    csrf = await csrf_of(reader, "/studio/instances/ap")  # the logout form's
+    posts = {
+        "/studio/workflows/approval/start": {"id": "sneaky", "p.params": "{}"},
+        "/studio/instances/ap/pause": {},
+        "/studio/instances/ap/terminate": {},
+        "/studio/instances/ap/restart": {"from_step": ""},
+        "/studio/instances/ap/event": {"type": "approval", "payload": "{}"},
+    }
+    refused = {
+        path: await reader.post(path, data={"csrf_token": csrf, **data})
+        for path, data in posts.items()
+    }
+
+    assert 'id="start-form"' not in workflow and 'id="read-only-note"' in workflow
+    assert 'id="instance-controls"' not in instance and "Send an event" not in instance
+    assert 'id="read-only-badge"' in instance and "Log out" in instance
+    assert 'id="instance-controls"' in full and 'id="read-only-badge"' not in full
+    for path, response in refused.items():
+        assert response.status_code == 403, (path, response.text)
+        assert "can read but not change anything" in response.text
+    status = (await reader.get("/api/instances/ap")).json()  # the cookie reads the API too
+    assert status["status"] == "waiting"
+    assert (await reader.get("/api/instances/sneaky")).status_code == 404
+    out = await reader.post("/studio/logout", data={"csrf_token": csrf})
+    assert out.status_code == 303
+    assert (await reader.get("/studio")).status_code == 303  # logged out
+
+
+async def test_a_new_read_token_logs_read_only_sessions_out(
+    env: WorkflowTestEnv, clients: ClientMaker
+) -> None:
+    reader = await served_with_both_tokens(env, clients)
+    await log_in(reader, READ_TOKEN)
+    cookie = {"Cookie": f"fw_session={reader.cookies['fw_session']}"}
+    rotated = await clients(create_app(env.app, token=TOKEN, read_token=READ_TOKEN + "-new"))
+    same = await clients(create_app(env.app, token=TOKEN, read_token=READ_TOKEN))
+
+    assert (await same.get("/studio", headers=cookie)).status_code == 200
+    assert (await rotated.get("/studio", headers=cookie)).status_code == 303
+    assert (await rotated.get("/api/workflows", headers=READER)).status_code == 401

@@ -3,7 +3,6 @@ script while a polled status is live, at the shortest interval, and stops when a
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -234,8 +233,7 @@ async def test_the_jinja_global_with_starlette_templates(tmp_path: Path, sqlite_
     )
     async with workflow_test_env(root, database=sqlite_url) as env:
         waiting = await env.start("approval", {}, id="w")
-        while (await waiting.status()).status != "waiting":
-            await asyncio.sleep(0.02)
+        await env.wait_for(waiting, "waiting")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             response = await client.get("/orders/w")

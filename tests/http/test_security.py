@@ -190,6 +190,10 @@ def test_only_loopback_is_served_without_a_token() -> None:
     assert short is not None
     assert "31-character FW_API_TOKEN" in short and "at least 32 characters" in short
     assert "openssl rand -hex 32" in short
+    read = bind_problem("0.0.0.0", "t" * 32, "r" * 12)
+    assert read is not None and "12-character FW_API_READ_TOKEN" in read
+    assert bind_problem("0.0.0.0", "t" * 32, "r" * 32) is None
+    assert bind_problem("127.0.0.1", None, "r") is None
 
 
 def test_fw_serve_and_fw_dev_refuse_a_public_address_without_a_token(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ def test_fw_serve_with_a_worker_serves_runs_and_stops_cleanly(tmp_path: Path) ->
             wait_for_status(client, "g", "complete")
             studio = client.get("/studio/instances/g")
             refused = client.get("/api/workflows", headers={"Host": "evil.example"})
+            metrics = client.get("/metrics")
         code = served.stop()
 
     assert served.url.startswith("http://127.0.0.1:")
@@ -41,6 +42,9 @@ def test_fw_serve_with_a_worker_serves_runs_and_stops_cleanly(tmp_path: Path) ->
     assert started.status_code == 201
     assert studio.status_code == 200 and "hello ada" in studio.text
     assert refused.status_code == 400  # loopback without a token: other Host names refused
+    # One process served the start and ran it: it counted both (docs/operations.md#metrics).
+    assert 'fw_instances_started_total{workflow="greet"} 1.0' in metrics.text
+    assert 'fw_instances_ended_total{outcome="complete",workflow="greet"} 1.0' in metrics.text
     assert code == 0, served.log.read_text()[-2000:]
 
 
@@ -92,10 +96,13 @@ def test_fw_dev_serves_the_api_and_studio(tmp_path: Path) -> None:
             client.post("/api/workflows/echo/instances", json={"id": "e", "params": [1]})
             wait_for_status(client, "e", "complete")
             studio = client.get("/studio")
+            metrics = client.get("/metrics")
         code = dev.stop()
 
     assert names == ["approval", "boom", "echo", "fan-out", "greet"]
     assert "GreetWorkflow" in studio.text
+    assert 'fw_instances_ended_total{outcome="complete",workflow="echo"} 1.0' in metrics.text
+    assert 'fw_instances{status="complete",workflow="echo"} 1.0' in metrics.text
     assert code == 0, dev.log.read_text()[-2000:]
 
 

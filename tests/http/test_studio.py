@@ -24,6 +24,17 @@ async def csrf_of(client: httpx.AsyncClient, path: str) -> str:
     return found.group(1)
 
 
+async def rejected_page(client: httpx.AsyncClient, response: httpx.Response, page: str) -> str:
+    """The page a rejected Studio form redirects to (post-redirect-get), fetched as a
+    browser would: its address is ``page`` naming the flash, and it shows by GET."""
+    assert response.status_code == 303, response.text[:300]
+    location = response.headers["location"]
+    assert re.fullmatch(re.escape(page) + r"\?form=[0-9a-f]{16}(#[a-z-]+)?", location), location
+    shown = await client.get(location.partition("#")[0])
+    assert shown.status_code == 200
+    return shown.text
+
+
 def field_block(html: str, key: str) -> str:
     """The HTML of the start form's field ``key``."""
     start = html.index(f'data-field="{key}"')
@@ -104,8 +115,7 @@ async def test_invalid_params_show_inline_and_nothing_is_stored(served: Served) 
         data={"csrf_token": token, "id": "bad", "p.name": "", "p.times": "many", "p.tags": "[1,"},
     )
 
-    assert response.status_code == 422
-    html = response.text
+    html = await rejected_page(served.client, response, "/studio/workflows/greet")
     assert "Field required" in field_block(html, "name")
     assert "not valid JSON" in field_block(html, "tags")
     assert 'value="many"' in field_block(html, "times")  # what was typed is kept
@@ -117,7 +127,8 @@ async def test_invalid_params_show_inline_and_nothing_is_stored(served: Served) 
         "/studio/workflows/greet/start",
         data={"csrf_token": token, "p.name": "x", "p.times": "many"},
     )
-    assert "unable to parse string as an integer" in field_block(response.text, "times")
+    html = await rejected_page(served.client, response, "/studio/workflows/greet")
+    assert "unable to parse string as an integer" in field_block(html, "times")
     assert (await served.client.get("/api/instances")).json()["instances"] == []
 
 
@@ -129,8 +140,8 @@ async def test_whole_params_use_one_json_field(served: Served) -> None:
         data={"csrf_token": token, "id": "fan", "p.params": '["a", 3]'},
     )
 
-    assert response.status_code == 422
-    assert "1: Input should be a valid string" in field_block(response.text, "params")
+    html = await rejected_page(served.client, response, "/studio/workflows/fan-out")
+    assert "1: Input should be a valid string" in field_block(html, "params")
 
 
 async def test_the_instance_page_shows_steps_children_and_refreshes_while_live(
@@ -169,12 +180,14 @@ async def test_controls_pause_resume_send_events_and_say_when_they_do_not_apply(
 
     paused = await served.client.post("/studio/instances/ap/pause", data={"csrf_token": token})
     again = await served.client.post("/studio/instances/ap/pause", data={"csrf_token": token})
+    refusal = await rejected_page(served.client, again, "/studio/instances/ap")
     resumed = await served.client.post("/studio/instances/ap/resume", data={"csrf_token": token})
     await served.wait_status("ap", "waiting")
     bad_payload = await served.client.post(
         "/studio/instances/ap/event",
         data={"csrf_token": token, "type": "approval", "payload": "{oops"},
     )
+    shown = await rejected_page(served.client, bad_payload, "/studio/instances/ap")
     sent = await served.client.post(
         "/studio/instances/ap/event",
         data={"csrf_token": token, "type": "approval", "payload": '{"ok": true}'},
@@ -182,12 +195,10 @@ async def test_controls_pause_resume_send_events_and_say_when_they_do_not_apply(
 
     assert paused.status_code == 303
     assert paused.headers["location"] == "/studio/instances/ap?done=pause"
-    assert again.status_code == 409
-    assert "instance &#39;ap&#39; is paused: cannot pause" in again.text
+    assert "instance &#39;ap&#39; is paused: cannot pause" in refusal
     assert resumed.status_code == 303
-    assert bad_payload.status_code == 422
-    assert "the payload is not valid JSON" in bad_payload.text
-    assert "{oops" in bad_payload.text
+    assert "the payload is not valid JSON" in shown
+    assert "{oops" in shown
     assert sent.status_code == 303
     assert await served.result("ap", "approval") == {"ok": True}
 
@@ -213,7 +224,7 @@ async def test_restart_and_terminate_from_the_page(served: Served) -> None:
     assert terminated.status_code == 303
     assert (await served.client.get("/api/instances/ap")).json()["status"] == "terminated"
     page = (await served.client.get("/studio/instances/ap?done=terminate")).text
-    assert "Terminated." in page and "It has ended: it takes no more events." in page
+    assert "Terminated." in page and 'name="type"' not in page  # no event form once ended
 
 
 async def test_a_restart_from_a_step_the_journal_lacks_shows_409_on_the_page(
@@ -229,8 +240,8 @@ async def test_a_restart_from_a_step_the_journal_lacks_shows_409_on_the_page(
         "/studio/instances/g/restart", data={"csrf_token": token, "from_step": "2:rest"}
     )
 
-    assert refused.status_code == 409
-    assert "has no step &#39;rest&#39; (occurrence 2) in its journal" in refused.text
+    shown = await rejected_page(served.client, refused, "/studio/instances/g")
+    assert "has no step &#39;rest&#39; (occurrence 2) in its journal" in shown
     assert (await served.client.get("/api/instances/g")).json()["status"] == "complete"
 
 
@@ -257,6 +268,17 @@ async def test_the_instances_page_filters_searches_and_pages(served: Served) -> 
         "e-00",
     ]
     assert sorted(re.findall(r'data-instance="([^"]+)"', search)) == [f"e-1{n}" for n in range(10)]
+    # Any case; three characters or more read the trigram index, fewer read the instances.
+    upper = (await served.client.get("/studio/instances?q=E-1")).text
+    assert re.findall(r'data-instance="([^"]+)"', upper) == [f"e-1{n}" for n in range(9, -1, -1)]
+    short = (await served.client.get("/studio/instances?q=5")).text
+    assert re.findall(r'data-instance="([^"]+)"', short) == [
+        *(f"e-5{n}" for n in range(4, -1, -1)), *(f"e-{n}5" for n in range(4, -1, -1))
+    ]
+    api = (await served.client.get("/api/instances?search=E-5&limit=3")).json()
+    assert [i["id"] for i in api["instances"]] == ["e-54", "e-53", "e-52"]
+    rest = await served.client.get(f"/api/instances?search=E-5&cursor={api['next_cursor']}")
+    assert [i["id"] for i in rest.json()["instances"]] == ["e-51", "e-50"]
 
 
 async def test_unknown_names_and_ids_show_close_matches(served: Served) -> None:
@@ -307,11 +329,31 @@ async def test_errors_have_a_collapsible_traceback_and_large_outputs_are_cut(
     large = (await served.client.get("/studio/instances/big")).text
 
     assert '<span class="name">NonRetryableError</span> in step <code>explode</code>' in errored
-    assert '<details id="tb-step-1"><summary>Traceback</summary><pre>Traceback' in errored
-    assert "NonRetryableError: nope" in errored.split('id="tb-step-1"')[1]
+    tb = '<details id="tb-step-1"><summary>Traceback</summary><pre class="traceback">Traceback'
+    assert tb in errored
+    shown = errored.split('id="tb-step-1"')[1].split("</pre>")[0]
+    assert "NonRetryableError: nope" in shown
+    assert "in explode" in shown and "framework/runtime" not in shown  # the user's frames only
     assert "Showing the first 20000 of" in large
     assert "row 04999" not in large.split('id="output"')[1].split("</pre>")[0]
     assert 'href="/studio/instances/big/output" download' in large
     download = await served.client.get("/studio/instances/big/output")
     assert download.headers["content-disposition"] == 'attachment; filename="big-output.json"'
     assert download.json() == (await served.client.get("/api/instances/big/output")).json()
+
+
+async def test_the_instance_page_shows_runs_and_its_own_retention(served: Served) -> None:
+    body = {"id": "kept", "params": {"name": "ada"}, "retention": "3 hours"}
+    await served.client.post("/api/workflows/greet/instances", json=body)
+    await served.result("kept", "greet")
+    await served.client.post("/api/workflows/echo/instances", json={"id": "plain", "params": 1})
+    await served.result("plain", "echo")
+
+    kept = (await served.client.get("/studio/instances/kept")).text
+    plain = (await served.client.get("/studio/instances/plain")).text
+
+    assert '<dd id="instance-runs" title="times a worker started running it">2</dd>' in kept
+    assert '<dd id="instance-retention">kept 3 h once ended</dd>' in kept
+    assert '<dd id="instance-duration">' in kept
+    assert '<dd id="instance-runs" title="times a worker started running it">1</dd>' in plain
+    assert "instance-retention" not in plain

@@ -126,7 +126,9 @@ def test_studio_in_a_browser(server: Running, page: object) -> None:
     expect(say).to_contain_text("complete")
     expect(page.locator("tr.step[data-step=rest]")).to_contain_text("slept until")
     say.locator("details summary:has-text('Output')").click()
-    expect(say.locator("pre")).to_contain_text("hello ada <b>lovelace</b> hello ada")
+    expect(say.locator("details[id$='-output'] pre")).to_contain_text(
+        "hello ada <b>lovelace</b> hello ada"
+    )
     expect(page.locator("#output")).to_contain_text('"mood": "happy"')
     shot(page, "3-instance-complete")
 
@@ -264,6 +266,7 @@ def test_links_to_any_stored_id_work_in_a_browser(tmp_path: Path, page: object) 
             expect(page.locator("h1 .mono")).to_have_text(instance_id)
             expect(page.locator("#instance-badge .badge")).to_have_text("complete", timeout=20_000)
         shot(page, "7-legacy-id")
+        page.goto("about:blank")  # no live refresh of a stopped server
         assert server.stop() == 0, server.log.read_text()[-2000:]
 
 
@@ -316,3 +319,33 @@ def test_unreadable_values_and_refused_payloads_in_a_browser(
     expect(page.locator(".error-box")).to_contain_text("nested deeper than 200 levels")
     expect(page.locator("#params")).to_have_text("{}")
     shot(page, "9-unreadable-output")
+
+
+def test_a_read_only_login_sees_no_forms_in_a_browser(tmp_path: Path, page: object) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    token, read_token = "full-token-" + "f" * 32, "read-token-" + "r" * 32
+    root = write_test_app(tmp_path)
+    tokens = {"FW_API_TOKEN": token, "FW_API_READ_TOKEN": read_token}
+    with run_fw(["serve", "--worker"], root, tmp_path / "serve.log", tokens) as server:
+        started = httpx.post(
+            f"{server.url}/api/workflows/approval/instances",
+            json={"id": "ap", "params": {}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert started.status_code == 201
+
+        page.goto(f"{server.url}/studio/instances/ap")
+        page.fill("input[name=token]", read_token)
+        page.get_by_role("button", name=re.compile("log in", re.I)).click()
+        expect(page.locator("#read-only-badge")).to_be_visible()
+        expect(page.locator("#read-only-note")).to_be_visible()
+        expect(page.locator("#instance-controls")).to_have_count(0)
+        expect(page.locator("form.event-form")).to_have_count(0)
+        shot(page, "read-only-instance")
+        page.goto(f"{server.url}/studio/workflows/approval")
+        expect(page.locator("#start-form")).to_have_count(0)
+        expect(page.locator("#read-only-note")).to_be_visible()
+        page.goto("about:blank")  # no live refresh of a stopped server
+        assert server.stop() == 0, server.log.read_text()[-2000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,44 @@ def test_workflow_retries_in_fw_toml_override_the_defaults(tmp_path: Path) -> No
 def test_bad_settings_name_the_file_and_key(tmp_path: Path) -> None:
     root = write_app(tmp_path, {"one_workflow.py": ONE}, '[runtime]\nlease = "soon"\n')
 
-    with pytest.raises(ConfigError, match=r"fw.toml: runtime.lease: .*'soon' is not a duration"):
+    with pytest.raises(ConfigError, match=r"fw.toml:4: runtime.lease: .*'soon' is not a duration"):
+        App(root)
+
+
+def with_workflow_keys(root: Path, keys: str) -> Path:
+    """Add ``keys`` to the [[workflows]] table of workflow ``one`` in fw.toml."""
+    toml = root / "fw.toml"
+    toml.write_text(toml.read_text().replace('name = "one"', f'name = "one"\n{keys}'))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("keys", "error"),
+    [
+        ('retries = { limit = "many" }', r"workflows\[one\].retries.limit: .*valid integer"),
+        ('retries = { limt = 3 }', r"workflows\[one\].retries.limt: Extra inputs"),
+        ('retries = { delay = "soon" }', r"workflows\[one\].retries.delay: .*not a duration"),
+        ("retries = 3", r"workflows\[one\].retries: .*valid dictionary"),
+        ('retention = "soon"', r"workflows\[one\].retention: .*not a duration"),
+        ('error_retention = "-1 s"', r"workflows\[one\].error_retention: "),
+    ],
+)
+def test_a_bad_workflow_setting_is_refused_at_load_naming_its_line_and_key(
+    tmp_path: Path, keys: str, error: str
+) -> None:
+    root = with_workflow_keys(write_app(tmp_path, {"one_workflow.py": ONE}), keys)
+    line = next(
+        n for n, text in enumerate((root / "fw.toml").read_text().splitlines(), 1) if text == keys
+    )
+
+    with pytest.raises(ConfigError, match=rf"fw.toml:{line}: {error}"):
+        App(root)
+
+
+def test_unknown_workflow_keys_are_named_with_their_line_in_a_warning(tmp_path: Path) -> None:
+    root = with_workflow_keys(write_app(tmp_path, {"one_workflow.py": ONE}), "colour = 'red'")
+
+    with pytest.warns(UserWarning, match=r"fw ignores these keys: workflows\[one\].colour \(.*fw.toml:\d+\)"):
         App(root)
 
 
@@ -58,9 +96,26 @@ def test_unknown_keys_are_named_in_a_warning(tmp_path: Path) -> None:
 
 def test_an_app_without_generated_code_says_to_run_codegen(tmp_path: Path) -> None:
     root = write_app(tmp_path, {"one_workflow.py": ONE})
-    for path in (root / "_generated").iterdir():
-        path.unlink()
-    (root / "_generated").rmdir()
+    shutil.rmtree(root / "_generated")
 
     with pytest.raises(ConfigError, match="run `fw codegen"):
         App(root).handle("one")
+
+
+def test_the_code_version_follows_the_file_after_reload_or_the_recheck_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_app(tmp_path, {"one_workflow.py": ONE})
+    app = App(root)
+    first = app.version_of("one")
+    assert app.version_of("one") == first and len(first) == 12
+
+    source = root / "workflows" / "one_workflow.py"
+    source.write_text(ONE.replace("return 1", "return 2"))
+    app.reload()
+    second = app.version_of("one")
+    assert second != first
+
+    monkeypatch.setattr("framework.runtime.app.VERSION_RECHECK", 0.0)
+    source.write_text(ONE.replace("return 1", "return 3"))
+    assert app.version_of("one") not in (first, second)

@@ -85,7 +85,10 @@ async def test_more_than_100_branches_is_an_error(make_env: MakeEnv) -> None:
 async def test_terminating_a_parent_terminates_its_children(make_env: MakeEnv) -> None:
     env = await make_env(CHILDREN)
     instance = await env.start("album", [2, 4], id="al-3")
-    page = await _wait_for_children(env, 2)
+    await env.idle()
+    page = sorted(c.id for c in (await env.get("resize").list()).instances)
+    assert page == ["al-3:resize:1", "al-3:resize:2"]
+    assert (await instance.status()).status == "waiting"
 
     await instance.terminate()
 
@@ -94,15 +97,84 @@ async def test_terminating_a_parent_terminates_its_children(make_env: MakeEnv) -
         assert (await (await env.get("resize").get(child)).status()).status == "terminated"
 
 
-async def _wait_for_children(env: object, count: int) -> list[str]:
-    import asyncio
+TYPED = {
+    "resize_workflow.py": CHILDREN["resize_workflow.py"],
+    "caption_workflow.py": """
+        from pydantic import BaseModel
+        from framework import workflow, WorkflowContext
 
-    from framework.testing import WorkflowTestEnv
+        class Caption(BaseModel):
+            text: str
 
-    assert isinstance(env, WorkflowTestEnv)
-    for _ in range(500):
-        ids = [c.id for c in (await env.get("resize").list()).instances]
-        if len(ids) >= count:
-            return ids
-        await asyncio.sleep(0.01)
-    raise AssertionError("children never appeared")
+        @workflow
+        async def caption(ctx: WorkflowContext[Caption]) -> str:
+            return ctx.params.text.upper()
+    """,
+    "gallery_workflow.py": """
+        from framework import workflow, WorkflowContext
+        from .._generated import workflows
+
+        @workflow
+        async def gallery(ctx: WorkflowContext[list[int]]) -> dict[str, object]:
+            resize = workflows.get("resize")
+            sizes = await ctx.parallel([resize.branch({"size": s}) for s in ctx.params])
+            pair = await ctx.parallel(
+                (workflows.get("caption").branch({"text": "hi"}), resize.branch({"size": 6}))
+            )
+            side = await ctx.spawn(workflows.get("caption"), {"text": "side"})
+            kind = type(pair).__name__
+            return {"sizes": sizes, "pair": list(pair), "tuple": kind, "side": side.id}
+    """,
+    "framed_workflow.py": """
+        from framework import WorkflowEntrypoint, WorkflowEvent, WorkflowStep
+        from .._generated import workflows
+
+        class FramedWorkflow(WorkflowEntrypoint[str, list[str]]):
+            async def run(self, event: WorkflowEvent[str], step: WorkflowStep) -> list[str]:
+                (text,) = await self.ctx.parallel(
+                    (workflows.get("caption").branch({"text": event.payload}),)
+                )
+                return [text]
+    """,
+    "typo_workflow.py": """
+        from framework import workflow, WorkflowContext, branch
+        from .._generated import workflows
+
+        @workflow
+        async def typo(ctx: WorkflowContext[str]) -> None:
+            if ctx.params == "typed":
+                workflows.get_dynamic("captoin")
+            await ctx.parallel([branch("captoin", {"text": "x"})])
+    """,
+}
+
+
+async def test_typed_children_run_in_both_forms(make_env: MakeEnv) -> None:
+    env = await make_env(TYPED)
+
+    gallery = await env.start("gallery", [4, 8], id="g-1")
+    framed = await env.start("framed", "frame", id="f-1")
+
+    assert await gallery.result(timeout=30) == {
+        "sizes": [2, 4],
+        "pair": ["HI", 3],
+        "tuple": "tuple",
+        "side": "g-1:caption:2",
+    }
+    assert await framed.result(timeout=30) == ["FRAME"]
+    spawned = await env.get("caption").get("g-1:caption:2")
+    assert await spawned.result(timeout=30) == "SIDE"
+
+
+@pytest.mark.parametrize("how", ["typed", "untyped"])
+async def test_a_misspelled_child_fails_with_close_matches(make_env: MakeEnv, how: str) -> None:
+    env = await make_env(TYPED)
+    instance = await env.start("typo", how)
+
+    with pytest.raises(InstanceFailedError):
+        await instance.result(timeout=20)
+
+    error = (await instance.status()).error
+    assert error is not None and error.name == "UnknownWorkflowError"
+    assert "'captoin'" in error.message and "caption" in error.message
+    assert (await env.get("caption").list()).instances == []

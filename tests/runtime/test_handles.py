@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from framework import (
     InstanceIdConflictError,
     InstanceNotFoundError,
+    InstanceStateError,
     InvalidInstanceIdError,
     PayloadTooLargeError,
     ResultTimeoutError,
@@ -248,6 +249,8 @@ async def test_sync_facade(make_env: MakeEnv) -> None:
         instance = handle.create({"order_id": "s-1", "amount": 3}, id="s-1")
         again = handle.create({"order_id": "s-1", "amount": 3}, id="s-1")
         assert (instance.created, again.created, again.params_match) == (True, False, True)
+        with pytest.raises(InstanceStateError):
+            instance.retry_now()  # it waits for no retry
         instance.send_event("release")
         return instance.result(timeout=10)
 

@@ -7,12 +7,14 @@ import asyncio
 import itertools
 import os
 import signal
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from framework.runtime.app import App
+from framework.testing.env import wait_for_status
 from tests.apps import write_app
 from tests.runtime.processes import start_worker, stop, wait_until_started
 
@@ -83,14 +85,14 @@ async def test_a_stalled_worker_loses_its_lease_and_writes_nothing_after(tmp_pat
     first = start_worker(root, tmp_path / "first.log", env)
     wait_until_started(first, tmp_path / "first.log")
     instance = await app.handle("traced").create(1.5, id="stall-1")
-    await asyncio.sleep(0.5)
+    await wait_for_status(instance, "running", timeout=30)  # the first worker holds it
 
     os.kill(first.pid, signal.SIGSTOP)
     second = start_worker(root, tmp_path / "second.log", env)
     try:
         pids = await instance.result(timeout=60)
         os.kill(first.pid, signal.SIGCONT)
-        await asyncio.sleep(2.5)
+        await asyncio.to_thread(_wait_for_line, tmp_path / "first.log", LEASE_LOST, 30)
     finally:
         os.kill(first.pid, signal.SIGCONT)
         assert stop(first) == 0
@@ -103,6 +105,15 @@ async def test_a_stalled_worker_loses_its_lease_and_writes_nothing_after(tmp_pat
     assert [step for step, _ in by_first] in ([], ["s0"]), "the stalled worker ran past its step"
     steps = await instance.steps()
     assert all(s.output != first.pid for s in steps), "the stalled worker's result was journaled"
-    log = (tmp_path / "first.log").read_text()
-    assert "lease lost" in log or "no longer held" in log
     await app.close()
+
+
+LEASE_LOST = ("lease lost", "no longer held")
+"""What a worker logs when it finds out another worker took its instance over."""
+
+
+def _wait_for_line(log: Path, texts: tuple[str, ...], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in log.read_text() for text in texts):
+        assert time.monotonic() < deadline, f"no {texts} in {log}: {log.read_text()[-2000:]}"
+        time.sleep(0.05)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import Any
 
 import pytest
 
-from framework import Instance, InstanceStateError, InstanceTerminatedError
+from framework import InstanceStateError, InstanceTerminatedError
+from framework.testing import WorkflowTestEnv
 from tests.runtime.conftest import MakeEnv
 
 STEPS = """
@@ -15,6 +18,7 @@ from framework import workflow, WorkflowContext
 
 RUNS: list[str] = []
 GATE = asyncio.Event()
+ENTERED = asyncio.Event()
 
 def record(name: str) -> str:
     RUNS.append(name)
@@ -22,6 +26,7 @@ def record(name: str) -> str:
 
 async def gated() -> str:
     RUNS.append("gated")
+    ENTERED.set()
     await GATE.wait()
     return "gated"
 
@@ -40,12 +45,14 @@ async def steps(ctx: WorkflowContext[dict[str, bool]]) -> list[str]:
 async def test_pause_and_resume_a_waiting_instance(make_env: MakeEnv) -> None:
     env = await make_env({"steps_workflow.py": STEPS})
     instance = await env.start("steps", {})
-    await _until(instance, "waiting")
+    await env.wait_for(instance, "waiting")
 
     await instance.pause()
     await instance.send_event("go")
-    await asyncio.sleep(0.2)
+    await env.idle()
     assert (await instance.status()).status == "paused"
+    steps = [(s.name, s.status) for s in await instance.steps()]
+    assert steps == [("one", "complete"), ("go", "waiting")]
 
     await instance.resume()
     assert await instance.result(timeout=10) == ["one", "two", "three"]
@@ -57,13 +64,14 @@ async def test_pausing_a_running_instance_stops_it_at_its_next_step(make_env: Ma
     env = await make_env({"steps_workflow.py": STEPS})
     module = _module(env, "steps")
     instance = await env.start("steps", {"gate": True})
-    await _until_true(lambda: "gated" in module.RUNS)
+    async with asyncio.timeout(10):
+        await module.ENTERED.wait()
 
     await instance.pause()
     module.GATE.set()
-    await _until(instance, "paused")
+    await env.wait_for(instance, "paused")
     await instance.send_event("go")
-    await asyncio.sleep(0.2)
+    await env.idle()
 
     assert [s.name for s in await instance.steps()] == ["one", "gated"]
     await instance.resume()
@@ -74,7 +82,7 @@ async def test_pausing_a_running_instance_stops_it_at_its_next_step(make_env: Ma
 async def test_terminate_stops_an_instance_for_good(make_env: MakeEnv) -> None:
     env = await make_env({"steps_workflow.py": STEPS})
     instance = await env.start("steps", {})
-    await _until(instance, "waiting")
+    await env.wait_for(instance, "waiting")
 
     await instance.terminate()
 
@@ -88,58 +96,30 @@ async def test_restart_from_a_step_keeps_the_journal_before_it(make_env: MakeEnv
     env = await make_env({"steps_workflow.py": STEPS})
     module = _module(env, "steps")
     instance = await env.start("steps", {})
-    await _until(instance, "waiting")
+    await env.wait_for(instance, "waiting")
     await instance.send_event("go")
     await instance.result(timeout=10)
     module.RUNS.clear()
 
     await instance.restart(from_step="go")
-    await _until(instance, "complete")
+    await env.wait_for(instance, "complete")
 
     assert module.RUNS == ["two", "three"]
     assert [s.name for s in await instance.steps()] == ["one", "go", "two", "three"]
 
     await instance.restart()
-    await _until(instance, "complete")
+    await env.wait_for(instance, "complete")
     assert module.RUNS == ["two", "three", "one", "two", "three"]
 
 
 async def test_restart_from_an_unknown_step_names_the_steps(make_env: MakeEnv) -> None:
     env = await make_env({"steps_workflow.py": STEPS})
     instance = await env.start("steps", {})
-    await _until(instance, "waiting")
+    await env.wait_for(instance, "waiting")
 
     with pytest.raises(InstanceStateError, match=r"no step 'nope'.*one"):
         await instance.restart(from_step="nope")
 
 
-def _module(env: object, name: str) -> object:
-    import sys
-
-    from framework.testing import WorkflowTestEnv
-
-    assert isinstance(env, WorkflowTestEnv)
+def _module(env: WorkflowTestEnv, name: str) -> Any:
     return sys.modules[env.app.definition(name).target.__module__]
-
-
-async def _until(instance: Instance[object], status: str, timeout: float = 10.0) -> None:
-    await _until_true(lambda: None, instance=instance, status=status, timeout=timeout)
-
-
-async def _until_true(
-    check: object,
-    *,
-    instance: Instance[object] | None = None,
-    status: str = "",
-    timeout: float = 10.0,
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        if instance is not None:
-            if (await instance.status()).status == status:
-                return
-        elif check():  # type: ignore[operator]
-            return
-        assert loop.time() < deadline, f"timed out waiting for {status or check}"
-        await asyncio.sleep(0.01)

@@ -21,6 +21,7 @@ from framework.runtime.app import App
 from framework.runtime.records import MESSAGE_LIMIT, TRACEBACK_LIMIT
 from framework.runtime.replay import export_instance, replay_export
 from framework.runtime.retention import Retention, prune
+from framework.testing.env import wait_for_status
 from tests.apps import write_app
 from tests.runtime.conftest import MakeEnv
 from tests.runtime.processes import kill, start_worker, stop, wait_until_started
@@ -58,7 +59,7 @@ async def test_terminate_with_compensation_rolls_back_then_ends_terminated(
     env = await make_env({"holiday_workflow.py": SAGA})
     done = _module(env.app, "holiday").DONE
     instance = await env.start("holiday", id="h-1")
-    await _until(lambda: instance.status(), "waiting")
+    await env.wait_for(instance, "waiting")
 
     await instance.terminate(compensate=True)
 
@@ -83,13 +84,14 @@ async def test_plain_terminate_runs_no_compensation(make_env: MakeEnv) -> None:
     env = await make_env({"holiday_workflow.py": SAGA})
     done = _module(env.app, "holiday").DONE
     instance = await env.start("holiday")
-    await _until(lambda: instance.status(), "waiting")
+    await env.wait_for(instance, "waiting")
 
     await instance.terminate()
 
     assert (await instance.status()).status == "terminated"
-    await asyncio.sleep(0.2)
+    await env.idle()
     assert done == ["book flight", "book hotel"]
+    assert [s.kind for s in await instance.steps()].count("rollback") == 0
 
 
 async def test_prune_deletes_ended_instances_past_their_retention(make_env: MakeEnv) -> None:
@@ -98,10 +100,10 @@ async def test_prune_deletes_ended_instances_past_their_retention(make_env: Make
     await finished.send_event("confirm")
     await finished.result(timeout=20)
     failed = await env.start("holiday", id="stopped")
-    await _until(lambda: failed.status(), "waiting")
+    await env.wait_for(failed, "waiting")
     await failed.terminate()
     running = await env.start("holiday", id="running")
-    await _until(lambda: running.status(), "waiting")
+    await env.wait_for(running, "waiting")
 
     kept = await prune(env.app, Retention(success=3600, error=None))
     env.advance("2 hours")
@@ -120,7 +122,7 @@ async def test_export_and_replay_report_nondeterminism_before_deploy(
 ) -> None:
     env = await make_env({"holiday_workflow.py": SAGA})
     instance = await env.start("holiday", id="h-export")
-    await _until(lambda: instance.status(), "waiting")
+    await env.wait_for(instance, "waiting")
     exported = await export_instance(env.app, "h-export")
     (tmp_path / "h.json").write_text(json.dumps(exported))
 
@@ -150,7 +152,7 @@ async def test_fw_instance_export_and_fw_replay_commands(tmp_path: Path) -> None
     wait_until_started(worker, log)
     try:
         instance = await app.handle("holiday").create(id="h-cli")
-        await _until(lambda: instance.status(), "waiting")
+        await wait_for_status(instance, "waiting", timeout=20)
     finally:
         assert stop(worker) == 0
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{Path.cwd()}"}
@@ -369,14 +371,6 @@ def _span_exporter() -> Any:
 
 def _module(app: App, workflow: str) -> Any:
     return sys.modules[app.definition(workflow).target.__module__]
-
-
-async def _until(read: object, *statuses: str, timeout: float = 20) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (await read()).status not in statuses:  # type: ignore[operator]
-        assert loop.time() < deadline, f"never reached {statuses}"
-        await asyncio.sleep(0.02)
 
 
 LOGGED = """

@@ -3,16 +3,17 @@ is paused, or it waits for an event, a timer, a retry or its children; on both s
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from framework import ResultTimeoutError, Worker
 from framework.runtime.app import App
 from framework.runtime.handles import Instance
+from framework.testing.env import wait_for_status
 from tests.apps import write_app
 
 WORKFLOWS = {
@@ -54,13 +55,7 @@ async def app(tmp_path: Path, database_url: str) -> AsyncIterator[App]:
     await the_app.close()
 
 
-async def until_status(instance: Instance[object], status: str) -> None:
-    async with asyncio.timeout(30):
-        while (await instance.status()).status != status:
-            await asyncio.sleep(0.02)
-
-
-async def timeout_error(instance: Instance[object]) -> ResultTimeoutError:
+async def timeout_error(instance: Instance[Any, object]) -> ResultTimeoutError:
     with pytest.raises(ResultTimeoutError) as caught:
         await instance.result(timeout=0.2)
     return caught.value
@@ -92,9 +87,9 @@ async def test_without_a_worker_it_says_no_worker_claimed_the_instance(app: App)
 async def test_a_waiting_instance_says_what_it_waits_for(
     app: App, params: str, expected: str
 ) -> None:
-    async with Worker(app):
+    async with Worker(app) as worker:
         instance = await app.handle("waits").create(params, id="w-2")
-        await until_status(instance, "waiting")
+        await wait_for_status(instance, "waiting", timeout=30, worker=worker)
 
         error = await timeout_error(instance)
 
@@ -102,7 +97,7 @@ async def test_a_waiting_instance_says_what_it_waits_for(
     assert expected in str(error), str(error)
     assert "is a worker running" not in str(error)
     if params == "retry":
-        assert re.search(r"UTC \(in (60|59\.\d) minutes\) after", str(error)), str(error)
+        assert re.search(r"UTC \(in (1 h|59 min \d+ s)\) after", str(error)), str(error)
         assert str(error).endswith(
             "after attempt 1 failed: ConnectionError: the bank is down"
         ), str(error)
@@ -123,9 +118,9 @@ async def test_a_paused_instance_says_how_to_resume_it(app: App) -> None:
 
 
 async def test_a_due_instance_no_worker_claims_says_so(app: App) -> None:
-    async with Worker(app):
+    async with Worker(app) as worker:
         instance = await app.handle("waits").create("event", id="w-4")
-        await until_status(instance, "waiting")
+        await wait_for_status(instance, "waiting", timeout=30, worker=worker)
     await instance.send_event("approval")  # due now, and no worker runs any more
 
     error = await timeout_error(instance)

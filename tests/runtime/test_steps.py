@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from framework import InstanceFailedError, StepError
@@ -123,6 +125,83 @@ async def test_exhausted_retries_fail_the_instance_with_the_step_named(make_env:
     assert "flaky" in str(failure.value)
 
 
+NOT_RETRYABLE = """
+from framework import workflow, WorkflowContext, Retries, StepError
+
+class Declined(Exception):
+    retryable = False
+
+class Unreadable(Exception):
+    @property
+    def retryable(self) -> bool:
+        raise RuntimeError("no")
+
+def declined() -> None:
+    raise Declined("card declined")
+
+def marked() -> None:
+    error = ValueError("bad input")
+    error.retryable = False  # type: ignore[attr-defined]
+    raise error
+
+def unreadable() -> None:
+    raise Unreadable("odd")
+
+def flaky() -> None:
+    raise ConnectionError("down")
+
+def not_false() -> None:
+    error = ValueError("zero is not False")
+    error.retryable = 0  # type: ignore[attr-defined]
+    raise error
+
+@workflow
+async def policies(ctx: WorkflowContext[bool]) -> dict[str, object]:
+    caught: dict[str, object] = {}
+    for name, fn in [("declined", declined), ("marked", marked), ("unreadable", unreadable),
+                     ("not_false", not_false), ("flaky", flaky)]:
+        try:
+            await ctx.step.do(name, fn, retries=Retries(limit=2, delay=0))
+        except StepError as exc:
+            caught[name] = [exc.attempts, exc.retryable]
+    if ctx.params:
+        await ctx.step.do("last", declined)
+    return caught
+"""
+
+
+async def test_an_exception_whose_retryable_is_false_is_not_retried(make_env: MakeEnv) -> None:
+    env = await make_env({"policies_workflow.py": NOT_RETRYABLE})
+    caught = await env.start("policies", False)
+    failed = await env.start("policies", True)
+
+    assert await caught.result(timeout=30) == {
+        "declined": [1, False],
+        "marked": [1, False],
+        "unreadable": [3, True],
+        "not_false": [3, True],
+        "flaky": [3, True],
+    }
+    with pytest.raises(InstanceFailedError):
+        await failed.result(timeout=30)
+    steps = {step.name: step for step in await failed.steps()}
+    assert {name: (s.attempts, s.error and s.error.retryable) for name, s in steps.items()} == {
+        "declined": (1, False),
+        "marked": (1, False),
+        "unreadable": (3, True),
+        "not_false": (3, True),
+        "flaky": (3, True),
+        "last": (1, False),
+    }
+    status = await failed.status()
+    assert status.error is not None
+    assert (status.error.name, status.error.step, status.error.retryable) == (
+        "Declined",
+        "last",
+        False,
+    )
+
+
 TIMEOUTS = """
 import asyncio
 from framework import workflow, WorkflowContext, Retries, StepError
@@ -229,3 +308,31 @@ async def _only_id(env: object, name: str) -> str:
 def test_step_error_message_names_step_and_attempts() -> None:
     error = StepError("charge", "ValueError", "bad card", 3)
     assert str(error) == "step 'charge' failed after 3 attempts: ValueError: bad card"
+
+
+FACTOR = """
+from framework import workflow, WorkflowContext, Retries
+
+def flaky() -> str:
+    raise ConnectionError("down")
+
+@workflow
+async def factored(ctx: WorkflowContext[None]) -> None:
+    await ctx.step.do("flaky", flaky, retries=Retries(limit=3, delay="1 s", factor=3))
+"""
+
+
+async def test_exponential_retries_wait_by_their_factor(make_env: MakeEnv) -> None:
+    env = await make_env({"factored_workflow.py": FACTOR})
+    instance = await env.start("factored", None)
+
+    with pytest.raises(InstanceFailedError):
+        await instance.result(timeout=30)
+
+    history = (await instance.steps())[0].attempt_history
+    waits = [
+        (later.started_at - earlier.finished_at).total_seconds()
+        for earlier, later in itertools.pairwise(history)
+        if later.started_at and earlier.finished_at
+    ]
+    assert [round(wait) for wait in waits] == [1, 3, 9]

@@ -43,6 +43,17 @@ WORKFLOWS = {
             return await ctx.run_step(flaky_call, {})
     """,
 }
+BLOCK = """
+    import asyncio
+    from framework import workflow, WorkflowContext
+
+    async def hold(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    @workflow
+    async def block(ctx: WorkflowContext[float]) -> None:
+        await ctx.step.do("hold", hold, ctx.params)
+"""
 POLL_INTERVAL = 1.0
 BOUND = 0.5
 """Seconds an instance whose only wait is 50 or 100 ms may take, create to complete: well
@@ -103,3 +114,77 @@ async def test_a_100_ms_retry_delay_takes_100_ms_not_a_poll_interval(
     async with worker_running(shape, app, tmp_path / "worker.log"):
         took = [await run_time(app, "flaky", None) for _ in range(ROUNDS)]
     assert all(0.1 <= t < BOUND for t in took), took
+
+
+async def test_a_short_sleep_is_slept_in_its_run_and_a_longer_one_suspends(app: App) -> None:
+    """A sleep of up to HELD_SLEEP keeps its run (one run, its lease held); a longer one
+    releases the instance and is claimed again when due. Both journal the same wake time."""
+    async with Worker(app):
+        short = await app.handle("nap").create("50 ms")
+        long = await app.handle("nap").create("400 ms")
+        assert await short.result(timeout=30) == await long.result(timeout=30) == "rested"
+    for instance, seconds, runs in ((short, 0.05, 1), (long, 0.4, 2)):
+        assert (await instance.status()).runs == runs
+        (step,) = await instance.steps()
+        assert step.kind == "sleep" and step.status == "complete"
+        assert step.started_at is not None and step.wake_at is not None
+        assert step.finished_at is not None and step.finished_at >= step.wake_at
+        assert abs((step.wake_at - step.started_at).total_seconds() - seconds) < 1e-3
+
+
+async def test_a_timer_due_while_the_slots_are_busy_takes_the_headroom(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Every slot but the headroom busy with a backlog: a timer falling due meanwhile is
+    claimed into the headroom at once, not after a slot of the backlog frees."""
+    settings = f'[runtime]\ndatabase = "{database_url}"\nconcurrency = 10\n'
+    root = write_app(tmp_path, {**WORKFLOWS, "block_workflow.py": BLOCK}, settings)
+    app = App.for_root(root)
+    blockers = [await app.handle("block").create(5.0) for _ in range(20)]
+    async with Worker(app) as worker:
+        assert worker.headroom == 1
+        nap = await app.handle("nap").create("400 ms")
+        assert await nap.result(timeout=30) == "rested"
+        statuses = [(await b.status()).status for b in blockers]
+        assert statuses.count("running") == 9 and statuses.count("queued") == 11, statuses
+    await app.close()
+
+
+MEET = """
+    import asyncio
+    from framework import workflow, WorkflowContext
+
+    ARRIVED: list[int] = []
+    ALL_HERE = asyncio.Event()
+
+    async def meet(n: int) -> int:
+        ARRIVED.append(n)
+        if len(ARRIVED) == 10:
+            ALL_HERE.set()
+        await asyncio.wait_for(ALL_HERE.wait(), 60)
+        return n
+
+    @workflow
+    async def meeting(ctx: WorkflowContext[int]) -> int:
+        return await ctx.step.do("meet", meet, ctx.params)
+"""
+
+
+async def test_concurrency_n_still_runs_n_instances_at_once_from_a_backlog(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Ten instances that each wait for all ten at concurrency 10: the headroom kept for
+    fresh timers is lent to the backlog once it sat idle a poll interval, so all ten start."""
+    settings = f'[runtime]\ndatabase = "{database_url}"\nconcurrency = 10\n'
+    root = write_app(tmp_path, {"meeting_workflow.py": MEET}, settings)
+    app = App.for_root(root)
+    previous = app.install()
+    try:
+        meetings = [await app.handle("meeting").create(n, id=f"m{n}") for n in range(10)]
+        async with Worker(app) as worker:
+            assert worker.headroom == 1
+            outputs = [await m.result(timeout=30) for m in meetings]
+        assert outputs == list(range(10))
+    finally:
+        await app.close()
+        app.uninstall(previous)

@@ -19,6 +19,7 @@ import pytest
 
 from framework import InstanceFailedError
 from framework.http import create_app
+from framework.runtime import worker as worker_module
 from framework.runtime.app import App
 from framework.runtime.records import MESSAGE_LIMIT
 from framework.runtime.worker import Worker
@@ -260,6 +261,54 @@ async def test_a_shutdown_still_cancels_a_running_step_and_releases_its_instance
             assert await instance.result(timeout=30) == "done"
         (step,) = await instance.steps()
         assert (step.status, step.attempts, step.error) == ("complete", 1, None)
+        assert module.RUNS == [1, 2]
+    finally:
+        await app.close()
+        app.uninstall(previous)
+
+
+STUBBORN = """
+import asyncio
+from framework import workflow, WorkflowContext
+
+STARTED = asyncio.Event()
+RUNS: list[int] = []
+
+async def stubborn() -> str:
+    RUNS.append(len(RUNS) + 1)
+    STARTED.set()
+    while len(RUNS) == 1:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass  # swallowed: the step never ends by itself
+    return "done"
+
+@workflow
+async def stubborn_flow(ctx: WorkflowContext[None]) -> str:
+    return await ctx.step.do("stubborn", stubborn)
+"""
+
+
+async def test_a_step_that_swallows_its_cancellation_does_not_hang_the_stop(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop waits for such a step a bounded time, then releases its instance (the
+    abandoned step can no longer write: its lease is gone), and another worker runs it."""
+    monkeypatch.setattr(worker_module, "STOP_WAIT", 0.5)
+    root = write_app(tmp_path, {"stubborn_workflow.py": STUBBORN})
+    app = App(root, database=database_url)
+    previous = app.install()
+    try:
+        module = _module(app, "stubborn")
+        instance = await app.handle("stubborn").create(id="s-1")
+        worker = Worker(app, shutdown_grace=0.2)
+        await worker.start()
+        await asyncio.wait_for(module.STARTED.wait(), timeout=30)
+        await asyncio.wait_for(worker.stop(), timeout=30)
+        assert (await instance.status()).status == "queued"
+        async with Worker(app):
+            assert await instance.result(timeout=30) == "done"
         assert module.RUNS == [1, 2]
     finally:
         await app.close()

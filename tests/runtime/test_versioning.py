@@ -5,10 +5,10 @@ step ever runs twice."""
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,15 +82,17 @@ async def test_code_changed_under_instances_in_flight(
     env = await make_env({"evolving_workflow.py": HEADER + V1})
     at_w1 = await env.start("evolving", id="at-w1")
     at_w2 = await env.start("evolving", id="at-w2")
+    await env.idle()
     await _parked(at_w1, steps=2)
     await _parked(at_w2, steps=2)
     await at_w2.send_event("go")
+    await env.idle()
     await _parked(at_w2, steps=4)
     old_version = (await at_w1.status()).version
 
     _rewrite(env, HEADER + CHANGES[change])
     fresh = await env.start("evolving", id="fresh")
-    outcomes = [await _drive(instance) for instance in (at_w1, at_w2, fresh)]
+    outcomes = [await _drive(env, instance) for instance in (at_w1, at_w2, fresh)]
 
     assert outcomes == list(EXPECTED[change])
     runs = Counter(effects.read_text().split("\n")[:-1])
@@ -106,13 +108,16 @@ async def test_nondeterminism_can_hold_instances_paused_instead(
         {"evolving_workflow.py": HEADER + V1}, settings='[runtime]\non_nondeterminism = "block"\n'
     )
     instance = await env.start("evolving", id="blocked")
+    await env.idle()
     await _parked(instance, steps=2)
     await instance.send_event("go")
+    await env.idle()
     await _parked(instance, steps=4)
 
     _rewrite(env, HEADER + CHANGES["step-renamed"])
     await instance.send_event("go")
-    status = await _settled(instance, ("paused", "errored", "complete"))
+    await env.idle()
+    status = await instance.status()
 
     assert status.status == "paused"
     assert status.error is not None and status.error.name == "NonDeterminismError"
@@ -129,41 +134,19 @@ def _rewrite(env: WorkflowTestEnv, source: str) -> None:
     env.app.reload()
 
 
-async def _parked(instance: Instance[object], steps: int) -> None:
-    for _ in range(1000):
-        status = await instance.status()
-        if status.status == "waiting" and len(await instance.steps()) >= steps:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{instance.id} never parked with {steps} steps")
+async def _parked(instance: Instance[Any, object], steps: int) -> None:
+    """Assert that ``instance`` (the worker being idle) waits, with ``steps`` journaled."""
+    assert (await instance.status()).status == "waiting"
+    assert len(await instance.steps()) == steps
 
 
-async def _settled(
-    instance: Instance[object],
-    statuses: tuple[str, ...] = ("complete", "errored", "paused", "waiting"),
-) -> object:
-    for _ in range(1000):
-        status = await instance.status()
-        if status.status in statuses:
-            return status
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{instance.id} never settled")
-
-
-async def _drive(instance: Instance[object]) -> list[str] | str:
+async def _drive(env: WorkflowTestEnv, instance: Instance[Any, object]) -> list[str] | str:
     """Send `go` to each wait until the instance ends; its step names, or HELD."""
     for _ in range(5):
-        status = await _settled(instance)
-        if status.status == "waiting":  # type: ignore[attr-defined]
-            before = len(await instance.steps())
-            await instance.send_event("go")
-            for _ in range(1000):
-                current = await instance.status()
-                if current.status != "waiting" or len(await instance.steps()) > before:
-                    break
-                await asyncio.sleep(0.01)
-            continue
-        break
+        await env.idle()
+        if (await instance.status()).status != "waiting":
+            break
+        await instance.send_event("go")
     try:
         output = await instance.result(timeout=10)
     except InstanceFailedError as failed:
@@ -171,3 +154,64 @@ async def _drive(instance: Instance[object]) -> list[str] | str:
         return HELD
     assert isinstance(output, list)
     return [word.split()[1] for word in output]
+
+
+async def test_an_instance_held_by_nondeterminism_shows_what_is_true(
+    make_env: MakeEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    import httpx
+
+    from framework.http import create_app
+
+    monkeypatch.setenv("FW_EFFECTS", str(tmp_path / "effects.log"))
+    env = await make_env({"evolving_workflow.py": HEADER + V1})
+    instance = await env.start("evolving", id="held")
+    await env.idle()
+    await _parked(instance, steps=2)
+    await instance.send_event("go")
+    await env.idle()
+    await _parked(instance, steps=4)
+    old_version = (await instance.status()).version
+
+    _rewrite(env, HEADER + CHANGES["step-renamed"])
+    new_version = env.app.version_of("evolving")
+    await instance.send_event("go")
+    status = await env.wait_for(instance, "errored")
+
+    # Ended: its wait for `go` waits for nothing any more, on every surface.
+    assert status.error is not None and status.error.name == "NonDeterminismError"
+    steps = {s.name: s.status for s in await instance.steps()}
+    assert steps == {"a": "complete", "w1": "complete", "b": "complete", "w2": "stopped"}
+    transport = httpx.ASGITransport(app=create_app(env.app, token=""))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        shown = (await client.get("/api/instances/held")).json()
+    assert {s["name"]: s["status"] for s in shown["steps"]} == steps
+    assert "waiting" not in _cli_show(env, database_url)
+
+    # Restarted: it runs the new code, and says so.
+    await instance.restart()
+    assert (await instance.status()).version == new_version != old_version
+    assert await _drive(env, instance) == ["a", "b", "c"]
+    assert [s.name for s in await instance.steps()] == ["a", "w1", "b2", "w2", "c"]
+    assert (await instance.status()).version == new_version
+
+
+def _cli_show(env: WorkflowTestEnv, database_url: str) -> str:
+    """``fw instance show held`` as a user runs it against the same store."""
+    import os
+    import subprocess
+    import sys
+
+    root = env.app.root
+    environ = {**os.environ, "FW_DATABASE_URL": database_url}
+    environ["PYTHONPATH"] = f"{root.parent}{os.pathsep}{Path.cwd()}"
+    shown = subprocess.run(
+        [sys.executable, "-m", "framework", "instance", "show", "held", "--app", str(root)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=30,
+        check=True,
+    )
+    assert "stopped" in shown.stdout and "NonDeterminismError" in shown.stdout, shown
+    return shown.stdout

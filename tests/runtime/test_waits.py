@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import sys
 
 import pytest
 
@@ -39,12 +39,15 @@ EVENTS = """
 from pydantic import BaseModel
 from framework import workflow, WorkflowContext, EventTimeoutError
 
+BODY_RUNS: list[str] = []
+
 class Approval(BaseModel):
     approved: bool
     by: str
 
 @workflow
 async def approvals(ctx: WorkflowContext[None]) -> dict[str, object]:
+    BODY_RUNS.append(ctx.instance_id)
     first = await ctx.step.wait_for_event("first", type="approval", model=Approval)
     second = await ctx.step.wait_for_event("second", type="note", timeout="1 hour")
     try:
@@ -60,7 +63,7 @@ async def test_events_are_buffered_typed_and_time_out(make_env: MakeEnv) -> None
     env = await make_env({"approvals_workflow.py": EVENTS})
     instance = await env.start("approvals", id="a-1")
     await instance.send_event("note", "sent before its wait")
-    await _wait_for_status(instance, "waiting")
+    await env.wait_for(instance, "waiting")
 
     await instance.send_event("approval", {"approved": True, "by": "ada"})
     output = await instance.result(timeout=20)
@@ -84,13 +87,17 @@ async def test_events_are_buffered_typed_and_time_out(make_env: MakeEnv) -> None
 async def test_an_event_for_another_type_does_not_wake_the_wait(make_env: MakeEnv) -> None:
     env = await make_env({"approvals_workflow.py": EVENTS})
     instance = await env.start("approvals")
-    await _wait_for_status(instance, "waiting")
+    await env.wait_for(instance, "waiting")
+    runs = sys.modules[env.app.definition("approvals").target.__module__].BODY_RUNS
+    assert runs == [instance.id]
 
-    await instance.send_event("unrelated", {"x": 1})
-    await asyncio.sleep(0.3)
+    await instance.send_event("nobody-sends", {"x": 1})  # a type it waits for, but later
+    await env.idle()
+
+    assert runs == [instance.id], "the event woke the instance"
 
     assert (await instance.status()).status == "waiting"
-    assert len(await instance.steps()) == 1
+    assert [(s.name, s.status) for s in await instance.steps()] == [("first", "waiting")]
 
 
 async def test_an_event_to_an_ended_instance_is_refused(make_env: MakeEnv) -> None:
@@ -101,14 +108,4 @@ async def test_an_event_to_an_ended_instance_is_refused(make_env: MakeEnv) -> No
     await instance.terminate()
 
     with pytest.raises(InstanceStateError, match="terminated"):
-        await instance.send_event("approval", {})
-
-
-async def _wait_for_status(instance: object, status: str, timeout: float = 10.0) -> None:
-    from framework import Instance
-
-    assert isinstance(instance, Instance)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (current := (await instance.status()).status) != status:
-        assert asyncio.get_running_loop().time() < deadline, f"still {current}, not {status}"
-        await asyncio.sleep(0.02)
+        await instance.send_event("approval", {"approved": True, "by": "ada"})

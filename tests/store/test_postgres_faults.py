@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,15 @@ import pytest
 
 from framework.errors import LeaseLostError, StoreError
 from framework.runtime.app import App
+from framework.runtime.liveness import Liveness
+from framework.store import open_store
 from framework.store.base import NewInstance, StepRow, Transition
 from framework.store.postgres import PostgresStore
+from framework.store.workers import WorkerInfo
 from framework.testing import workflow_test_env
 from tests.apps import write_app
 from tests.conftest import PG_SKIP_REASON, postgres_server_url
+from tests.registrant import Registered
 from tests.runtime.processes import start_worker, stop, wait_until_started
 from tests.store.private_postgres import PrivatePostgres, private_postgres
 
@@ -154,6 +159,40 @@ async def test_a_database_outage_under_running_workers_loses_and_repeats_nothing
     assert set(runs.values()) == {1}, [k for k, v in runs.items() if v > 1]
     assert "pooled connections were lost" in output, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_started_just_after_a_restart_waits_a_lease_to_believe_free_locks(
+    tmp_path: Path, server: PrivatePostgres
+) -> None:
+    """A server restart frees every liveness lock; a worker that starts right after it cannot
+    tell a dead worker from one still connecting again, so it takes nothing over until a
+    lease after the server's start."""
+    app = App(write_app(tmp_path, {"effects_workflow.py": EFFECTS}), database=server.url)
+    gone, store = open_store(server.url), open_store(server.url)
+    try:
+        await gone.open()
+        now = time.time()
+        await gone.create_instances([NewInstance("orphan", "effects", "0", now)])
+        await gone.register_worker(WorkerInfo("h:1:gone", "h", 1, "0", "v", 1, now))
+        assert len(await gone.claim("h:1:gone", 1, now, now + 600)) == 1
+        await asyncio.to_thread(server.stop)  # the lock goes with the server, and the worker
+        await gone.close()
+        await asyncio.to_thread(server.start)
+        await store.open()
+        watcher = Liveness(Registered("h:2:new", app, lease=3.0), store)
+        await watcher.register()
+        lost_at = await store.locks_lost_at()
+        assert lost_at is not None and time.time() - lost_at < 3.0
+        while not (dead := await watcher.take_over_dead_workers()):
+            assert time.time() - lost_at < 30, "the dead worker was never taken over"
+            await asyncio.sleep(0.05)
+        assert dead == ["h:1:gone"]
+        assert time.time() >= lost_at + 3.0
+    finally:
+        await store.close()
+        await gone.close()
+        await app.close()
 
 
 async def _logged(log: Path, text: str, worker: Any) -> None:

@@ -6,6 +6,7 @@ the regex on the next line that is not such a comment; any other error fails the
 
 from typing import Any, Literal, assert_type
 
+from framework import ErrorInfo, Failure, StepRecord, Success
 from framework.runtime.handles import Instance, WorkflowHandle
 from shop._generated import WorkflowName, env, workflows
 from shop._generated.workflows import ORDER_PIPELINE_WORKFLOW
@@ -27,13 +28,13 @@ assert_type(workflows.get(ORDER_PIPELINE_WORKFLOW), WorkflowHandle[OrderParams, 
 pipeline: WorkflowHandle[OrderParams, OrderResult] = workflows.get("order-pipeline")
 
 # A misspelled name is an error in both checkers.
-# assert-type-error-mypy: 'No overload variant of "get" of "Workflows" matches argument type'
-# assert-type-error-pyright: 'No overloads for "get"|"Literal\['order-pipelin'\]" is not assignable'
+# assert-type-error-mypy: 'No overload variant of "__call__" of "WorkflowsGet" matches argument type'
+# assert-type-error-pyright: 'No overloads for "__call__"|"Literal\['order-pipelin'\]" is not assignable'
 workflows.get("order-pipelin")
 
 # The overriding name is the name; the file's name is not.
-# assert-type-error-mypy: 'No overload variant of "get"'
-# assert-type-error-pyright: 'No overloads for "get"|is not assignable'
+# assert-type-error-mypy: 'No overload variant of "__call__" of "(Remote)?WorkflowsGet"'
+# assert-type-error-pyright: 'No overloads for "__call__"|is not assignable'
 workflows.get("charge")
 
 # Bindings are typed attributes of env.
@@ -53,8 +54,8 @@ def by_name(name: WorkflowName) -> WorkflowHandle[Any, Any]:
 
 def by_string(name: str) -> None:
     """A plain str is not a WorkflowName; get_dynamic takes it."""
-    # assert-type-error-mypy: 'No overload variant of "get"'
-    # assert-type-error-pyright: 'No overloads for "get"|is not assignable'
+    # assert-type-error-mypy: 'No overload variant of "__call__" of "(Remote)?WorkflowsGet"'
+    # assert-type-error-pyright: 'No overloads for "__call__"|is not assignable'
     workflows.get(name)
     assert_type(workflows.get_dynamic(name), WorkflowHandle[Any, Any])
 
@@ -69,10 +70,36 @@ async def start() -> None:
     """Params and outputs flow through create() and result()."""
     handle = workflows.get("order-pipeline")
     instance = await handle.create(OrderParams(order_id="o-1", amount=4200), id="o-1")
-    assert_type(instance, Instance[OrderResult])
-    assert_type(await (await handle.create(params={"order_id": "o-2", "amount": 1})).result(), OrderResult)
+    assert_type(instance, Instance[OrderParams, OrderResult])
+    assert_type(
+        await (await handle.create(params={"order_id": "o-2", "amount": 1})).result(), OrderResult
+    )
     refund = await env.REFUND_WORKFLOW.create(RefundParams(order_id="o-1", amount=5))
     assert_type(await refund.result(timeout=5), RefundResult)
+    # outcome(): a success typed by the output, or a failure; each test narrows it.
+    outcome = await refund.outcome(timeout=5)
+    assert_type(outcome, Success[RefundResult] | Failure)
+    if outcome:
+        assert_type(outcome.output, RefundResult)
+    else:
+        assert_type(outcome.failed_step, str | None)
+        assert_type(outcome.steps, list[StepRecord])
+    if outcome.ok is True:
+        assert_type(outcome, Success[RefundResult])
+    else:
+        assert_type(outcome, Failure)
+    match outcome:
+        case Success():
+            assert_type(outcome.output, RefundResult)
+        case Failure():
+            assert_type(outcome.error, ErrorInfo)
+    if outcome.ok:  # mypy narrows on the attribute's truthiness; pyright does not
+        # assert-type-error-pyright: 'Cannot access attribute "output" for class "Failure"'
+        assert_type(outcome.output, RefundResult)
+    # assert-type-error-mypy: 'Item "Success\[RefundResult\]" of "Success\[RefundResult\] \| Failure" has no attribute "failed_step"'
+    # assert-type-error-pyright: 'Cannot access attribute "failed_step" for class "Success\[RefundResult\]"'
+    print(outcome.failed_step)
+    assert_type(refund.sync.outcome(timeout=5), Success[RefundResult] | Failure)
     # assert-type-error-mypy: 'Argument 1 to "create" of "WorkflowHandle" has incompatible type "RefundParams"'
     # assert-type-error-pyright: 'Argument of type "RefundParams" cannot be assigned'
     await handle.create(RefundParams(order_id="o-1", amount=5))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from framework import WorkflowContext, branch, workflow
+from example_app._generated import workflows
+from framework import WorkflowContext, workflow
 
 
 class ImageBatch(BaseModel):
@@ -15,14 +16,11 @@ class ImageBatch(BaseModel):
 
 @workflow
 async def image_batch(ctx: WorkflowContext[ImageBatch]) -> dict[str, object]:
-    results = await ctx.parallel(
-        [branch("image-tag", {"url": url}) for url in ctx.params.urls]
-        + [branch("thumbnail", {"url": url, "width": ctx.params.width}) for url in ctx.params.urls]
+    tag, thumbnail = workflows.get("image-tag"), workflows.get("thumbnail")
+    urls, width = ctx.params.urls, ctx.params.width
+    tags = await ctx.parallel([tag.branch({"url": url}) for url in urls])  # list[list[str]]
+    thumbnails = await ctx.parallel(  # list[str]
+        [thumbnail.branch({"url": url, "width": width}) for url in urls]
     )
-    count = len(ctx.params.urls)
-    sync = await ctx.spawn("data-sync", ["images", "thumbnails"])
-    return {
-        "tags": dict(zip(ctx.params.urls, results[:count], strict=True)),
-        "thumbnails": results[count:],
-        "sync": sync.id,
-    }
+    sync = await ctx.spawn(workflows.get("data-sync"), ["images", "thumbnails"])
+    return {"tags": dict(zip(urls, tags, strict=True)), "thumbnails": thumbnails, "sync": sync.id}

@@ -2,12 +2,15 @@
    the page again every tick and swap in the new content without reloading. Elements marked
    data-fw-live (matched by id) are swapped one by one; a page without them has its body
    swapped. A region the user is editing is left alone; open <details> stay open. Polling
-   stops when a fetched page no longer asks for it. */
+   stops when a fetched page no longer asks for it. A page that sends an ETag is fetched
+   with If-None-Match: an unchanged page answers 304, with nothing to render or swap. */
 (function () {
   "use strict";
   if (window.fwLive) return;
   var state = (window.fwLive = { ticks: 0, stopped: false });
   var failures = 0;
+  var marker = document.querySelector("[data-fw-etag]");
+  var etag = marker ? marker.getAttribute("data-fw-etag") : null;
 
   function interval(doc) {
     var marker = doc.querySelector("[data-fw-poll]");
@@ -77,19 +80,27 @@
       return;
     }
     state.ticks++;
+    var headers = { "X-FW-Live": "1" };
+    if (etag) headers["If-None-Match"] = etag;
     fetch(window.location.href, {
       credentials: "same-origin",
       cache: "no-store",
-      headers: { "X-FW-Live": "1" },
+      headers: headers,
     })
       .then(function (response) {
         if (response.redirected) return null;
+        if (response.status === 304) return "";
         if (!response.ok) throw new Error("HTTP " + response.status);
+        etag = response.headers.get("ETag");
         return response.text();
       })
       .then(function (text) {
         if (text === null) return schedule(0);
         failures = 0;
+        if (text === "") {
+          state.unchanged = (state.unchanged || 0) + 1;
+          return schedule(interval(document));
+        }
         var doc = new DOMParser().parseFromString(text, "text/html");
         swap(doc);
         schedule(interval(doc));

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from framework.errors import InstanceIdConflictError
-from framework.store.base import NewInstance, Store
+from framework.store.base import NewInstance, Store, Transition
 from tests.store.conformance.helpers import LEASE, T0, claim_one, new, row
 
 
@@ -187,6 +187,10 @@ async def test_list_filters_by_workflow_status_parent_and_search(store: Store) -
     assert ids(await store.list_instances(search="%_")) == ["100%_sure"]  # literal, not a pattern
     assert ids(await store.list_instances(search="mixed-case")) == ["Mixed-Case"]
     assert ids(await store.list_instances(search="nothing")) == []
+    assert ids(await store.list_instances(id_prefix="order-")) == ["order-1", "order-2"]
+    assert ids(await store.list_instances(id_prefix="100%")) == ["100%_sure"]  # literal
+    assert ids(await store.list_instances(id_prefix="mixed")) == []  # exact case
+    assert ids(await store.list_instances(id_prefix="der-")) == []  # the start only
 
 
 async def test_count_by_status(store: Store) -> None:
@@ -196,3 +200,95 @@ async def test_count_by_status(store: Store) -> None:
     )
     await store.pause("b", T0)
     assert await store.count_by_status() == {"x": {"queued": 1, "paused": 1}, "y": {"queued": 1}}
+
+
+async def test_count_by_status_follows_every_change(store: Store) -> None:
+    """The counts (kept by the store as instances change, not counted row by row) agree with
+    the instances themselves through create, claim, the ends, restart, terminate and prune,
+    also once many changes have piled up (PostgreSQL folds its deltas then)."""
+
+    async def counted() -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        for r in (await store.list_instances(limit=1_000)).instances:
+            by_status = found.setdefault(r.workflow, {})
+            by_status[r.status] = by_status.get(r.status, 0) + 1
+        return found
+
+    await store.create_instances([new(f"a{n}", workflow="x") for n in range(600)])
+    await store.create_instances([new("b", workflow="y"), new("c", workflow="y")])
+    assert (
+        await store.count_by_status()
+        == await counted()
+        == {"x": {"queued": 600}, "y": {"queued": 2}}
+    )
+    claims = {c.instance.id: c for c in await store.claim("w1", 1_000, T0, T0 + LEASE)}
+    assert await store.count_by_status() == {"x": {"running": 600}, "y": {"running": 2}}
+    await store.apply(Transition("b", claims["b"].token, status="complete"), T0 + 1)
+    await store.apply(Transition("c", claims["c"].token, status="errored"), T0 + 1)
+    for n in range(10):
+        await store.apply(Transition(f"a{n}", claims[f"a{n}"].token, status="complete"), T0 + 1)
+    assert await store.count_by_status() == await counted()
+    await store.restart("c", T0 + 2, None)
+    await store.terminate("a599", T0 + 2)
+    assert await store.count_by_status() == await counted()
+    pruned = [await store.prune(["complete"], T0 + 50, 100)]
+    while pruned[-1]:  # a batch stops after PRUNE_SECONDS: it may take fewer than it could
+        pruned.append(await store.prune(["complete"], T0 + 50, 100))
+    assert sum(pruned) == 11 and all(pruned[:-1])
+    expected = {"x": {"running": 589, "terminated": 1}, "y": {"queued": 1}}
+    assert await store.count_by_status() == await counted() == expected
+    assert await store.count_by_status() == expected  # read again (after a fold)
+
+
+SEARCHED_IDS = [
+    "order-1", "order-2", "ORDER-30", "refund-1", "100%_sure", "100x_sure", 'say-"hi"', "ab",
+    "0f3a9c2e", "a0f3a9c2", "zzz",
+]  # fmt: skip
+
+
+def contains(text: str) -> list[str]:
+    """What a search means: the ids holding ``text`` anywhere, in any case (ASCII)."""
+    return sorted(i for i in SEARCHED_IDS if text.lower() in i.lower())
+
+
+async def test_search_reads_an_index_of_trigrams_and_keeps_its_meaning(
+    store: Store, database_url: str
+) -> None:
+    from tests.store.conformance.test_schema_versions import has_table
+
+    await store.create_instances([new(i) for i in SEARCHED_IDS])
+
+    assert await has_table(database_url, "instance_search")  # pg_trgm and FTS5 here
+    # Three characters or more go through the index; shorter ones read the instances.
+    for text in (
+        "der-", "DER-3", "order-1", "%_s", "0%_", '"hi"', 'y-"', "f3a9c2", "F3A9", "a0f",
+        "zzz", "zzzz", "nothing", "rde", "ab", "AB", "%", "_", '"', "1", "z", "x_s",
+    ):  # fmt: skip
+        page = await store.list_instances(search=text)
+        assert sorted(r.id for r in page.instances) == contains(text), text
+    # With the other filters and newest first, page by page.
+    await claim_one(store, "order-2")
+    assert [r.id for r in (await store.list_instances(search="ord", status="running")).instances]
+    first = await store.list_instances(search="order", limit=2)
+    assert [r.id for r in first.instances] == ["ORDER-30", "order-2"]
+    assert first.next_cursor is not None
+    rest = await store.list_instances(search="order", limit=2, cursor=first.next_cursor)
+    assert [r.id for r in rest.instances] == ["order-1"] and rest.next_cursor is None
+
+
+async def test_search_follows_creates_and_prunes(store: Store) -> None:
+    await store.create_instances([new("old-abc-1"), new("old-abc-2"), new("kept-abc")])
+    claims = {c.instance.id: c for c in await store.claim("w1", 10, T0, T0 + LEASE)}
+    for instance_id in ("old-abc-1", "old-abc-2"):
+        await store.apply(Transition(instance_id, claims[instance_id].token, status="complete"), T0)
+    assert await store.prune(["complete"], T0 + 1, 10) == 2
+    await store.create_instances([new("new-abc")])
+
+    found = await store.list_instances(search="abc")
+    assert [r.id for r in found.instances] == ["new-abc", "kept-abc"]
+    assert (await store.list_instances(search="old-abc")).instances == []
+    # A pruned id created again is found again, once.
+    await store.create_instances([new("old-abc-1")])
+    assert [r.id for r in (await store.list_instances(search="old-abc")).instances] == [
+        "old-abc-1"
+    ]

@@ -11,7 +11,7 @@ from framework.errors import (
     UnknownStepError,
 )
 from framework.store.base import Store, Transition
-from tests.store.conformance.helpers import T0, claim_one, start, step
+from tests.store.conformance.helpers import T0, claim_one, row, start, step
 
 
 async def test_restart_from_a_step_keeps_the_journal_before_it(store: Store) -> None:
@@ -70,3 +70,22 @@ async def test_restart_from_the_top_drops_the_whole_journal_and_fences_the_old_h
         await store.apply(Transition("a", claim.token, steps=[step("a", "u", 2)]), T0 + 3)
     with pytest.raises(InstanceNotFoundError):
         await store.restart("missing", T0, None)
+
+
+async def test_a_restart_records_the_code_version_that_runs_it_from_then_on(
+    store: Store,
+) -> None:
+    claim = await start(store, "a")
+    await store.apply(Transition("a", claim.token, steps=[step("a", "s", 0)], version="v1"), T0)
+    assert (await row(store, "a")).version == "v1"
+
+    assert (await store.restart("a", T0 + 1, None, version="v2")).version == "v2"
+    again = await claim_one(store, "a", owner="w2", now=T0 + 1)
+    await store.apply(Transition("a", again.token, steps=[step("a", "s", 0)], version="v2"), T0 + 2)
+    assert (await row(store, "a")).version == "v2"
+
+    # Without one, the next worker to write records its own.
+    assert (await store.restart("a", T0 + 3, None)).version is None
+    third = await claim_one(store, "a", owner="w3", now=T0 + 3)
+    await store.apply(Transition("a", third.token, steps=[step("a", "s", 0)], version="v3"), T0 + 4)
+    assert (await row(store, "a")).version == "v3"

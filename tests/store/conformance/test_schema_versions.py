@@ -91,3 +91,40 @@ async def test_an_older_schema_is_migrated_on_open_keeping_the_data(
     again = open_store(database_url)
     await again.open()
     await again.close()
+
+
+async def test_ids_stored_before_the_trigram_index_are_found_through_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from framework.store import migrations
+
+    dialect = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    index_version = next(m.version for m in migrations.migrations(dialect) if m.name == "id_search")
+    schema = tmp_path / "schema"
+    (schema / dialect).mkdir(parents=True)
+    for path in sorted((migrations.SCHEMA_DIR / dialect).glob("*.sql"))[: index_version - 1]:
+        (schema / dialect / path.name).write_text(path.read_text())
+    real = migrations.SCHEMA_DIR
+    monkeypatch.setattr(migrations, "SCHEMA_DIR", schema)
+    old = open_store(database_url)
+    await old.open()
+    await old.create_instances([new(f"before-{n}") for n in range(3)])
+    await old.close()
+    assert not await has_table(database_url, "instance_search")
+
+    monkeypatch.setattr(migrations, "SCHEMA_DIR", real)
+    upgraded = open_store(database_url)
+    await upgraded.open()
+    try:
+        assert await has_table(database_url, "instance_search")
+        await upgraded.create_instances([new("after-0")])
+        found = await upgraded.list_instances(search="ore-")
+        assert [r.id for r in found.instances] == ["before-2", "before-1", "before-0"]
+        assert [r.id for r in (await upgraded.list_instances(search="-0")).instances] == [
+            "after-0", "before-0"
+        ]
+        assert [r.id for r in (await upgraded.list_instances(search="TER-0")).instances] == [
+            "after-0"
+        ]
+    finally:
+        await upgraded.close()

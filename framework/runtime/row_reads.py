@@ -1,0 +1,83 @@
+"""Reading the rows of many awaited instances in one query.
+
+``result()`` and ``outcome()`` poll their instance's row until it ends. A process awaiting a
+thousand instances at once would send a thousand queries a round, taking every pooled
+connection from its own worker's commits; here the reads of one moment share one query
+(``Store.get_instances``, ``BATCH`` ids at a time), and two rounds start at least
+``ROUND_GAP`` apart, so a round costs a query however many wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from framework.store.base import InstanceRow, Store
+
+ROUND_GAP = 0.005
+"""Seconds between the starts of two rounds of reads."""
+BATCH = 500
+"""Ids read by one query."""
+
+
+class RowReads:
+    """The row reads of one event loop, gathered into rounds."""
+
+    def __init__(self, store: Callable[[], Awaitable[Store]]) -> None:
+        self._store = store
+        self._pending: dict[str, list[asyncio.Future[InstanceRow | None]]] = {}
+        self._rounds: asyncio.Task[None] | None = None
+        self._last = float("-inf")
+
+    async def read(self, instance_id: str) -> InstanceRow | None:
+        """The row of ``instance_id`` (None: there is none), read in the next round."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[InstanceRow | None] = loop.create_future()
+        self._pending.setdefault(instance_id, []).append(future)
+        if self._rounds is None or self._rounds.done():
+            self._rounds = loop.create_task(self._run(), name="fw-row-reads")
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            # Let the readers of this moment join (and keep rounds ROUND_GAP apart).
+            await asyncio.sleep(max(0.0, self._last + ROUND_GAP - loop.time()))
+            self._last = loop.time()
+            pending, self._pending = self._pending, {}
+            try:
+                rows = await self._read(list(pending))
+            except asyncio.CancelledError:
+                _fail(pending, None)
+                raise
+            except Exception as exc:
+                _fail(pending, exc)
+                continue
+            for instance_id, futures in pending.items():
+                row = rows.get(instance_id)
+                for future in futures:
+                    if not future.done():
+                        future.set_result(row)
+
+    async def _read(self, ids: list[str]) -> dict[str, InstanceRow]:
+        store = await self._store()
+        rows: dict[str, InstanceRow] = {}
+        for start in range(0, len(ids), BATCH):
+            rows.update((r.id, r) for r in await store.get_instances(ids[start : start + BATCH]))
+        return rows
+
+
+def _fail(
+    pending: dict[str, list[asyncio.Future[InstanceRow | None]]], error: Exception | None
+) -> None:
+    """Raise ``error`` in every reader of ``pending`` (None: cancel them)."""
+    for futures in pending.values():
+        for future in futures:
+            if future.done():
+                continue
+            if error is None:
+                future.cancel()
+            else:
+                future.set_exception(error)

@@ -1,0 +1,121 @@
+"""framework/runtime/durations.py: durations as users write them, and their short form."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from framework.runtime.durations import Duration, format_duration, format_relative, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("500 ms", 0.5),
+        ("500ms", 0.5),
+        ("1 millisecond", 0.001),
+        ("250 msec", 0.25),
+        ("2s", 2.0),
+        ("2 sec", 2.0),
+        ("3 secs", 3.0),
+        ("1 second", 1.0),
+        ("10 seconds", 10.0),
+        ("1.5 minutes", 90.0),
+        ("1 m", 60.0),
+        ("2 min", 120.0),
+        ("5 mins", 300.0),
+        ("1 hour", 3600.0),
+        ("24 hours", 86400.0),
+        ("2 h", 7200.0),
+        ("1 hr", 3600.0),
+        ("3 hrs", 10800.0),
+        ("7 days", 604800.0),
+        ("1 d", 86400.0),
+        ("1 week", 604800.0),
+        ("2 w", 1209600.0),
+        ("2 weeks", 1209600.0),
+        ("  10   Seconds  ", 10.0),
+        ("1 HOUR", 3600.0),
+        ("45", 45.0),
+        ("0", 0.0),
+        (7, 7.0),
+        (0.25, 0.25),
+        (0, 0.0),
+        (timedelta(minutes=2), 120.0),
+        (timedelta(0), 0.0),
+    ],
+)
+def test_parse_duration(value: Duration, seconds: float) -> None:
+    assert parse_duration(value) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("soon", r"'soon' is not a duration: write a number and a unit, like '500 ms'"),
+        ("10 fortnights", r"'10 fortnights' is not a duration"),
+        ("", r"'' is not a duration"),
+        ("ten seconds", r"'ten seconds' is not a duration"),
+        ("-5 seconds", r"'-5 seconds' is not a duration"),
+        ("1e3 s", r"'1e3 s' is not a duration"),
+        ("5 s 3 ms", r"'5 s 3 ms' is not a duration"),
+        (-1, r"duration -1 is negative"),
+        (-0.5, r"duration -0.5 is negative"),
+        (timedelta(seconds=-1), r"is negative"),
+        (True, r"True is not a duration"),
+        (False, r"False is not a duration"),
+    ],
+)
+def test_parse_duration_refuses(value: Duration, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, "0 ms"),
+        (-1.0, "0 ms"),
+        (0.25, "250 ms"),
+        (0.9994, "999 ms"),
+        (0.9996, "1 s"),
+        (2.0, "2 s"),
+        (3.00246, "3 s"),
+        (4.24, "4.2 s"),
+        (9.96, "10 s"),
+        (45.0, "45 s"),
+        (59.6, "1 min"),
+        (90.0, "1 min 30 s"),
+        (120.0, "2 min"),
+        (185.0, "3 min 5 s"),
+        (3599.7, "1 h"),
+        (5400.0, "1 h 30 min"),
+        (7800.0, "2 h 10 min"),
+        (172800.0, "2 d"),
+        (8 * 86400 + 3600, "8 d 1 h"),
+    ],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("text", ["250 ms", "4.2 s", "45 s", "2 min", "2 h", "7 d"])
+def test_a_formatted_duration_parses_back(text: str) -> None:
+    assert format_duration(parse_duration(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [
+        (-0.4, "now"),
+        (-12.0, "12 s ago"),
+        (-185.0, "3 min ago"),
+        (-7300.0, "2 h ago"),
+        (-90000.0, "1 d ago"),
+        (45.0, "in 45 s"),
+        (3700.0, "in 1 h"),
+    ],
+)
+def test_format_relative(delta: float, text: str) -> None:
+    assert format_relative(delta) == text

@@ -1,0 +1,71 @@
+"""Hand-off: an instance created beside a worker with a free slot is claimed for it by the
+create itself and starts at once; a full or stopping worker takes nothing."""
+
+from __future__ import annotations
+
+import importlib
+
+from framework.store.base import NewInstance
+from tests.runtime.conftest import MakeEnv
+
+GATED = """
+import asyncio
+from framework import workflow, WorkflowContext
+
+GATE = asyncio.Event()
+
+async def wait_for_gate() -> int:
+    await GATE.wait()
+    return 1
+
+@workflow
+async def gated(ctx: WorkflowContext[None]) -> int:
+    return await ctx.step.do("gate", wait_for_gate)
+"""
+
+
+async def test_an_instance_created_beside_a_free_worker_starts_without_a_claim(
+    make_env: MakeEnv,
+) -> None:
+    env = await make_env({"gated_workflow.py": GATED})
+    gate = importlib.import_module(f"{env.app.package}.workflows.gated_workflow").GATE
+    handle = env.app.handle("gated")
+    instance = await handle.create()
+    # Already the worker's when create returns: its create transaction claimed it.
+    assert env.worker.running == 1
+    row = await (await env.app.store()).get_instance(instance.id)
+    assert row is not None and (row.status, row.lease_owner) == ("running", env.worker.id)
+    gate.set()
+    assert await instance.result() == 1
+
+
+async def test_a_full_worker_leaves_new_instances_queued_for_a_later_claim(
+    make_env: MakeEnv,
+) -> None:
+    env = await make_env({"gated_workflow.py": GATED}, concurrency=1)
+    gate = importlib.import_module(f"{env.app.package}.workflows.gated_workflow").GATE
+    handle = env.app.handle("gated")
+    first = await handle.create()
+    second = await handle.create()
+    assert env.worker.running == 1
+    row = await (await env.app.store()).get_instance(second.id)
+    assert row is not None and (row.status, row.lease_owner) == ("queued", None)
+    gate.set()
+    assert [await first.result(), await second.result()] == [1, 1]
+
+
+async def test_a_worker_that_stopped_meanwhile_releases_what_it_was_handed(
+    make_env: MakeEnv,
+) -> None:
+    env = await make_env({"gated_workflow.py": GATED})
+    store = await env.app.store()
+    handoff = env.worker.reserve(store, "gated", 1)
+    assert handoff is not None
+    now = env.app.clock.now()
+    (created,) = await store.create_instances([NewInstance("h1", "gated", "null", now)], handoff)
+    assert created.claim is not None
+    env.worker.request_stop()
+    await env.worker.adopt(store, handoff, [created.claim])
+    row = await store.get_instance("h1")
+    assert row is not None and (row.status, row.lease_owner) == ("queued", None)
+    assert env.worker.reserve(store, "gated", 1) is None  # a stopping worker takes nothing more
