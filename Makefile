@@ -41,15 +41,17 @@ demo: $(STAMP)
 
 # The suite mostly waits (on processes, fsyncs, timers), so it runs in TEST_JOBS pytest
 # processes at once, each taking whole test files; TEST_JOBS=0 runs it in this one.
+# TESTS picks tests by pytest node id (all of them when empty).
 TEST_JOBS ?= 4
+TESTS ?=
 TEST_ARGS := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(TEST_ARGS)
+	$(BIN)/python -m pytest $(TEST_ARGS) $(TESTS)
 
 # The suite without the slow tests (many processes, a browser): a few seconds' feedback.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(TEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(TEST_ARGS) $(TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,11 +27,19 @@ def flow(name: str | None = None) -> str:
     return f"from framework import workflow\n\n@workflow{option}\nasync def run(ctx): ...\n"
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
+# Bounds for a loaded machine (each run of fw dev imports the app in a child process first);
+# the waits end as soon as the condition holds.
+PATIENCE = 60
+
+
+def wait_for(
+    condition: Callable[[], bool], what: str, log: TextIO | None = None, timeout: float = PATIENCE
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            said = f"; fw dev said:\n{log_text(log)}" if log is not None else ""
+            pytest.fail(f"timed out waiting for {what}{said}")
         time.sleep(0.05)
 
 
@@ -54,22 +62,22 @@ def run_dev_session(tmp_path: Path, root: Path, log: TextIO) -> int:
         [FW, "dev", "--app", "shop", "--port", "9999"], cwd=tmp_path, stdout=log, stderr=log
     )
     try:
-        wait_for(lambda: '"a",' in names(root), "the first run")
+        wait_for(lambda: '"a",' in names(root), "the first run", log)
         write_file(root / "workflows/b_workflow.py", flow())
-        wait_for(lambda: '"b",' in names(root), "an added file")
+        wait_for(lambda: '"b",' in names(root), "an added file", log)
         write_file(root / "workflows/b_workflow.py", flow("bee"))
-        wait_for(lambda: '"bee",' in names(root) and '"b",' not in names(root), "an edit")
+        wait_for(lambda: '"bee",' in names(root) and '"b",' not in names(root), "an edit", log)
         (root / "workflows/a_workflow.py").rename(root / "workflows/c_workflow.py")
-        wait_for(lambda: '"c",' in names(root) and '"a",' not in names(root), "a rename")
+        wait_for(lambda: '"c",' in names(root) and '"a",' not in names(root), "a rename", log)
         write_file(root / "workflows/c_workflow.py", "async def run(ctx) ...\n")
-        wait_for(lambda: "c_workflow.py:1:20: error:" in log_text(log), "the error")
+        wait_for(lambda: "c_workflow.py:1:20: error:" in log_text(log), "the error", log)
         assert '"c",' in names(root), "the last good output stays"
         (root / "workflows/c_workflow.py").unlink()
-        wait_for(lambda: '"c",' not in names(root), "a delete, which also fixes the error")
+        wait_for(lambda: '"c",' not in names(root), "a delete, which also fixes the error", log)
         assert process.poll() is None, "the watch goes on"
     finally:
         process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=15)
+    return process.wait(timeout=PATIENCE)
 
 
 def log_text(log: TextIO) -> str:
@@ -105,12 +113,12 @@ async def test_changes_during_a_run_trigger_one_more_run(
         await until(lambda: bool(seen) and seen[-1] == ["a", "b", "late"])
     finally:
         stop.set()
-        await asyncio.wait_for(running, timeout=10)
+        await asyncio.wait_for(running, timeout=PATIENCE)
     assert seen[:2] == [["a"], ["a", "b"]]
     assert watcher.runs >= 3
 
 
-async def until(condition: Callable[[], bool], timeout: float = 15) -> None:
+async def until(condition: Callable[[], bool], timeout: float = PATIENCE) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
