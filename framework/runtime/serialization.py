@@ -3,8 +3,9 @@
 Every door that stores JSON (params at create, step results, workflow outputs, event payloads,
 children's params, a reusable step's arguments) writes it with ``dump``, which refuses what
 could not be read back the same: JSON nested deeper than the reader's limit
-(``MAX_DEPTH`` levels) and non-finite numbers (``NaN``, ``inf``), which JSON cannot hold
-and pydantic would silently write as ``null``. Reads of stored rows that cannot be parsed
+(``MAX_DEPTH`` levels), non-finite numbers (``NaN``, ``inf``), which JSON cannot hold
+and pydantic would silently write as ``null``, and integers longer than the reader takes
+(``MAX_INT_DIGITS`` digits). Reads of stored rows that cannot be parsed
 (rows written before that check, or by older code) are reported by ``try_load`` rather than
 raised, so one bad row never hides the rest of a page.
 """
@@ -31,9 +32,14 @@ MAX_DEPTH = 200
 """The deepest nesting of arrays and objects fw stores: pydantic's JSON reader gives up
 past 200 levels, so deeper JSON could be written but never read back."""
 
+MAX_INT_DIGITS = 4300
+"""The most digits of an integer fw stores: pydantic's JSON reader (like Python's ``int()``
+of a string) refuses longer ones, which pydantic's writer writes all the same."""
+
 _FLOAT_WRITERS = frozenset({"float", "any", "complex"})
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_INT_DIGITS + 1))
 _DEPTH_STEP = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
 
 
@@ -77,6 +83,7 @@ def dump(value: Any, annotation: Any, limit: int | None, what: str) -> str:
         return adapter(annotation).dump_python(value, warnings=False)
 
     check_readable(data, what, python_form if may_write_floats(annotation) else None)
+    _check_int_lengths(data, what, python_form)
     return data.decode()
 
 
@@ -108,6 +115,34 @@ def check_readable(data: bytes, what: str, python_form: Callable[[], Any] | None
                 "levels of arrays and objects that fw can read back; flatten it, or store it "
                 "elsewhere and pass a reference"
             ) from None
+
+
+def _check_int_lengths(data: bytes, what: str, python_form: Callable[[], Any]) -> None:
+    """Refuse JSON ``data`` holding an integer of more than ``MAX_INT_DIGITS`` digits, which
+    could be written but never read back. Cheap: the exact check runs only when ``data`` holds
+    such a run of digits (in a number or in a string)."""
+    if len(data) <= MAX_INT_DIGITS or _LONG_DIGITS.search(data) is None:
+        return
+    where = long_int_path(python_form())
+    if where is None:  # digits in a string, or a number a custom serializer wrote
+        try:
+            from_json(data, cache_strings=False)
+        except ValueError as exc:
+            raise SerializationError(f"{what} cannot be read back as JSON: {exc}") from None
+        return
+    place = f"holds an integer of more than {MAX_INT_DIGITS:,} digits at {where}" if where else (
+        f"is an integer of more than {MAX_INT_DIGITS:,} digits"
+    )
+    raise SerializationError(
+        f"{what} {place}: JSON readers cannot read such a number back; store it as a string"
+    )
+
+
+def long_int_path(value: Any) -> str | None:
+    """Where the first integer of more than ``MAX_INT_DIGITS`` digits in plain data is, as
+    ``items[2].count`` (``""`` for the value itself), or None when there is none."""
+    bound = 10**MAX_INT_DIGITS
+    return _first_path(value, lambda item: type(item) is int and abs(item) >= bound)
 
 
 def may_write_floats(annotation: Any) -> bool:
@@ -169,13 +204,18 @@ def json_depth(data: bytes) -> int:
 def non_finite_path(value: Any) -> str | None:
     """Where the first non-finite float in plain data is, as ``items[2].price`` (``""``
     for the value itself), or None when there is none."""
+    return _first_path(value, lambda item: isinstance(item, float) and not math.isfinite(item))
+
+
+def _first_path(value: Any, matches: Callable[[object], bool]) -> str | None:
+    """The path (``items[2].price``, ``""`` for the value itself) of the first scalar in
+    plain data that ``matches``, or None."""
     stack: list[tuple[object, str]] = [(value, "")]
     while stack:
         item, path = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return path
-        elif isinstance(item, dict):
+        if matches(item):
+            return path
+        if isinstance(item, dict):
             entries = list(typing.cast(dict[object, object], item).items())
             stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(entries))
         elif isinstance(item, list | tuple | set | frozenset):

@@ -268,3 +268,36 @@ def test_the_check_holds_whatever_a_model_writes_and_lets_ordinary_json_through(
                 None, "plain") == text
     wide = [{"n": n, "tags": ["a"]} for n in range(500)]  # many brackets, shallow
     assert len(dump(wide, Any, None, "wide")) > 5000
+
+
+async def test_integers_too_long_to_read_back_are_refused_at_every_door(
+    make_env: MakeEnv,
+) -> None:
+    """pydantic writes an int of any length but reads back at most 4,300 digits: a longer
+    one in params, an event payload, a step result or an output is refused, not stored."""
+    env = await make_env({**DOORS, "long_workflow.py": HEADER + """
+def long_result() -> Any:
+    return {"n": [1, 10**5000]}
+
+@workflow
+async def long(ctx: WorkflowContext[str]) -> Any:
+    if ctx.params == "step":
+        return await ctx.step.do("make", long_result)
+    return -10**4400
+"""})
+    longest = 10**4300 - 1  # 4,300 digits: read back as written
+
+    with pytest.raises(SerializationError, match=r"an integer of more than 4,300 digits at a\[1\]"):
+        await env.start("waiter", {"a": [1, 10**4300]}, id="long-params")
+    assert (await env.get("waiter").list()).instances == []
+    instance = await env.start("waiter", {"n": longest}, id="w-long")
+    with pytest.raises(SerializationError, match="the payload of event 'go' is an integer of"):
+        await instance.send_event("go", 10**4300)
+    await instance.send_event("go", {"n": -longest})
+    assert await instance.result(timeout=30) == {"n": -longest}
+
+    step = await errored_with(env, "long", "step")
+    output = await errored_with(env, "long", "output")
+
+    assert "the output of step 'make'" in step and "digits at n[1]: JSON readers" in step
+    assert "the output of instance" in output and "is an integer of more than 4,300" in output
