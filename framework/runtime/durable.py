@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import hashlib
 import inspect
 import logging
@@ -293,10 +294,35 @@ async def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         return await fn(*args, **kwargs)
     context = contextvars.copy_context()
     loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(None, lambda: context.run(fn, *args, **kwargs))
+    result = await loop.run_in_executor(
+        None, lambda: _returned_or_raised(context, fn, args, kwargs)
+    )
+    if isinstance(result, _Raised):
+        raise result.exc  # here, not through the future: see _Raised
     if inspect.isawaitable(result):
         return await result
     return result
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Raised:
+    """What a sync step raised in its thread, handed back as a value: a future cannot carry a
+    ``StopIteration`` (asyncio refuses it and the step would hang until its timeout), and a
+    ``GeneratorExit`` thrown into the awaiting task would close the whole run."""
+
+    exc: BaseException
+
+
+def _returned_or_raised(
+    context: contextvars.Context,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    try:
+        return context.run(fn, *args, **kwargs)
+    except BaseException as exc:  # re-raised in the awaiting task, whatever it is
+        return _Raised(exc)
 
 
 async def _with_timeout(work: Awaitable[Any], limit: float, key: StepKey) -> Any:

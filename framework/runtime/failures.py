@@ -6,6 +6,9 @@ may raise anything. ``SystemExit`` (argparse and click raise it), ``KeyboardInte
 failures, like an ``Exception``: they never end the worker. Only these stop a run:
 
 - ``Suspend``, fw's own unwinding of a body that must wait or stop;
+- a ``GeneratorExit`` that ``close()`` throws into a suspended coroutine (a collected task's):
+  a new one is thrown into each frame, so its traceback starts at the frame catching it,
+  where one the user's code raised comes up from the frames below;
 - a cancellation of the task running it (a shutdown past its grace, a lost lease), which
   ``Task.cancelling()`` counts, unlike a ``CancelledError`` the user's code raised itself;
 - a ``KeyboardInterrupt`` raised by a Python-level SIGINT handler (``asyncio.run``'s second
@@ -39,8 +42,10 @@ def raised_by_user(exc: BaseException) -> bool:
     (True) or a stop of the run to let through (False)."""
     if isinstance(exc, Exception):
         return True
-    if isinstance(exc, Suspend | GeneratorExit):
+    if isinstance(exc, Suspend):
         return False
+    if isinstance(exc, GeneratorExit):  # the user's comes up from below the frame catching it
+        return exc.__traceback__ is not None and exc.__traceback__.tb_next is not None
     if isinstance(exc, asyncio.CancelledError):
         task = asyncio.current_task()
         return task is None or task.cancelling() == 0

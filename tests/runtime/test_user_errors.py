@@ -54,6 +54,10 @@ def misbehave(kind: str) -> None:
         raise Unprintable()
     if kind == "base":
         raise Custom("custom")
+    if kind == "generator":
+        raise GeneratorExit
+    if kind == "stop":
+        raise StopIteration
 
 async def misbehave_async(kind: str) -> None:
     await asyncio.sleep(0)
@@ -91,6 +95,8 @@ async def body(ctx: WorkflowContext[str]) -> None:
         raise KeyboardInterrupt
     if ctx.params == "cancel":
         raise asyncio.CancelledError
+    if ctx.params == "generator":
+        raise GeneratorExit
     raise Unprintable()
 """
 
@@ -134,6 +140,8 @@ KINDS = {
     "cancel": "CancelledError",
     "unprintable": "Unprintable",
     "base": "Custom",
+    "generator": "GeneratorExit",
+    "stop": "RuntimeError",  # a StopIteration, which a coroutine turns into one (PEP 479)
 }
 
 
@@ -168,6 +176,7 @@ async def test_a_step_that_exits_interrupts_cancels_or_breaks_str_is_a_failed_at
         ("exit", "SystemExit"),
         ("interrupt", "KeyboardInterrupt"),
         ("cancel", "CancelledError"),
+        ("generator", "GeneratorExit"),
         ("unprintable", "Unprintable"),
     ],
 )
