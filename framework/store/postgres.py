@@ -118,8 +118,14 @@ CREATE = (  # an id of another workflow comes back "updated" (to itself), for th
     "created_at, retention, key, ord) "
     "ON CONFLICT (id) DO UPDATE SET workflow = instances.workflow "
     f"WHERE instances.workflow <> excluded.workflow RETURNING {INSTANCE_COLUMNS}, lease_token) "
-    f"SELECT {INSTANCE_COLUMNS}, true, lease_token FROM new UNION ALL "
-    f"SELECT {INSTANCE_COLUMNS}, false, NULL FROM instances "
+    # A row inserted and not claimed wakes the workers: one NOTIFY (the subquery runs once,
+    # and only when the CASE reaches it), sent when the statement's transaction commits. A
+    # row of another workflow comes back from `new` too, but its workflow is not among those
+    # asked for (the %s list), so it notifies nobody.
+    f"SELECT {INSTANCE_COLUMNS}, true, lease_token, "
+    "CASE WHEN lease_token IS NULL AND workflow = ANY(%s::text[]) "
+    f"THEN (SELECT true FROM pg_notify('{CHANNEL}', '') AS sent) END FROM new UNION ALL "
+    f"SELECT {INSTANCE_COLUMNS}, false, NULL, NULL FROM instances "
     "WHERE id = ANY(%s::text[]) AND id NOT IN (SELECT id FROM new)"
 )
 APPLY = "SELECT fw_apply_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -235,10 +241,16 @@ class PostgresStore:
     async def create_instances(
         self, instances: Sequence[NewInstance], handoff: Handoff | None = None
     ) -> list[Created]:
+        """Insert ``instances`` in one statement. A single instance's first try is that one
+        statement in autocommit (one round trip: it is atomic on its own, and an id of another
+        workflow inserts nothing, so nothing needs rolling back); a batch, and any retry after
+        a lost connection (which first collects the lost try's claims), runs in a transaction.
+        """
         if not instances:
             return []
         check_distinct_ids(instances)
         ids = [i.id for i in instances]
+        workflows = [i.workflow for i in instances]
         batch = uuid.uuid4().hex
         taking = 0 if handoff is None else handoff.limit
         owner = None if handoff is None else handoff.owner
@@ -246,44 +258,52 @@ class PostgresStore:
         until = None if handoff is None else handoff.lease_until
         params = [
             taking, taking, now, taking, until, taking, owner, taking, batch, taking,
-            ids, [i.workflow for i in instances], [i.params for i in instances],
+            ids, workflows, [i.params for i in instances],
             [i.version for i in instances], [i.parent_id for i in instances],
             [i.created_at for i in instances], [i.retention for i in instances],
-            [i.concurrency_key for i in instances], ids,
+            [i.concurrency_key for i in instances], workflows, ids,
         ]
         attempts = 0
+        notified = False
+
+        async def insert(c: Connection, claims: dict[str, Claim]) -> list[Created]:
+            nonlocal notified
+            cursor = await c.execute(CREATE, params)
+            found: dict[str, InstanceRow] = {}
+            inserted: set[str] = set()
+            for values in await cursor.fetchall():
+                row = _instance(values[:ROW_WIDTH])
+                found[row.id] = row
+                notified = notified or bool(values[ROW_WIDTH + 2])
+                if values[ROW_WIDTH]:
+                    inserted.add(row.id)
+                    token = values[ROW_WIDTH + 1]
+                    if token is not None and token.startswith(f"{batch}:"):
+                        claims[row.id] = Claim(row, [], token, False)
+            missing = [i for i in ids if i not in found]
+            if missing:  # committed meanwhile by a transaction our snapshot could not see
+                found.update((r.id, r) for r in await _instances_by_id(c, missing))
+            check_same_workflow(instances, found)  # in a transaction, raising rolls it back
+            return [
+                replace(_created(i, found, inserted, attempts > 1), claim=claims.get(i.id))
+                for i in instances
+            ]
 
         async def create(c: Connection) -> list[Created]:
-            nonlocal attempts
+            nonlocal attempts, notified
             attempts += 1
-            claims: dict[str, Claim] = {}
-            async with c.transaction():
-                if handoff is not None and attempts > 1:  # the lost try's claims, if it committed
-                    cur = await c.execute(RECLAIM, [handoff.owner, f"{batch}:%"])
-                    for claim in map(_claim, await cur.fetchall()):
-                        claims[claim.instance.id] = claim
-                cursor = await c.execute(CREATE, params)
-                found: dict[str, InstanceRow] = {}
-                inserted: set[str] = set()
-                for values in await cursor.fetchall():
-                    row = _instance(values[:ROW_WIDTH])
-                    found[row.id] = row
-                    if values[ROW_WIDTH]:
-                        inserted.add(row.id)
-                        token = values[ROW_WIDTH + 1]
-                        if token is not None and token.startswith(f"{batch}:"):
-                            claims[row.id] = Claim(row, [], token, False)
-                missing = [i for i in ids if i not in found]
-                if missing:  # committed meanwhile by a transaction our snapshot could not see
-                    found.update((r.id, r) for r in await _instances_by_id(c, missing))
-                check_same_workflow(instances, found)  # raising rolls the batch back
-                outcomes = [
-                    replace(_created(i, found, inserted, attempts > 1), claim=claims.get(i.id))
-                    for i in instances
-                ]
-                if len(inserted) > len(claims):
-                    await c.execute(NOTIFY)
-            if len(inserted) > len(claims):
+            notified = False
+            if attempts == 1 and len(instances) == 1:
+                outcomes = await insert(c, {})
+            else:
+                claims: dict[str, Claim] = {}
+                async with c.transaction():
+                    if handoff is not None and attempts > 1:  # the lost try's, if it committed
+                        cur = await c.execute(RECLAIM, [handoff.owner, f"{batch}:%"])
+                        for claim in map(_claim, await cur.fetchall()):
+                            claims[claim.instance.id] = claim
+                    outcomes = await insert(c, claims)
+            if notified:
                 self._listener.poke()  # a worker of this process need not wait for the NOTIFY
             return outcomes
 
