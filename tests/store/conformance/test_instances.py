@@ -71,6 +71,20 @@ async def test_an_id_of_another_workflow_refuses_the_whole_batch(store: Store) -
     assert [c.instance.id for c in claims] == ["taken"]
 
 
+async def test_an_id_of_another_workflow_refuses_a_single_create(store: Store) -> None:
+    await store.create_instances([new("taken", workflow="other")])
+    before, counts = await row(store, "taken"), await store.count_by_status()
+
+    with pytest.raises(InstanceIdConflictError) as refused:
+        await store.create_instances([new("taken")])
+
+    assert (refused.value.index, refused.value.workflow) == (None, "other")
+    assert "nothing was stored" in str(refused.value)
+    assert await row(store, "taken") == before
+    assert await store.count_by_status() == counts
+    assert [r.id for r in (await store.list_instances()).instances] == ["taken"]
+
+
 async def test_an_id_given_twice_in_one_batch_refuses_it(store: Store) -> None:
     with pytest.raises(InstanceIdConflictError) as refused:
         await store.create_instances([new("a"), new("dup", params="1"), new("dup", params="2")])
@@ -109,7 +123,7 @@ async def test_list_is_newest_first_and_paginates(store: Store) -> None:
     await store.create_instances([new(f"i{n}") for n in range(7)])
     seen: list[str] = []
     cursor: str | None = None
-    sizes = []
+    sizes: list[int] = []
     while True:
         page = await store.list_instances(limit=3, cursor=cursor)
         seen += [r.id for r in page.instances]
