@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, cast
 
 from typing_extensions import TypeVar
@@ -352,12 +352,17 @@ class Instance(Generic[P, O, E, S]):
 
     async def _wait_until_ended(self, timeout: float | None) -> InstanceRow:
         """Poll the stored row, backing off, until it ends; a worker of this process ending
-        it wakes the wait at once (then polling only guards against other processes)."""
+        it wakes the wait at once (then polling only guards against other processes).
+
+        When that worker's own commit ended it, the row returned is the last one read with
+        the status, output and error that commit stored (``signals.Ended``): what
+        ``result()`` and ``outcome()`` read of it, with no second read."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.001
-        with self._app.clock.awaiting(), self._app.signals.watching(self.id) as ended:
-            while (row := await self._awaited_row()).status not in TERMINAL:
+        with self._app.clock.awaiting(), self._app.signals.watching(self.id) as watch:
+            row = await self._awaited_row()
+            while row.status not in TERMINAL:
                 if deadline is not None and loop.time() >= deadline:
                     raise await self._timed_out(row, timeout or 0.0)
                 local = self._app.local_workers > 0
@@ -365,8 +370,13 @@ class Instance(Generic[P, O, E, S]):
                 pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(pause):
-                        await ended.wait()
-                ended.clear()
+                        await watch.event.wait()
+                watch.event.clear()
+                ended = watch.ended
+                if ended is None:
+                    row = await self._awaited_row()
+                else:
+                    row = replace(row, status=ended.status, output=ended.output, error=ended.error)
         return row
 
     async def _timed_out(self, row: InstanceRow, timeout: float) -> ResultTimeoutError:

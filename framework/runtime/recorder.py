@@ -20,6 +20,7 @@ from framework.errors import FwError, NonDeterminismError, StoreClosedError, Sto
 from framework.runtime.clock import Clock
 from framework.runtime.journal import Journal, StepKey
 from framework.runtime.metrics import ProcessMetrics
+from framework.runtime.signals import Ended
 from framework.runtime.suspension import Suspend
 from framework.store.base import (
     TERMINAL,
@@ -65,7 +66,7 @@ class Recorder:
         *,
         replay_only: bool,
         retry_budget: float,
-        on_ended: Callable[[str], None],
+        on_ended: Callable[[str, Ended | None], None],
         metrics: ProcessMetrics | None = None,
     ) -> None:
         row = claim.instance
@@ -304,7 +305,7 @@ class Recorder:
             if status in TERMINAL:
                 self.metrics.instance_ended(self.workflow, status)
         if status in TERMINAL:
-            self._on_ended(self.instance_id)
+            self._on_ended(self.instance_id, _ended_by(transition, status))
         for row in written:
             self.journal.record(row)
         if status == "paused" and "status" not in changes:
@@ -335,6 +336,19 @@ class Recorder:
                 await asyncio.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 2.0)
+
+
+def _ended_by(transition: Transition, status: Status) -> Ended | None:
+    """How ``transition`` ended its instance, when it is the commit that did (None: the
+    stored row must be read). A completion stores its output and an error its error as
+    given; the other of the two is never read for that status."""
+    if transition.status != status:
+        return None
+    if status == "complete" and transition.output is not None:
+        return Ended(status, transition.output, None)
+    if status == "errored" and transition.error is not None:
+        return Ended(status, None, transition.error)
+    return None
 
 
 def _describe(transition: Transition) -> str:

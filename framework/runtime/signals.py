@@ -1,5 +1,9 @@
 """In-process notices that an instance changed, so ``result()`` wakes at once when a worker in
-the same process ends the instance, instead of at its next poll."""
+the same process ends the instance, instead of at its next poll.
+
+A worker that ends an instance by its own commit also says how (``Ended``: the status, output
+and error it just committed), so the waiter needs no second read of the row to learn it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,33 @@ import contextlib
 import threading
 from collections.abc import Generator
 from contextlib import contextmanager
+from dataclasses import dataclass
+
+from framework.store.base import Status
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a worker of this process ended an instance: the fields its commit stored."""
+
+    status: Status
+    output: str | None
+    error: str | None
+
+
+class Watch:
+    """One waiter's view of an instance: ``event`` is set on every change; ``ended`` holds
+    how it ended, when a worker of this process ended it by its own commit."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.ended: Ended | None = None
+
+    def deliver(self, ended: Ended | None) -> None:
+        """Tell the waiter of a change (run on its event loop)."""
+        if ended is not None:
+            self.ended = ended
+        self.event.set()
 
 
 class InstanceSignals:
@@ -15,12 +46,12 @@ class InstanceSignals:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, Watch]]] = {}
 
     @contextmanager
-    def watching(self, instance_id: str) -> Generator[asyncio.Event]:
-        """An event set whenever ``changed(instance_id)`` is called while the block runs."""
-        waiter = (asyncio.get_running_loop(), asyncio.Event())
+    def watching(self, instance_id: str) -> Generator[Watch]:
+        """A watch told of every ``changed(instance_id)`` called while the block runs."""
+        waiter = (asyncio.get_running_loop(), Watch())
         with self._lock:
             self._waiters.setdefault(instance_id, set()).add(waiter)
         try:
@@ -32,10 +63,10 @@ class InstanceSignals:
                 if not waiters:
                     self._waiters.pop(instance_id, None)
 
-    def changed(self, instance_id: str) -> None:
-        """Wake whoever watches ``instance_id``."""
+    def changed(self, instance_id: str, ended: Ended | None = None) -> None:
+        """Wake whoever watches ``instance_id``, telling them how it ended if ``ended``."""
         with self._lock:
             waiters = list(self._waiters.get(instance_id, ()))
-        for loop, event in waiters:
+        for loop, watch in waiters:
             with contextlib.suppress(RuntimeError):  # its loop has closed
-                loop.call_soon_threadsafe(event.set)
+                loop.call_soon_threadsafe(watch.deliver, ended)

@@ -11,6 +11,7 @@ from framework.errors import NonDeterminismError
 from framework.runtime.clock import Clock
 from framework.runtime.journal import StepKey
 from framework.runtime.recorder import Recorder
+from framework.runtime.signals import Ended
 from framework.runtime.suspension import Suspend
 from framework.store import open_store
 from framework.store.base import Claim, InstanceRow, StepRow, Store
@@ -65,15 +66,16 @@ def _recorder(
     store: Store | None = None,
     *,
     replay_only: bool = False,
-    ended: list[str] | None = None,
+    ended: list[tuple[str, Ended | None]] | None = None,
 ) -> Recorder:
+    told = ended if ended is not None else []
     return Recorder(
         store,  # type: ignore[arg-type]  # None where nothing is committed
         _StoppedClock(),
         claim,
         replay_only=replay_only,
         retry_budget=LEASE / 2,
-        on_ended=(ended if ended is not None else []).append,
+        on_ended=lambda instance_id, how: told.append((instance_id, how)),
     )
 
 
@@ -189,7 +191,7 @@ def test_make_row_marks_a_concurrent_step_in_its_detail() -> None:
 
 async def test_a_commit_writes_the_remembered_rows_with_its_own(store: Store) -> None:
     claim = await start(store, "i-1")
-    ended: list[str] = []
+    ended: list[tuple[str, Ended | None]] = []
     recorder = _recorder(claim, store, ended=ended)
     first, _ = recorder.request("a", "do")
     second, _ = recorder.request("b", "do")
@@ -205,9 +207,19 @@ async def test_a_commit_writes_the_remembered_rows_with_its_own(store: Store) ->
 
 async def test_a_commit_that_ends_the_instance_says_so(store: Store) -> None:
     claim = await start(store, "i-1")
-    ended: list[str] = []
+    ended: list[tuple[str, Ended | None]] = []
     recorder = _recorder(claim, store, ended=ended)
 
     status = await recorder.commit(status="complete", output="null", release=True)
 
-    assert (status, ended) == ("complete", ["i-1"])
+    assert (status, ended) == ("complete", [("i-1", Ended("complete", "null", None))])
+
+
+async def test_a_commit_that_fails_the_instance_says_with_what_error(store: Store) -> None:
+    claim = await start(store, "i-1")
+    ended: list[tuple[str, Ended | None]] = []
+    recorder = _recorder(claim, store, ended=ended)
+
+    status = await recorder.commit(status="errored", error='{"x": 1}', release=True)
+
+    assert (status, ended) == ("errored", [("i-1", Ended("errored", None, '{"x": 1}'))])

@@ -78,3 +78,61 @@ async def test_awaiting_an_instance_that_is_gone_still_says_so(
     finally:
         await app.close()
         app.uninstall(previous)
+
+
+GATED = """
+from framework import workflow, WorkflowContext
+
+async def twice(n: int) -> int:
+    return 2 * n
+
+@workflow
+async def gated(ctx: WorkflowContext[int]) -> int:
+    await ctx.step.wait_for_event("go", type="go", timeout="1 hour")
+    if ctx.params < 0:
+        raise ValueError("a negative number")
+    return await ctx.step.do("twice", twice, ctx.params)
+"""
+
+
+@pytest.mark.parametrize("params", [21, -1], ids=["complete", "errored"])
+async def test_an_instance_ended_by_a_worker_of_this_process_is_read_once(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, params: int
+) -> None:
+    """The worker's ending commit tells ``outcome()`` the status, output and error it stored:
+    the only read is the one before the wait."""
+    app = App(write_app(tmp_path, {"gated_workflow.py": GATED}), database=database_url)
+    previous = app.install()
+    try:
+        async with Worker(app):
+            instance = await app.handle("gated").create(params, id="g")
+            for _ in range(6000):  # up to 60 s
+                if (await instance.status()).status == "waiting":
+                    break
+                await asyncio.sleep(0.01)
+            store = await app.store()
+            reads: list[list[str]] = []
+            read_many = store.get_instances
+
+            async def counted(ids: Sequence[str]) -> list[InstanceRow]:
+                reads.append(list(ids))
+                return await read_many(ids)
+
+            monkeypatch.setattr(store, "get_instances", counted)
+            outcome = asyncio.ensure_future(instance.outcome(timeout=60))
+            for _ in range(6000):
+                if reads:
+                    break
+                await asyncio.sleep(0.01)
+            await instance.send_event("go")
+            ended = await outcome
+            assert reads == [["g"]]
+        status = await instance.status()
+        if params > 0:
+            assert ended and ended.output == status.output == 42
+        else:
+            assert not ended and ended.error == status.error
+            assert status.error is not None and "a negative number" in status.error.message
+    finally:
+        await app.close()
+        app.uninstall(previous)
