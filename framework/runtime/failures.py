@@ -137,7 +137,8 @@ def _is_fw_frame(filename: str) -> bool:
     return _resolved(filename).startswith(_FW_DIR)
 
 
-def _is_user_frame(filename: str) -> bool:
+def is_user_file(filename: str) -> bool:
+    """Whether a frame's file is a user's: neither fw's nor the standard library's."""
     path = _resolved(filename)
     return not path.startswith(_FW_DIR) and not path.startswith(_STDLIB_DIRS)
 
@@ -164,7 +165,7 @@ def _keep_user_frames(summary: traceback.TracebackException) -> None:
 
 
 def _user_stack(stack: traceback.StackSummary) -> traceback.StackSummary:
-    first = next((i for i, f in enumerate(stack) if _is_user_frame(f.filename)), None)
+    first = next((i for i, f in enumerate(stack) if is_user_file(f.filename)), None)
     if first is None:
         return stack
     kept = [f for f in list(stack)[first:] if not _is_fw_frame(f.filename)]

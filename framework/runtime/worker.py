@@ -29,6 +29,7 @@ from framework.runtime.app import App
 from framework.runtime.clock import Clock
 from framework.runtime.execution import InstanceRun
 from framework.runtime.liveness import Liveness
+from framework.runtime.stall import LoopWatchdog
 from framework.store.base import Claim, ConcurrencyLimit, Handoff, Store, Transition
 
 LOG = logging.getLogger("fw.worker")
@@ -115,6 +116,8 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat_loop(store), name="heartbeat")
         pruner = asyncio.create_task(self._prune_loop(), name="pruner")
         watcher = asyncio.create_task(liveness.watch(), name="liveness watch")
+        watchdog = LoopWatchdog(asyncio.get_running_loop())
+        watchdog.start()
         self.app.local_workers += 1
         self._take_handoffs()
         store.note_load(0)
@@ -132,6 +135,7 @@ class Worker:
             await self._drain(store)
             self.app.local_workers -= 1
             liveness.stop()
+            watchdog.stop()
             for task in (heartbeat, pruner, watcher):
                 task.cancel()
             await self._await_bounded(heartbeat, pruner, watcher)
