@@ -721,8 +721,8 @@ def replay(
     """Replay an exported journal against the current code; exit 1 on non-determinism."""
     root = app_root(app)
     try:
-        data = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON
         fail(f"{file}: cannot read the export: {exc}")
 
     async def main() -> Any:

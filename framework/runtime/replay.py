@@ -14,11 +14,12 @@ import contextvars
 import dataclasses
 import logging
 import tempfile
+import typing
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from framework.errors import InstanceNotFoundError, NonDeterminismError
 from framework.runtime.app import App
@@ -85,15 +86,44 @@ async def export_instance(app: App, instance_id: str) -> dict[str, Any]:
 
 
 async def replay_export(app: App, data: dict[str, Any]) -> ReplayReport:
-    """Replay an exported journal against ``app``'s current code, running no step."""
-    if data.get("format") != EXPORT_FORMAT:
-        raise ValueError(
-            f"not an fw instance export (format {data.get('format')!r}, expected {EXPORT_FORMAT!r})"
-        )
-    row = InstanceRow(**data["instance"])
-    steps = [StepRow(**step) for step in data["steps"]]
+    """Replay an exported journal against ``app``'s current code, running no step.
+
+    Raises:
+        ValueError: ``data`` is not an export ``export_instance`` wrote (the message says
+            which field is missing or wrong).
+    """
+    row, steps = read_export(data)
     async with scratch_store() as store:
         return await replay_journal(app, store, row, steps)
+
+
+_EXPORTED_INSTANCE: TypeAdapter[InstanceRow] = TypeAdapter(InstanceRow)
+_EXPORTED_STEPS: TypeAdapter[list[StepRow]] = TypeAdapter(list[StepRow])
+
+
+def read_export(data: object) -> tuple[InstanceRow, list[StepRow]]:
+    """The instance and journal of an export, checked field by field.
+
+    Raises:
+        ValueError: not an export of this format, or a field missing or of the wrong type.
+    """
+    fields = typing.cast(dict[str, Any], data) if isinstance(data, dict) else {}
+    if (found := fields.get("format")) != EXPORT_FORMAT:
+        raise ValueError(
+            f"not an fw instance export (format {found!r}, expected {EXPORT_FORMAT!r}): "
+            "write one with `fw instance export ID`"
+        )
+    try:
+        row = _EXPORTED_INSTANCE.validate_python(fields.get("instance"))
+        steps = _EXPORTED_STEPS.validate_python(fields.get("steps"))
+    except ValidationError as exc:
+        section = "instance" if exc.title == InstanceRow.__name__ else "steps"
+        problems = "; ".join(
+            f"{'.'.join(map(str, [section, *e['loc']]))}: {e['msg']}"
+            for e in exc.errors(include_url=False)[:5]
+        )
+        raise ValueError(f"the export is not readable: {problems}") from None
+    return row, steps
 
 
 @contextlib.asynccontextmanager

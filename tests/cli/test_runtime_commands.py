@@ -103,6 +103,14 @@ def test_start_show_event_list_and_control_an_instance(app_dir: Path, tmp_path: 
 
 
 def test_user_mistakes_are_one_line_errors_without_tracebacks(app_dir: Path) -> None:
+    exports = {
+        "binary.json": b"\xff\xfe{}",
+        "list.json": b"[1, 2]",
+        "empty.json": b'{"format": "fw.instance/1", "instance": {}, "steps": []}',
+        "steps.json": b'{"format": "fw.instance/1", "instance": 5, "steps": [{"kind": 1}]}',
+    }
+    for name, content in exports.items():
+        (app_dir / name).write_bytes(content)
     cases = {
         ("start", "order", "--params", "{}"): "unknown workflow 'order'; did you mean 'orders'?",
         ("start", "orders", "--params", '{"order_id": "x", "amount": -1}'): "invalid params: amount: Input should be greater than 0",
@@ -110,6 +118,10 @@ def test_user_mistakes_are_one_line_errors_without_tracebacks(app_dir: Path) -> 
         ("instance", "show", "nope"): "no instance with id 'nope'",
         ("event", "send", "nope", "approval"): "no instance with id 'nope'",
         ("replay", "missing.json"): "missing.json: cannot read the export",
+        ("replay", str(app_dir / "binary.json")): "cannot read the export: 'utf-8' codec",
+        ("replay", str(app_dir / "list.json")): "not an fw instance export (format None",
+        ("replay", str(app_dir / "empty.json")): "not readable: instance.seq: Field required",
+        ("replay", str(app_dir / "steps.json")): "instance: Input should be a dictionary",
     }
     for args, message in cases.items():
         done = fw(app_dir, *args)
