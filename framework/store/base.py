@@ -65,6 +65,24 @@ def contains_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def unstorable(*texts: str | None) -> bool:
+    """Whether a text (an id, a name, a filter) could never have been stored, so a read naming
+    it finds nothing instead of failing: it holds a NUL (PostgreSQL text refuses it, and ids
+    and names never hold one) or half of a surrogate pair (it has no UTF-8 form: a command-line
+    argument that was not UTF-8, say)."""
+    for text in texts:
+        if text is None:
+            continue
+        if "\x00" in text:
+            return True
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
 def newest_share(limit: int, now: float) -> int:
     """How many of a claim of ``limit`` go to the most recently due instances: half, and the
     odd one by the parity of ``now``'s millisecond (a claim of one, as a busy worker makes

@@ -67,6 +67,7 @@ from framework.store.base import (
     duration_class_sql,
     no_retry_error,
     prefix_successor,
+    unstorable,
 )
 from framework.store.migrations import migrations
 from framework.store.postgres_connection import Connection, Database, PostgresSettings
@@ -310,7 +311,7 @@ class PostgresStore:
         return await self._db.run("creating instances", create, replay_safe=True)
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
-        if _holds_nul(instance_id):
+        if unstorable(instance_id):
             return None
 
         async def read(c: Connection) -> InstanceRow | None:
@@ -319,6 +320,9 @@ class PostgresStore:
         return await self._db.run("reading an instance", read, replay_safe=True)
 
     async def restarted_at(self, instance_id: str) -> float | None:
+        if unstorable(instance_id):
+            return None
+
         async def read(c: Connection) -> float | None:
             cur = await c.execute("SELECT restarted_at FROM instances WHERE id = %s", [instance_id])
             found = await cur.fetchone()
@@ -327,7 +331,7 @@ class PostgresStore:
         return await self._db.run("reading an instance", read, replay_safe=True)
 
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
-        instance_ids = [i for i in instance_ids if not _holds_nul(i)]
+        instance_ids = [i for i in instance_ids if not unstorable(i)]
         if not instance_ids:
             return []
 
@@ -347,7 +351,7 @@ class PostgresStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        if _holds_nul(workflow, status, search, id_prefix, parent_id):
+        if unstorable(workflow, status, search, id_prefix, parent_id):
             return Page([], None)
         clauses: list[LiteralString] = []
         args: list[Any] = []
@@ -415,7 +419,7 @@ class PostgresStore:
     async def count_ended(
         self, workflow: str, since: float, width: float, buckets: int
     ) -> list[EndedCount]:
-        if _holds_nul(workflow):
+        if unstorable(workflow):
             return []
         until = since + width * buckets
         sql = (
@@ -434,7 +438,7 @@ class PostgresStore:
         return await self._db.run("counting ended instances", read, replay_safe=True)
 
     async def list_steps(self, instance_id: str) -> list[StepRow]:
-        if _holds_nul(instance_id):
+        if unstorable(instance_id):
             return []
 
         async def read(c: Connection) -> list[StepRow]:
@@ -443,7 +447,7 @@ class PostgresStore:
         return await self._db.run("reading steps", read, replay_safe=True)
 
     async def list_logs(self, instance_id: str, limit: int = LOG_LIMIT) -> list[LogRow]:
-        if _holds_nul(instance_id):
+        if unstorable(instance_id):
             return []
 
         async def read(c: Connection) -> list[LogRow]:
@@ -456,7 +460,7 @@ class PostgresStore:
         return await self._db.run("reading logs", read, replay_safe=True)
 
     async def list_waiting_steps(self, instance_ids: Sequence[str]) -> list[StepRow]:
-        ids = [i for i in instance_ids if not _holds_nul(i)]
+        ids = [i for i in instance_ids if not unstorable(i)]
         if not ids:
             return []
 
@@ -1164,8 +1168,3 @@ def _since(since: float | None) -> float:
 def _limit_arrays(limits: Sequence[ConcurrencyLimit]) -> list[Any]:
     """The limits as the arrays ``fw_claim_limited`` takes: workflows, limits, keyed."""
     return [[x.workflow for x in limits], [x.limit for x in limits], [x.keyed for x in limits]]
-
-
-def _holds_nul(*texts: str | None) -> bool:
-    """Whether a text holds NUL, which PostgreSQL text cannot store (so no row matches it)."""
-    return any(text is not None and "\x00" in text for text in texts)

@@ -55,6 +55,7 @@ from framework.store.base import (
     newest_share,
     no_retry_error,
     prefix_successor,
+    unstorable,
 )
 from framework.store.migrations import migrations
 from framework.store.sqlite_writer import LookFirst, SQLiteWriter, WriteResult
@@ -283,6 +284,9 @@ class SQLiteStore:
         return await self._writer.write(write, may_inline=handoff is not None)
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        if unstorable(instance_id):
+            return None
+
         def read(c: sqlite3.Connection) -> InstanceRow | None:
             return _one_instance(c, instance_id)
 
@@ -293,6 +297,9 @@ class SQLiteStore:
         return row if done else await self._read(read)
 
     async def restarted_at(self, instance_id: str) -> float | None:
+        if unstorable(instance_id):
+            return None
+
         def read(c: sqlite3.Connection) -> float | None:
             found = c.execute(
                 "SELECT restarted_at FROM instances WHERE id=?", (instance_id,)
@@ -302,7 +309,7 @@ class SQLiteStore:
         return await self._read(read)
 
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
-        ids = list(instance_ids)
+        ids = [i for i in instance_ids if not unstorable(i)]
         return await self._read(lambda c: _instances_by_id(c, ids)) if ids else []
 
     async def list_instances(
@@ -316,6 +323,8 @@ class SQLiteStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
+        if unstorable(workflow, status, search, id_prefix, parent_id):
+            return Page([], None)
         clauses: list[str] = []
         args: list[object] = []
         for column, value in (("workflow", workflow), ("status", status), ("parent_id", parent_id)):
@@ -387,9 +396,14 @@ class SQLiteStore:
         return await self._read(lambda c: [EndedCount(*r) for r in c.execute(sql, params)])
 
     async def list_steps(self, instance_id: str) -> list[StepRow]:
+        if unstorable(instance_id):
+            return []
         return await self._read(lambda c: _steps_of(c, instance_id))
 
     async def list_logs(self, instance_id: str, limit: int = LOG_LIMIT) -> list[LogRow]:
+        if unstorable(instance_id):
+            return []
+
         def read(c: sqlite3.Connection) -> list[LogRow]:
             sql = f"SELECT {LOG_COLUMNS} FROM logs WHERE instance_id=? ORDER BY seq DESC LIMIT ?"
             return [LogRow(*r) for r in c.execute(sql, (instance_id, limit))][::-1]
@@ -397,7 +411,7 @@ class SQLiteStore:
         return await self._read(read)
 
     async def list_waiting_steps(self, instance_ids: Sequence[str]) -> list[StepRow]:
-        ids = list(instance_ids)
+        ids = [i for i in instance_ids if not unstorable(i)]
         return await self._read(lambda c: _waiting_steps(c, ids)) if ids else []
 
     # Control.

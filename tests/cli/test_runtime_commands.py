@@ -116,6 +116,7 @@ def test_user_mistakes_are_one_line_errors_without_tracebacks(app_dir: Path) -> 
         ("start", "orders", "--params", '{"order_id": "x", "amount": -1}'): "invalid params: amount: Input should be greater than 0",
         ("start", "orders", "--params", "{not json"): "--params is not JSON",
         ("instance", "show", "nope"): "no instance with id 'nope'",
+        ("instance", "pause", "nope\udcff"): "no instance with id 'nope\\udcff'",  # not UTF-8
         ("event", "send", "nope", "approval"): "no instance with id 'nope'",
         ("replay", "missing.json"): "missing.json: cannot read the export",
         ("replay", str(app_dir / "binary.json")): "cannot read the export: 'utf-8' codec",

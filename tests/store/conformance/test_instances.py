@@ -150,13 +150,24 @@ async def test_a_cursor_is_ascii_digits_of_a_64_bit_seq(store: Store, cursor: st
     assert [r.id for r in (await store.list_instances(cursor="9" * 18)).instances] == ["i1"]
 
 
-async def test_reads_naming_nul_find_nothing(store: Store) -> None:
+@pytest.mark.parametrize("odd", ["\x00", "\udcff", "\ud800"], ids=["nul", "escaped-byte", "surrogate"])
+async def test_reads_naming_nul_or_half_a_surrogate_pair_find_nothing(
+    store: Store, odd: str
+) -> None:
+    """Such a text was never stored (PostgreSQL refuses a NUL; half a surrogate pair, as a
+    command-line argument that was not UTF-8 decodes to, has no UTF-8 form at all)."""
     await store.create_instances([new("i1")])
 
-    assert await store.get_instance("i\x001") is None
-    assert await store.get_instances(["i1", "i\x001"]) == [await store.get_instance("i1")]
-    assert await store.list_steps("i\x001") == []
-    for query in ({"search": "i\x00"}, {"workflow": "wf\x00"}, {"parent_id": "\x00"}):
+    assert await store.get_instance(f"i{odd}1") is None
+    assert await store.get_instances(["i1", f"i{odd}1"]) == [await store.get_instance("i1")]
+    assert await store.list_steps(f"i{odd}1") == []
+    assert await store.list_logs(f"i{odd}1") == []
+    assert await store.list_waiting_steps([f"i{odd}1"]) == []
+    assert await store.restarted_at(f"i{odd}1") is None
+    for query in (
+        {"search": f"i{odd}"}, {"workflow": f"wf{odd}"}, {"parent_id": odd},
+        {"id_prefix": f"i{odd}"}, {"status": odd},
+    ):
         assert (await store.list_instances(**query)).instances == []  # type: ignore[arg-type]
 
 
