@@ -36,6 +36,10 @@ _UNIT_SECONDS = {
     "week": 604800.0,
     "weeks": 604800.0,
 }
+MAX_DURATION_TEXT = "1000 years"
+MAX_DURATION = 1000 * 365.25 * 86400
+"""The longest duration fw takes (a sleep, a timeout, a retry delay, a retention): a wake
+time past it would be past what a timestamp can show (year 9999), or infinite."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$")
 DURATION_PATTERN = (
     r"^[ \t]*[0-9]+(\.[0-9]+)?[ \t]*("
@@ -49,7 +53,8 @@ def parse_duration(value: Duration) -> float:
     """Return ``value`` in seconds.
 
     Raises:
-        ValueError: the value is negative or not a duration, with the accepted forms.
+        ValueError: the value is negative, NaN, longer than ``MAX_DURATION`` or not a
+            duration, with the accepted forms.
     """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
@@ -59,8 +64,15 @@ def parse_duration(value: Duration) -> float:
         seconds = float(value)
     else:
         seconds = _parse_text(value)
+    if math.isnan(seconds):
+        raise ValueError(f"duration {value!r} is not a number")
     if seconds < 0:
         raise ValueError(f"duration {value!r} is negative")
+    if seconds > MAX_DURATION:
+        raise ValueError(
+            f"duration {value!r} is longer than the longest fw takes, "
+            f"{MAX_DURATION_TEXT} ({MAX_DURATION:,.0f} seconds)"
+        )
     return seconds
 
 

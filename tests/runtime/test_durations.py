@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 
+from framework import InstanceFailedError
+from framework.http import create_app
 from framework.runtime.durations import Duration, format_duration, format_relative, parse_duration
+from tests.runtime.conftest import MakeEnv
 
 
 @pytest.mark.parametrize(
@@ -65,6 +69,11 @@ def test_parse_duration(value: Duration, seconds: float) -> None:
         (timedelta(seconds=-1), r"is negative"),
         (True, r"True is not a duration"),
         (False, r"False is not a duration"),
+        (float("nan"), r"duration nan is not a number"),
+        (float("inf"), r"duration inf is longer than the longest fw takes, 1000 years"),
+        (10**20, r"duration 100000000000000000000 is longer than the longest"),
+        ("99999999999 weeks", r"'99999999999 weeks' is longer than the longest"),
+        (timedelta.max, r"is longer than the longest fw takes"),
     ],
 )
 def test_parse_duration_refuses(value: Duration, message: str) -> None:
@@ -119,3 +128,54 @@ def test_a_formatted_duration_parses_back(text: str) -> None:
 )
 def test_format_relative(delta: float, text: str) -> None:
     assert format_relative(delta) == text
+
+
+ODD_WAITS = """
+from framework import workflow, WorkflowContext
+
+def one() -> int:
+    return 1
+
+@workflow
+async def odd_wait(ctx: WorkflowContext[str]) -> int:
+    if ctx.params == "sleep-inf":
+        await ctx.step.sleep("nap", float("inf"))
+    elif ctx.params == "sleep-huge":
+        await ctx.step.sleep("nap", 10**20)
+    elif ctx.params == "sleep-nan":
+        await ctx.step.sleep("nap", float("nan"))
+    elif ctx.params == "event-nan":
+        await ctx.step.wait_for_event("go", type="go", timeout=float("nan"))
+    elif ctx.params == "step-nan":
+        await ctx.step.do("one", one, timeout=float("nan"))
+    return 0
+"""
+
+
+async def test_a_wait_of_nan_infinite_or_absurd_length_fails_the_instance_clearly(
+    make_env: MakeEnv,
+) -> None:
+    """Before, an infinite sleep stored an infinite wake time (the API then answered 500 for
+    the instance), and a NaN sleep or event timeout waited forever."""
+    env = await make_env({"odd_wait_workflow.py": ODD_WAITS})
+    asgi = create_app(env.app, token="")
+    expected = {
+        "sleep-inf": "duration inf is longer than the longest fw takes",
+        "sleep-huge": "duration 100000000000000000000 is longer than the longest fw takes",
+        "sleep-nan": "duration nan is not a number",
+        "event-nan": "duration nan is not a number",
+        "step-nan": "duration nan is not a number",
+    }
+
+    for params, message in expected.items():
+        instance = await env.start("odd-wait", params, id=params)
+        with pytest.raises(InstanceFailedError) as failed:
+            await instance.result(timeout=60)
+        assert failed.value.error.name == "ValueError"
+        assert failed.value.error.message.startswith(message), failed.value.error.message
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            shown = await client.get(f"/api/instances/{params}")
+            page = await client.get(f"/studio/instances/{params}")
+        assert shown.status_code == page.status_code == 200
+        assert shown.json()["status"] == "errored"
