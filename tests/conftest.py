@@ -12,6 +12,7 @@ session left when it is dropped.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -26,6 +27,12 @@ from tests.leaks import (
     fail_on_open_sqlite_connections,
     recording_sqlite_connections,
 )
+
+# A suite started in the background of a script (`bash .ci/run &`) inherits SIGINT ignored, and
+# so would every process it starts, which then never see the Ctrl-C the tests send them: give
+# this process Python's own handler, so that its children start with the default one.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 PG_ENV = "FW_TEST_DATABASE_URL"
 PG_SKIP_REASON = f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
