@@ -365,7 +365,8 @@ async def measure_prune(app: Any, package: str, root: Path, seconds: float) -> d
             process.wait()
         return process.poll() is not None
 
-    during = await commit_gaps(app, module, ended, 0)
+    with worker_commits() as commits:
+        during = await commit_gaps(app, module, ended, 0)
     took = time.perf_counter() - began
     batches = [line.split() for line in process.communicate()[0].splitlines()]
     held = [float(b[2]) for b in batches if b and b[0] == "batch"]
@@ -404,8 +405,60 @@ async def measure_prune(app: Any, package: str, root: Path, seconds: float) -> d
             f"p50 {statistics.median(calls):.1f} max {max(calls):.1f} ms"
         ),
         "step gaps during prune": shown(during),
+        "the worker's commits over 50 ms during prune: lock wait / statements / commit": (
+            ", ".join(f"{w:.0f}/{s:.0f}/{c:.0f}" for w, s, c in commits if w + s + c > 50) or "none"
+        ),
         "step gaps without prune": shown(before),
     }
+
+
+@contextlib.contextmanager
+def worker_commits() -> Iterator[list[tuple[float, float, float]]]:
+    """Every commit of this process's SQLite writers meanwhile, in ms: waiting for the write
+    lock (``BEGIN IMMEDIATE``), its statements, its ``COMMIT`` (with the disk flush and any
+    checkpoint it ran)."""
+    from framework.store import sqlite_writer
+
+    found: list[tuple[float, float, float]] = []
+    original = sqlite_writer.SQLiteWriter._commit
+    original_durability = sqlite_writer.SQLiteWriter._set_durability
+
+    def set_durability(self: Any, connection: Any, durable: bool) -> None:
+        original_durability(self, connection, durable)
+        self._bench_begin = time.perf_counter()
+
+    def commit(self: Any, connection: Any, group: Any) -> None:
+        marks: list[float] = []
+        for item in group:
+            fn = item.fn
+
+            def timed(c: Any, fn: Any = fn) -> Any:
+                marks.append(time.perf_counter())
+                try:
+                    return fn(c)
+                finally:
+                    marks.append(time.perf_counter())
+
+            item.fn = timed
+        original(self, connection, group)
+        if marks:
+            ended = time.perf_counter()
+            begun = getattr(self, "_bench_begin", marks[0])
+            found.append(
+                (
+                    (marks[0] - begun) * 1000,
+                    (marks[-1] - marks[0]) * 1000,
+                    (ended - marks[-1]) * 1000,
+                )
+            )
+
+    sqlite_writer.SQLiteWriter._commit = commit  # type: ignore[method-assign]
+    sqlite_writer.SQLiteWriter._set_durability = set_durability  # type: ignore[method-assign]
+    try:
+        yield found
+    finally:
+        sqlite_writer.SQLiteWriter._commit = original  # type: ignore[method-assign]
+        sqlite_writer.SQLiteWriter._set_durability = original_durability  # type: ignore[method-assign]
 
 
 @dataclass
