@@ -54,7 +54,7 @@ import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -422,7 +422,7 @@ async def measure_prune(app: Any, package: str, root: Path, seconds: float) -> d
 
 
 @contextlib.contextmanager
-def worker_commits() -> Iterator[list[tuple[float, float, float]]]:
+def worker_commits() -> Generator[list[tuple[float, float, float]]]:
     """Every commit of this process's SQLite writers meanwhile, in ms: waiting for the write
     lock (``BEGIN IMMEDIATE``), its statements, its ``COMMIT`` (with the disk flush and any
     checkpoint it ran)."""
