@@ -192,6 +192,7 @@ def test_every_one_shot_command_exits_promptly(app_dir: Path, tmp_path: Path) ->
     assert listed["instances"] == []  # pruned
 
 
+@pytest.mark.timeout(50 * ONE_SHOT_TIMEOUT)  # each run has its own bound, which is the test
 def test_a_one_shot_command_exits_promptly_50_times_in_a_row_on_postgres(
     tmp_path: Path, postgres_url: str
 ) -> None:

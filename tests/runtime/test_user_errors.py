@@ -384,6 +384,8 @@ def _exited_within(process: subprocess.Popen[bytes], seconds: float) -> bool:
 def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         kill(process)
+    if process.stdout is not None:  # else a later test fails on its ResourceWarning
+        process.stdout.close()
 
 
 BUSY = """
