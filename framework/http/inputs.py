@@ -19,14 +19,15 @@ from typing import Any
 from starlette.requests import Request
 
 from framework.http.problems import ApiError
+from framework.runtime.journal import MAX_STEP_NAME
 from framework.store.base import STATUSES, Status
 
 MAX_LOOKUP = 4096
 """The longest id, workflow name or search string a request may send. The id rule allows 100
 characters; ids stored before it through the API had at most 512, and PostgreSQL's unique
 index cannot hold an id much past 2,700 bytes."""
-MAX_NAME_LENGTH = 512
-"""The longest event type or step name a body or form may hold."""
+MAX_NAME_LENGTH = MAX_STEP_NAME
+"""The longest event type or step name a body or form may hold (the runtime's limit)."""
 MAX_OCCURRENCE = 2**31 - 1
 """The highest occurrence of a step a restart may name."""
 MAX_PAGE = 500

@@ -17,6 +17,36 @@ from typing import Any
 from framework.errors import NonDeterminismError
 from framework.store.base import StepKind, StepRow
 
+MAX_STEP_NAME = 512
+"""The longest step name or event type a body may use (the API's and Studio's limit too)."""
+
+
+def check_step_name(name: object, what: str = "step name") -> None:
+    """Refuse a step name (or event type, ``what``) that could not be journaled, restarted
+    from or shown: not a str, empty, longer than ``MAX_STEP_NAME``, holding a NUL
+    (PostgreSQL text refuses it) or half of a surrogate pair (it has no UTF-8 form).
+
+    Raises:
+        TypeError: not a str.
+        ValueError: the message names the value and what is wrong with it.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{what} {name!r:.100} is of type {type(name).__name__}, not str")
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif len(name) > MAX_STEP_NAME:
+        problem = f"has {len(name):,} characters (at most {MAX_STEP_NAME})"
+    elif "\x00" in name:
+        problem = "holds a NUL character"
+    elif not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "holds half of a surrogate pair, which has no UTF-8 form"
+    if problem is not None:
+        raise ValueError(f"{what} {name[:100]!r}{'...' if len(name) > 100 else ''} {problem}")
+
 
 @dataclass(frozen=True)
 class StepKey:
@@ -71,7 +101,9 @@ class Journal:
         Raises:
             NonDeterminismError: the journal holds another kind of step under this key, or
                 a sequential entry that should have come first.
+            ValueError: ``name`` could not be journaled (see ``check_step_name``).
         """
+        check_step_name(name)
         count = self._counts.get(name, 0) + 1
         journaled = self._rows.get((name, count))
         if journaled is not None and journaled.kind != kind:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, overload
 
 from framework.runtime.durations import Duration, parse_duration
+from framework.runtime.journal import check_step_name
 from framework.runtime.retries import Retries
 
 R = TypeVar("R")
@@ -111,6 +113,8 @@ class WorkflowStep:
     async def sleep_until(self, name: str, when: datetime | float) -> None:
         """Wait until ``when`` (an aware datetime, or epoch seconds) durably."""
         target = when.timestamp() if isinstance(when, datetime) else float(when)
+        if not math.isfinite(target):
+            raise ValueError(f"sleep_until {name!r}: {when!r} is not a moment")
         await self._backend.sleep_until(name, lambda now: target)
 
     @overload
@@ -134,6 +138,7 @@ class WorkflowStep:
         """Wait for an event of ``type`` sent with ``instance.send_event`` and return its
         payload (validated into ``model`` when given). Events sent before the wait are
         buffered. Raises ``EventTimeoutError`` when ``timeout`` passes first."""
+        check_step_name(type, "event type")
         seconds = None if timeout is None else parse_duration(timeout)
         return await self._backend.wait_for_event(name, type, seconds, model)
 

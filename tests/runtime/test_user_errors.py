@@ -511,3 +511,52 @@ async def test_workflow_modules_that_exit_or_fail_loudly_at_import_are_reported_
     assert errors["fine"] is None
     assert errors["loud"].startswith("ValueError: mmm") and errors["loud"].endswith("characters]")
     assert len(errors["loud"]) <= MESSAGE_LIMIT + len("ValueError: ")
+
+
+ODD_NAMES = """
+from framework import workflow, WorkflowContext
+
+def one() -> int:
+    return 1
+
+@workflow
+async def odd_names(ctx: WorkflowContext[str]) -> int:
+    if ctx.params == "event-nul":
+        await ctx.step.wait_for_event("go", type="go\\x00", timeout="1 s")
+    elif ctx.params == "event-number":
+        await ctx.step.wait_for_event("go", type=5, timeout="1 s")  # type: ignore[arg-type]
+    elif ctx.params == "until-nan":
+        await ctx.step.sleep_until("nap", float("nan"))
+    else:
+        names = {"nul": "a\\x00b", "surrogate": "\\ud800", "empty": "", "long": "n" * 513}
+        await ctx.step.do(names[ctx.params], one)
+    return 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("nul", "step name 'a\\x00b' holds a NUL character"),
+        ("surrogate", "step name '\\ud800' holds half of a surrogate pair, which has no UTF-8 form"),
+        ("empty", "step name '' is empty"),
+        ("long", "step name 'nnnn"),
+        ("event-nul", "event type 'go\\x00' holds a NUL character"),
+        ("event-number", "event type 5 is of type int, not str"),
+        ("until-nan", "sleep_until 'nap': nan is not a moment"),
+    ],
+)
+async def test_step_names_and_event_types_that_could_not_be_journaled_fail_the_body_clearly(
+    make_env: MakeEnv, params: str, message: str
+) -> None:
+    """Before, PostgreSQL refused the journal row of such a step again and again (the instance
+    stayed running, then crash-looped), and SQLite raised UnicodeEncodeError."""
+    env = await make_env({"odd_names_workflow.py": ODD_NAMES})
+
+    instance = await env.start("odd-names", params)
+
+    with pytest.raises(InstanceFailedError) as failed:
+        await instance.result(timeout=60)
+    assert failed.value.error.name in ("ValueError", "TypeError")
+    assert failed.value.error.message.startswith(message), failed.value.error.message
+    assert await instance.steps() == []
