@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import string
+import typing
 from collections.abc import Iterable
 from typing import Any
 
@@ -138,6 +139,15 @@ class InvalidInstanceIdError(FwError, ValueError):
         self.instance_id = instance_id
         self.index = index
         """The item's position in ``create_batch``, when it came from one."""
+        given = typing.cast(object, instance_id)
+        if not isinstance(given, str):  # a caller without a type checker
+            where = "" if index is None else f"item {index} of the batch: "
+            super().__init__(
+                f"{where}invalid instance id {instance_id!r:.40}: it is of type "
+                f"{type(instance_id).__name__}, not str; an id is 1-100 characters of "
+                "letters, digits and _ . : -"
+            )
+            return
         shown = instance_id if len(instance_id) <= 40 else instance_id[:40] + "…"
         if not instance_id:
             why = "it is empty"

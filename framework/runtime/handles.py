@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
+import typing
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, cast
@@ -22,17 +24,20 @@ from framework.errors import (
     InvalidInstanceIdError,
     ResultTimeoutError,
     SerializationError,
+    UnknownStepError,
 )
 from framework.runtime import handoff, serialization
 from framework.runtime.attempts import attempt_records
 from framework.runtime.durations import Duration, parse_retention
 from framework.runtime.ids import check_instance_id, is_valid_instance_id, new_instance_id
+from framework.runtime.journal import check_step_name
 from framework.runtime.logs import log_record
 from framework.runtime.outcomes import Failure, Success, failure_of, success_of
 from framework.runtime.records import ErrorInfo, InstanceStatus, LogRecord, StepRecord, timestamp
 from framework.runtime.waiting import waiting_for
 from framework.store.base import (
     LOG_LIMIT,
+    STATUSES,
     TERMINAL,
     InstanceRow,
     NewInstance,
@@ -77,6 +82,37 @@ class BatchItem(TypedDict, Generic[P], total=False):
 
     params: P | Mapping[str, Any] | None
     id: str
+
+
+def _journalable(name: str) -> bool:
+    """Whether a journal could hold a step of this name (else no restart can name it)."""
+    try:
+        check_step_name(name)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+_BATCH_KEYS = ("params", "id")
+
+
+def _check_batch_item(index: int, item: object) -> None:
+    """Refuse an item of ``create_batch`` that is not a ``BatchItem``: a misspelt key would
+    otherwise start an instance without what it meant (a random id for ``"idd"``)."""
+    if not isinstance(item, Mapping):
+        raise TypeError(
+            f"item {index} of the batch is of type {type(item).__name__}, not a dict with "
+            "'params' and, optionally, 'id'"
+        )
+    keys = typing.cast(Mapping[object, object], item).keys()
+    unknown = sorted(str(key) for key in keys if key not in _BATCH_KEYS)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], _BATCH_KEYS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"item {index} of the batch has unknown key {unknown[0]!r:.100}{hint} (an item "
+            "holds 'params' and, optionally, 'id')"
+        )
 
 
 @dataclass(frozen=True)
@@ -156,6 +192,7 @@ class WorkflowHandle(Generic[P, O, E, S]):
                 of another workflow (``index`` and ``instance_id`` name it).
         """
         for index, item in enumerate(items):
+            _check_batch_item(index, item)
             instance_id = item.get("id")
             if instance_id is not None and not is_valid_instance_id(instance_id):
                 raise InvalidInstanceIdError(instance_id, index)
@@ -242,7 +279,17 @@ class WorkflowHandle(Generic[P, O, E, S]):
     async def list(
         self, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> InstancePage[O]:
-        """Instances of this workflow, newest first; pass ``next_cursor`` for the next page."""
+        """Instances of this workflow, newest first; pass ``next_cursor`` for the next page.
+
+        Raises:
+            ValueError: ``status`` is not a status, or ``limit`` is below 1, or ``cursor`` is
+                not a page's ``next_cursor``.
+        """
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r:.100}; use one of {', '.join(STATUSES)}")
+        given = typing.cast(object, limit)
+        if not isinstance(given, int) or isinstance(given, bool) or given < 1:
+            raise ValueError(f"limit {limit!r:.100} is not a number of instances (1 or more)")
         store = await self._app.store()
         page = await store.list_instances(
             workflow=self.name, status=status, limit=limit, cursor=cursor
@@ -420,6 +467,10 @@ class Instance(Generic[P, O, E, S]):
     async def restart(self, from_step: str | None = None, occurrence: int = 1) -> None:
         """Run again from the top, or from step ``from_step`` (keeping the journal before it),
         under the code as it is now: the instance's ``version`` becomes that code's."""
+        if from_step is not None and not _journalable(from_step):
+            await self._row()  # an unknown instance is that first
+            steps = await (await self._app.store()).list_steps(self.id)
+            raise UnknownStepError(self.id, from_step, occurrence, [r.name for r in steps])
         step = None if from_step is None else (from_step, occurrence)
         known = self.workflow in self._app.entrypoints  # else: the worker records its own
         version = self._app.version_of(self.workflow) if known else None
@@ -455,6 +506,7 @@ class Instance(Generic[P, O, E, S]):
     async def _send_event(self, type: str, payload: Any = None) -> None:
         from framework.runtime.events import declared_events
 
+        check_step_name(type, "event type")
         entrypoint = self._app.entrypoints.get(self.workflow)
         model: Any = Any
         if entrypoint is not None:

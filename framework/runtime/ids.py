@@ -19,9 +19,13 @@ ID_PATTERN = r"[A-Za-z0-9_.:-]{1,100}"
 _ID = re.compile(ID_PATTERN)
 
 
-def is_valid_instance_id(instance_id: str) -> bool:
+def is_valid_instance_id(instance_id: object) -> bool:
     """Whether ``instance_id`` follows the id rule."""
-    return _ID.fullmatch(instance_id) is not None and instance_id not in (".", "..")
+    return (
+        isinstance(instance_id, str)
+        and _ID.fullmatch(instance_id) is not None
+        and instance_id not in (".", "..")
+    )
 
 
 def check_instance_id(instance_id: str) -> str:

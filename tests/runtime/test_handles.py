@@ -16,6 +16,7 @@ from framework import (
     InvalidInstanceIdError,
     PayloadTooLargeError,
     ResultTimeoutError,
+    UnknownStepError,
     UnknownWorkflowError,
 )
 from framework.runtime.app import App
@@ -257,3 +258,50 @@ async def test_sync_facade(make_env: MakeEnv) -> None:
     output = await asyncio.to_thread(use_sync)
 
     assert output.receipt_id == "rc-s-1"  # type: ignore[attr-defined]
+
+
+WAITER = """
+from framework import workflow, WorkflowContext
+
+def one() -> int:
+    return 1
+
+@workflow
+async def waiter(ctx: WorkflowContext[None]) -> int:
+    await ctx.step.do("one", one)
+    return await ctx.step.wait_for_event("go", type="go")
+"""
+
+
+async def test_arguments_a_type_checker_would_refuse_are_clear_errors_at_run_time(
+    make_env: MakeEnv,
+) -> None:
+    """For callers without a type checker (or with data from elsewhere): before, an int id
+    read "expected string or bytes-like object", an int event type "'int' object is not
+    iterable", a misspelt batch key started an instance with a random id, an unknown status
+    listed nothing, and a restart from a step name with a NUL or half a surrogate pair was a
+    StoreError on PostgreSQL and a UnicodeEncodeError on SQLite."""
+    env = await make_env({"waiter_workflow.py": WAITER})
+    handle = env.get("waiter")
+    instance = await env.start("waiter", None, id="w-1")
+    await env.wait_for(instance, "waiting", timeout=60)
+
+    with pytest.raises(InvalidInstanceIdError, match="invalid instance id 5: it is of type int"):
+        await handle.create(None, id=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="item 0 of the batch has unknown key 'idd'; did you"):
+        await handle.create_batch([{"params": None, "idd": "x"}])  # type: ignore[typeddict-unknown-key]
+    with pytest.raises(TypeError, match="item 1 of the batch is of type str, not a dict"):
+        await handle.create_batch([{"params": None}, "w-2"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="unknown status 'runing'; use one of queued"):
+        await handle.list(status="runing")
+    with pytest.raises(ValueError, match="limit 0 is not a number of instances"):
+        await handle.list(limit=0)
+    with pytest.raises(TypeError, match="event type 5 is of type int, not str"):
+        await instance.send_event(5, {})
+    for step in ("one\x00", "\ud800"):
+        with pytest.raises(UnknownStepError, match=r"has no step .* its steps: one, go"):
+            await instance.restart(from_step=step)
+
+    assert [i.id for i in (await handle.list()).instances] == ["w-1"]
+    await instance.send_event("go", 7)
+    assert await instance.result(timeout=60) == 7
