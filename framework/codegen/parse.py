@@ -9,6 +9,8 @@ parameter (or ``P``); its output is the return annotation (or ``O``).
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -340,6 +342,9 @@ def scan_workflow_file(source: bytes, file: str, module_name: str) -> FileScan:
     path_problem = module_path_problem(file, module_name)
     if path_problem is not None:
         return FileScan(None, (path_problem,))
+    python_problem = python_syntax_problem(source, file)
+    if python_problem is not None:
+        return FileScan(None, (python_problem,))
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
@@ -359,6 +364,42 @@ def module_path_problem(file: str, module_name: str) -> Problem | None:
         "rename the file or folder (letters, digits and underscores)"
     )
     return Problem(file, None, None, message, "invalid_module_path")
+
+
+def python_syntax_problem(source: bytes, file: str) -> Problem | None:
+    """What Python's own parser refuses in ``source``, before libcst reads it: code Python
+    could not import anyway, some of which libcst's native parser cannot survive (brackets
+    nested 2,000 deep overflow its stack: the process dies) or decode (a file that is not
+    UTF-8 raised from deep inside it)."""
+    try:
+        ast.parse(source)
+    except SyntaxError as error:
+        col = None if error.offset is None else max(error.offset, 1)
+        return Problem(file, error.lineno or 1, col or 1, error.msg, "syntax_error")
+    except (ValueError, RecursionError, MemoryError) as error:
+        message = str(error) or "the code is too deeply nested for Python to parse"
+        return Problem(file, 1, 1, message, "syntax_error")
+    return _encoding_problem(source, file)
+
+
+def _encoding_problem(source: bytes, file: str) -> Problem | None:
+    """Bytes the file's encoding cannot decode (Python lets them pass in a comment; libcst
+    does not)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    except SyntaxError:  # the first lines are not UTF-8: say where
+        encoding = "utf-8"
+    try:
+        source.decode(encoding)
+    except UnicodeDecodeError as error:
+        line_start = source.rfind(b"\n", 0, error.start) + 1
+        line = source.count(b"\n", 0, error.start) + 1
+        message = (
+            f"the file is not valid {error.encoding}: {error.reason} "
+            f"(byte {source[error.start]:#04x})"
+        )
+        return Problem(file, line, error.start - line_start + 1, message, "syntax_error")
+    return None
 
 
 def syntax_problem(source: bytes, file: str, exc: cst.ParserSyntaxError) -> Problem:

@@ -113,3 +113,26 @@ def test_two_names_with_one_entrypoint_class_are_reported(tmp_path: Path) -> Non
         "a_workflow.py:3:None:duplicate_class", "b_workflow.py:3:None:duplicate_class"
     ]
     assert "entrypoint class name 'A1bWorkflow'" in run_codegen(root).problems[0].message
+
+
+def test_files_python_could_not_read_are_errors_not_crashes(tmp_path: Path) -> None:
+    """Before, brackets nested 3,000 deep killed `fw codegen` (and `fw dev`) with a
+    segmentation fault inside libcst's native parser, and a file that is not UTF-8 or holds a
+    NUL byte ended it with a traceback. Python's own parser reads each file first."""
+    root = write_app(tmp_path, "shop", SHOP)
+    workflows = root / "workflows"
+    (workflows / "deep_workflow.py").write_text("x = " + "(" * 3000 + "1" + ")" * 3000 + "\n")
+    (workflows / "latin_workflow.py").write_bytes(b"# caf\xe9\nx = 1\n")
+    (workflows / "nul_workflow.py").write_bytes(b"x = 1\x00\n")
+
+    done = subprocess.run(
+        [FW, "codegen", "--app", str(root)], capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert "workflows/deep_workflow.py:1:205: error: too many nested parentheses" in lines[0]
+    assert "workflows/latin_workflow.py:1:6: error: the file is not valid utf-8: invalid" in lines[1]
+    assert "workflows/nul_workflow.py:1:1: error: source code" in lines[2]
+    assert "null bytes" in lines[2]
