@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
 def dev(
     app: AppOption = None,
     host: Annotated[str, typer.Option(help="Address of the HTTP API and Studio.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the HTTP API and Studio.")] = 8787,
+    port: Annotated[
+        int, typer.Option(help="Port of the HTTP API and Studio.", min=0, max=65535)
+    ] = 8787,
 ) -> None:
     """Watch and regenerate on every change, run a worker that reloads the workflows, and
     serve the HTTP API and Studio (Ctrl-C or SIGTERM stops, exit 0)."""

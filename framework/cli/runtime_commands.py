@@ -77,11 +77,13 @@ def register(app: typer.Typer) -> None:
 def worker(
     app: Path | None = AppOption,
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", help="Instances run at once."
+        None, "--concurrency", "-c", help="Instances run at once.", min=1
     ),
     metrics_port: int | None = typer.Option(
         None,
         "--metrics-port",
+        min=0,
+        max=65535,
         help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port).",
     ),
     metrics_host: str = typer.Option(

@@ -35,7 +35,9 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to listen on; any but loopback needs FW_API_TOKEN.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: a free one).")] = 8787,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on (0: a free one).", min=0, max=65535)
+    ] = 8787,
     worker: Annotated[
         bool, typer.Option("--worker", help="Also run a worker in this process.")
     ] = False,

@@ -57,6 +57,10 @@ class Worker:
         if clock is not None:
             self.app.clock = clock
         settings = self.app.settings.runtime
+        if concurrency is not None and (isinstance(concurrency, bool) or concurrency < 1):
+            raise ValueError(
+                f"concurrency {concurrency!r} is not a number of instances (1 or more)"
+            )
         self.concurrency = concurrency or settings.concurrency
         self.lease = settings.lease
         self.poll_interval = settings.poll_interval

@@ -15,6 +15,7 @@ import pytest
 
 from framework.http import create_app
 from framework.runtime.app import App
+from framework.runtime.worker import Worker
 from framework.testing import workflow_test_env
 from tests.apps import write_app
 
@@ -170,3 +171,22 @@ def test_a_bad_workflow_setting_in_fw_toml_is_one_line_naming_its_line_and_key(
 
     assert f"fw.toml:{line}: workflows[onboarding].retries.limit: " in error
     assert "valid integer" in error
+
+
+def test_counts_and_ports_out_of_range_are_usage_errors(app_dir: Path) -> None:
+    """Before, `fw worker --concurrency 0` ran a worker of concurrency 100 (and -1 one that
+    never claimed anything), `Worker(app, concurrency=0)` did the same, and `fw serve --port
+    99999` ended with uvicorn's traceback."""
+    cases = {
+        ("worker", "--concurrency", "0"): "Invalid value for '--concurrency'",
+        ("worker", "--metrics-port", "70000"): "Invalid value for '--metrics-port'",
+        ("serve", "--port", "99999"): "Invalid value for '--port'",
+        ("dev", "--port", "-1"): "Invalid value for '--port'",
+    }
+    for args, message in cases.items():
+        done = fw(app_dir, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+    for concurrency in (0, -1):
+        with pytest.raises(ValueError, match=f"concurrency {concurrency} is not a number"):
+            Worker(app_dir, concurrency=concurrency)
