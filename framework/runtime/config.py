@@ -60,8 +60,9 @@ class DefaultsSection(_Section):
 
 class RuntimeSection(_Section):
     database: str | None = None
-    lease: float = 30.0
-    poll_interval: float = 1.0
+    lease: float = Field(default=30.0, gt=0)
+    """0 would have every worker heartbeat in a loop and take every other's instances."""
+    poll_interval: float = Field(default=1.0, gt=0)
     concurrency: int = Field(default=100, ge=1)
     payload_limit: int = Field(default=1024 * 1024, ge=1)
     crash_loop_limit: int = Field(default=5, ge=1)
@@ -69,7 +70,8 @@ class RuntimeSection(_Section):
     success_retention: float | None = None
     error_retention: float | None = None
     retention: float | None = None
-    prune_interval: float = 3600.0
+    prune_interval: float = Field(default=3600.0, gt=0)
+    """Like ``poll_interval``: 0 would be a loop that never waits."""
 
     _parse_durations = field_validator(
         "lease",

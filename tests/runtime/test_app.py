@@ -50,6 +50,17 @@ def test_bad_settings_name_the_file_and_key(tmp_path: Path) -> None:
         App(root)
 
 
+@pytest.mark.parametrize("key", ["lease", "poll_interval", "prune_interval"])
+def test_intervals_of_zero_are_refused_not_a_busy_loop(tmp_path: Path, key: str) -> None:
+    """Before, 0 made the worker heartbeat, poll or prune in a loop that never waited (a
+    second of CPU per second), and a lease of 0 let every worker take every other's
+    instances."""
+    root = write_app(tmp_path, {"one_workflow.py": ONE}, f'[runtime]\n{key} = "0 s"\n')
+
+    with pytest.raises(ConfigError, match=rf"fw.toml:4: runtime.{key}: Input should be greater"):
+        App(root)
+
+
 def with_workflow_keys(root: Path, keys: str) -> Path:
     """Add ``keys`` to the [[workflows]] table of workflow ``one`` in fw.toml."""
     toml = root / "fw.toml"
