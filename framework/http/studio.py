@@ -52,7 +52,7 @@ from framework.http.routing import Endpoint
 from framework.http.state import HttpState, studio_id, studio_segment, url
 from framework.http.templating import render_page
 from framework.http.throttle import client_address
-from framework.http.timeline import build_timeline
+from framework.http.timeline import MAX_ROWS, build_timeline
 from framework.resources import templates_dir
 from framework.runtime import serialization
 from framework.runtime.records import LogRecord
@@ -464,7 +464,7 @@ def _restart_choices(detail: InstanceDetail) -> list[tuple[str, str]]:
     """(value, label) of each journaled step a restart may start from."""
     return [
         (f"{s.count}:{s.name}", s.name if s.count == 1 else f"{s.name} #{s.count}")
-        for s in detail.steps
+        for s in detail.steps[-MAX_ROWS:]  # those the waterfall shows
         if s.kind != "rollback"
     ]
 

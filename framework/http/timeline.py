@@ -49,12 +49,19 @@ class TimelineRow:
     """A row per attempt when the step took more than one (empty otherwise)."""
 
 
+MAX_ROWS = 500
+"""The most steps the waterfall shows (the latest ones): an instance of 20,000 steps made a
+14 MB page that refreshed itself while the instance ran."""
+
+
 @dataclass(frozen=True)
 class Timeline:
-    """The waterfall: its rows and the time it spans."""
+    """The waterfall: its rows (the latest ``MAX_ROWS``) and the time it spans."""
 
     rows: list[TimelineRow]
     span: str
+    hidden: int = 0
+    """How many earlier steps are not shown."""
 
 
 def build_timeline(
@@ -67,8 +74,9 @@ def build_timeline(
     start = status.created_at
     end = _end_of(status, steps, now)
     span = max((end - start).total_seconds(), 0.001)
-    rows = [_row(step, start, span, end, child_status, status.terminal) for step in steps]
-    return Timeline(rows, format_duration(span))
+    shown = steps[-MAX_ROWS:]
+    rows = [_row(step, start, span, end, child_status, status.terminal) for step in shown]
+    return Timeline(rows, format_duration(span), hidden=len(steps) - len(shown))
 
 
 def _end_of(status: InstanceStatus[object], steps: list[StepRecord], now: datetime) -> datetime:
