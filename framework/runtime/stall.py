@@ -17,7 +17,6 @@ import logging
 import sys
 import threading
 import time
-import traceback
 from types import FrameType
 
 from framework.runtime.failures import is_user_file
@@ -48,6 +47,7 @@ class LoopWatchdog:
         self._stopped.set()
 
     def _watch(self) -> None:
+        half = self._threshold / 2
         while not self._stopped.is_set():
             answered = threading.Event()
             asked_at = time.monotonic()
@@ -55,12 +55,19 @@ class LoopWatchdog:
                 self._loop.call_soon_threadsafe(answered.set)
             except RuntimeError:  # the loop is closed
                 return
-            if answered.wait(self._threshold) or self._stopped.is_set():
+            if answered.wait(half) or self._stopped.is_set():
                 self._stopped.wait(self._threshold)
                 continue
-            where = self._blocking_user_code()
-            if where is None:  # busy in fw or a library (or starved of CPU): not the user's
+            first = self._blocking_user_frame()
+            if answered.wait(half) or self._stopped.is_set():
                 continue
+            second = self._blocking_user_frame()
+            # The same call of a user's function both times: blocked in it, not merely busy
+            # (or starved of CPU) across many callbacks.
+            if first is None or second is None or first is not second:
+                continue
+            where = _describe(second)
+            del first, second
             LOG.warning(
                 "the event loop has not answered for %.1f s: blocked at %s; an async step, "
                 "handler or body must not block (use a sync function, which fw runs in a "
@@ -77,27 +84,30 @@ class LoopWatchdog:
                 where,
             )
 
-    def _blocking_user_code(self) -> str | None:
-        """The innermost user's frame in the callback the loop is running, as ``file:line
-        in function`` (a library's is taken only when no frame of the app's is there)."""
+    def _blocking_user_frame(self) -> FrameType | None:
+        """The innermost user's frame in the callback the loop is running (a library's only
+        when no frame of the app's is there), or None."""
         frame: FrameType | None = sys._current_frames().get(self._loop_thread)
-        if frame is None:
+        inner: list[FrameType] = []  # innermost first, up to the callback asyncio runs
+        while frame is not None and not _is_callback_frame(frame):
+            inner.append(frame)
+            frame = frame.f_back
+        if frame is None:  # not running a callback (or not an asyncio loop): nothing to name
             return None
-        stack = traceback.extract_stack(frame)
-        callback = [i for i, f in enumerate(stack) if _is_callback_frame(f)]
-        if not callback:  # not running a callback (or not an asyncio loop): nothing to name
-            return None
-        users = [f for f in stack[callback[-1] + 1 :] if is_user_file(f.filename)]
-        apps = [f for f in users if _LIBRARIES not in f.filename]
-        if not users:
-            return None
-        found = (apps or users)[-1]
-        return f"{found.filename}:{found.lineno} in {found.name}"
+        users = [f for f in inner if is_user_file(f.f_code.co_filename)]
+        apps = [f for f in users if _LIBRARIES not in f.f_code.co_filename]
+        found = apps or users
+        return found[0] if found else None
 
 
 _LIBRARIES = "-packages"  # site-packages, dist-packages
 
 
-def _is_callback_frame(summary: traceback.FrameSummary) -> bool:
+def _is_callback_frame(frame: FrameType) -> bool:
     """Whether a frame is asyncio running one callback (a task's step among them)."""
-    return summary.name == "_run" and summary.filename.endswith("asyncio/events.py")
+    code = frame.f_code
+    return code.co_name == "_run" and code.co_filename.endswith("asyncio/events.py")
+
+
+def _describe(frame: FrameType) -> str:
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
