@@ -347,6 +347,9 @@ def instances_list(
         console.print(f"more: --cursor {next_cursor}")
 
 
+SHOWN_STEPS = 100
+"""The most steps ``fw instance show`` prints as a table (the latest): 20,000 took 8 s."""
+
 InstanceIdArgument = typer.Argument(
     ...,
     help="The instance's id, or a start of it that no other id shares.",
@@ -596,9 +599,15 @@ def _show_status(
         return
     from framework.runtime.durations import format_duration
 
+    hidden = len(steps) - SHOWN_STEPS
+    if hidden > 0:
+        console.print(
+            f"the {hidden} earlier steps are not shown, only the latest {SHOWN_STEPS}; "
+            "--json lists them all"
+        )
     table = Table("step", "kind", "status", "attempts", "duration")
     table.add_column("detail", overflow="fold")
-    for step in steps:
+    for step in steps[-SHOWN_STEPS:]:
         label = step.name if step.count == 1 else f"{step.name} #{step.count}"
         duration = format_duration(step.duration) if step.duration is not None else ""
         detail = step.event_type or step.child_id or (str(step.error) if step.error else "")
