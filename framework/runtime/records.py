@@ -216,5 +216,15 @@ def timestamp(value: float | None) -> datetime | None: ...
 
 
 def timestamp(value: float | None) -> datetime | None:
-    """Epoch seconds as an aware UTC datetime."""
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    """Epoch seconds as an aware UTC datetime; a time no datetime reaches (an infinite wake
+    time stored before fw refused such waits) reads as the first or last one."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        return _FIRST if value < 0 else _LAST
+
+
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -10,6 +10,8 @@ import pytest
 from framework import InstanceFailedError
 from framework.http import create_app
 from framework.runtime.durations import Duration, format_duration, format_relative, parse_duration
+from framework.runtime.records import timestamp
+from framework.store.base import NewInstance
 from tests.runtime.conftest import MakeEnv
 
 
@@ -179,3 +181,26 @@ async def test_a_wait_of_nan_infinite_or_absurd_length_fails_the_instance_clearl
             page = await client.get(f"/studio/instances/{params}")
         assert shown.status_code == page.status_code == 200
         assert shown.json()["status"] == "errored"
+
+
+async def test_a_stored_time_past_what_a_datetime_holds_reads_as_the_last_one(
+    make_env: MakeEnv,
+) -> None:
+    """Rows stored before fw refused infinite waits held such times: the API and Studio
+    answered 500 (OverflowError) for the instance; now they read as 9999-12-31."""
+    env = await make_env({"odd_wait_workflow.py": ODD_WAITS})
+    store = await env.app.store()
+    version = env.app.version_of("odd-wait")
+    await store.create_instances([NewInstance("far", "odd-wait", '"x"', 1e20, version)])
+    asgi = create_app(env.app, token="")
+
+    transport = httpx.ASGITransport(app=asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        shown = await client.get("/api/instances/far")
+        page = await client.get("/studio/instances/far")
+        listed = await client.get("/studio/instances")
+
+    assert shown.status_code == page.status_code == listed.status_code == 200
+    assert shown.json()["created_at"] == "9999-12-31T23:59:59.999999Z"
+    assert timestamp(float("inf")) == datetime.max.replace(tzinfo=UTC)
+    assert timestamp(float("-inf")) == datetime.min.replace(tzinfo=UTC)
