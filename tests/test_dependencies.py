@@ -67,7 +67,7 @@ def test_every_package_fw_imports_is_a_declared_dependency() -> None:
     installed_with_fw = requirements_of(declared)
     distributions = importlib.metadata.packages_distributions()
 
-    missing = []
+    missing: list[str] = []
     for module in sorted(imported_top_level_modules()):
         if module in OPTIONAL:
             assert OPTIONAL[module] in project["optional-dependencies"]
