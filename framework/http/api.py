@@ -55,7 +55,7 @@ from framework.http.problems import ApiError, field_errors
 from framework.http.routing import Endpoint
 from framework.http.state import HttpState, quote_id, url
 from framework.runtime import serialization
-from framework.runtime.durations import DURATION_PATTERN, parse_retention
+from framework.runtime.durations import DURATION_PATTERN, MAX_DURATION, parse_retention
 from framework.runtime.ids import ID_PATTERN
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ RETENTION_SCHEMA: dict[str, Any] = {
             "maxLength": MAX_DURATION_LENGTH,
             "examples": ["30 days", "12 hours"],
         },
-        {"type": "number", "minimum": 0},
+        {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
         {"type": "null"},
     ],
     "description": "Optional: how long to keep the instance once it has ended (a duration, "
@@ -97,7 +97,14 @@ def _duration(value: Any) -> Any:
     if isinstance(value, str) and (
         len(value) > MAX_DURATION_LENGTH or not re.fullmatch(DURATION_PATTERN, value)
     ):
-        raise ValueError(f"{value[:MAX_DURATION_LENGTH]!r} is not a duration like '30 days'")
+        shown = repr(value[:MAX_DURATION_LENGTH])
+        if len(value) <= MAX_DURATION_LENGTH:
+            parse_retention(value)  # its own error for a negative, too long or unknown one
+            raise ValueError(
+                f"{shown} has too many digits for its unit (at most 99999 days or 9999 weeks "
+                "as text): give a longer duration as a number of seconds"
+            )
+        raise ValueError(f"{shown} is not a duration like '30 days'")
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError('Input should be a duration: a string like "30 days" or seconds')
     return parse_retention(value)

@@ -41,12 +41,27 @@ MAX_DURATION = 1000 * 365.25 * 86400
 """The longest duration fw takes (a sleep, a timeout, a retry delay, a retention): a wake
 time past it would be past what a timestamp can show (year 9999), or infinite."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$")
-DURATION_PATTERN = (
-    r"^[ \t]*[0-9]+(\.[0-9]+)?[ \t]*("
-    + "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in unit) for unit in _UNIT_SECONDS)
-    + r")?[ \t]*$"
-)
-"""A duration string, as the HTTP API accepts one, as a JSON Schema ``pattern``."""
+
+
+def _duration_pattern() -> str:
+    """The JSON Schema ``pattern`` of a duration string at most ``MAX_DURATION`` long: per
+    unit, as many whole digits as keep every number written with them within it (a pattern
+    cannot compare values, so a few durations under the bound need a larger unit)."""
+    by_size: dict[float, list[str]] = {}
+    for unit, seconds in _UNIT_SECONDS.items():
+        by_size.setdefault(seconds, []).append(unit)
+    forms = []
+    for seconds, units in by_size.items():
+        digits = math.floor(math.log10(MAX_DURATION / seconds))
+        spelled = "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in u) for u in units)
+        optional = "?" if seconds == 1.0 else ""  # a bare number is seconds
+        forms.append(f"[0-9]{{1,{digits}}}(\\.[0-9]+)?[ \\t]*({spelled}){optional}")
+    return r"^[ \t]*(" + "|".join(f"({form})" for form in forms) + r")[ \t]*$"
+
+
+DURATION_PATTERN = _duration_pattern()
+"""A duration string, as the HTTP API accepts one, as a JSON Schema ``pattern``: a number
+and a unit, the number short enough to stay within ``MAX_DURATION`` (up to 99,999 days)."""
 
 
 def parse_duration(value: Duration) -> float:

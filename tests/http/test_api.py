@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from framework.store.base import NewInstance
@@ -414,3 +415,29 @@ async def test_a_bad_retention_is_422_naming_the_field_and_nothing_is_stored(
         assert response.status_code == 422, response.text
         assert "retention" in response.text
     assert (await served.client.get("/api/instances/bad")).status_code == 404
+
+
+async def test_a_retention_past_what_the_document_allows_is_422_saying_why(
+    served: Served,
+) -> None:
+    """The document bounds a retention (a number by ``maximum``, text by its digits per
+    unit), and the server refuses what it leaves out, saying why."""
+    document = (await served.client.get("/openapi.json")).json()
+    body = document["paths"]["/api/workflows/echo/instances"]["post"]["requestBody"]
+    text, number, _ = body["content"]["application/json"]["schema"]["properties"]["retention"][
+        "anyOf"
+    ]
+    assert number["maximum"] == 1000 * 365.25 * 86400
+    for retention, said in (
+        (number["maximum"] * 2, "longer than the longest fw takes"),
+        ("9000000000 weeks", "longer than the longest fw takes"),
+        ("200000 days", "too many digits for its unit"),
+    ):
+        assert re.fullmatch(text["pattern"], str(retention)) is None
+        body = {"id": "far", "params": 1, "retention": retention}
+        response = await served.client.post("/api/workflows/echo/instances", json=body)
+        assert response.status_code == 422, response.text
+        assert said in response.text
+    kept = {"id": "far", "params": 1, "retention": "99999 days"}
+    assert re.fullmatch(text["pattern"], kept["retention"])
+    assert (await served.client.post("/api/workflows/echo/instances", json=kept)).status_code == 201
