@@ -59,7 +59,7 @@ def test_fw_dev_regenerates_on_every_kind_of_change_and_exits_0_on_sigterm(tmp_p
 
 def run_dev_session(tmp_path: Path, root: Path, log: TextIO) -> int:
     process = subprocess.Popen(
-        [FW, "dev", "--app", "shop", "--port", "9999"], cwd=tmp_path, stdout=log, stderr=log
+        [FW, "dev", "--app", "shop", "--port", "0"], cwd=tmp_path, stdout=log, stderr=log
     )
     try:
         wait_for(lambda: '"a",' in names(root), "the first run", log)
