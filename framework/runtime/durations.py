@@ -50,7 +50,7 @@ def _duration_pattern() -> str:
     by_size: dict[float, list[str]] = {}
     for unit, seconds in _UNIT_SECONDS.items():
         by_size.setdefault(seconds, []).append(unit)
-    forms = []
+    forms: list[str] = []
     for seconds, units in by_size.items():
         digits = math.floor(math.log10(MAX_DURATION / seconds))
         spelled = "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in u) for u in units)
