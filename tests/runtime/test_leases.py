@@ -49,14 +49,16 @@ async def test_three_workers_on_one_file_never_share_an_instance(tmp_path: Path)
     env = {"FW_TRACE_LOG": str(trace)}
     app = App(root)
     app.install()
-    instances = await app.handle("traced").create_batch([{"params": 0.01} for _ in range(150)])
-
     workers = [start_worker(root, tmp_path / f"w{n}.log", env, concurrency=10) for n in range(3)]
     try:
+        for n, worker in enumerate(workers):  # all running first: a late one may find no work
+            wait_until_started(worker, tmp_path / f"w{n}.log")
+        instances = await app.handle("traced").create_batch(
+            [{"params": 0.01} for _ in range(150)]
+        )
         await asyncio.wait_for(asyncio.gather(*(i.result() for i in instances)), timeout=120)
     finally:
-        for n, worker in enumerate(workers):
-            wait_until_started(worker, tmp_path / f"w{n}.log")
+        for worker in workers:
             assert stop(worker) == 0
 
     spans: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
