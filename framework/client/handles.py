@@ -37,6 +37,7 @@ from framework.runtime.handles import AnyEvents, AnySyncEvents, InstancePage
 from framework.runtime.ids import check_instance_id
 from framework.runtime.outcomes import Failure, Success, failure_of, success_of
 from framework.runtime.records import InstanceStatus, LogRecord, StepRecord
+from framework.store.base import LOG_LIMIT
 
 if TYPE_CHECKING:
     from framework.client.sync import SyncRemoteInstance, SyncRemoteWorkflowHandle
@@ -48,8 +49,6 @@ W = TypeVar("W")
 E = TypeVar("E", covariant=True, bound=AnyEvents, default=AnyEvents)
 S = TypeVar("S", covariant=True, bound=AnySyncEvents, default=AnySyncEvents)
 
-LOG_LIMIT = 1_000
-"""The most ``ctx.log`` lines of an instance a server keeps, and ``logs()`` returns."""
 LONG_POLL = 30
 """Seconds one ``result()`` request asks the server to wait (the API allows 60)."""
 CLOCK_SLACK = 0.05

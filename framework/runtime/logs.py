@@ -18,8 +18,6 @@ from framework.runtime.journal import StepKey
 from framework.runtime.records import LogRecord, cut_text, timestamp
 from framework.store.base import LogRow
 
-LOG_LIMIT = 1_000
-"""The most lines of one instance a store keeps (the latest)."""
 MESSAGE_LIMIT = 2_000
 """Characters of a line's message kept."""
 FIELDS_LIMIT = 4_000

@@ -7,15 +7,16 @@ be made from any thread, including inside a running event loop's thread pool.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, cast
 
 from typing_extensions import TypeVar
 
 from framework.runtime.durations import Duration
 from framework.runtime.facade_loop import run_blocking
-from framework.runtime.handles import AnySyncEvents
+from framework.runtime.handles import AnyEvents, AnySyncEvents
 from framework.runtime.outcomes import Failure, Success
-from framework.runtime.records import InstanceStatus, StepRecord
+from framework.runtime.records import InstanceStatus, LogRecord, StepRecord
+from framework.store.base import LOG_LIMIT
 
 if TYPE_CHECKING:
     from framework.runtime.handles import BatchItem, Instance, InstancePage, WorkflowHandle
@@ -58,11 +59,37 @@ class SyncWorkflowHandle(Generic[P, O, S]):
         return run_blocking(self._handle.list(status=status, limit=limit, cursor=cursor))
 
 
-class SyncInstance(Generic[P, O, S]):
-    """``Instance`` with blocking methods; ``send_event`` is typed by ``S``, the blocking twin
-    of the instance's events protocol."""
+class AsyncInstance(Protocol[O]):
+    """The async instance a blocking one runs: ``Instance`` or the remote client's
+    ``RemoteInstance``, which share these members."""
 
-    def __init__(self, instance: Instance[P, O, Any, S]) -> None:
+    @property
+    def id(self) -> str: ...
+    @property
+    def workflow(self) -> str: ...
+    @property
+    def created(self) -> bool | None: ...
+    @property
+    def params_match(self) -> bool | None: ...
+    @property
+    def send_event(self) -> AnyEvents: ...
+    async def status(self) -> InstanceStatus[O]: ...
+    async def result(self, timeout: float | None = None) -> O: ...
+    async def outcome(self, timeout: float | None = None) -> Success[O] | Failure: ...
+    async def steps(self) -> list[StepRecord]: ...
+    async def logs(self, limit: int = ...) -> list[LogRecord]: ...
+    async def pause(self) -> None: ...
+    async def resume(self) -> None: ...
+    async def retry_now(self) -> None: ...
+    async def terminate(self, compensate: bool = False) -> None: ...
+    async def restart(self, from_step: str | None = None, occurrence: int = 1) -> None: ...
+
+
+class BlockingInstance(Generic[O, S]):
+    """An async instance with blocking methods, run on the facade's loop; ``send_event`` is
+    typed by ``S``, the blocking twin of the instance's events protocol."""
+
+    def __init__(self, instance: AsyncInstance[O]) -> None:
         self._instance = instance
         self.id = instance.id
         self.workflow = instance.workflow
@@ -76,11 +103,14 @@ class SyncInstance(Generic[P, O, S]):
         return run_blocking(self._instance.result(timeout=timeout))
 
     def outcome(self, timeout: float | None = None) -> Success[O] | Failure:
-        """``Instance.outcome``: how the instance ended, without raising for a failure."""
+        """How the instance ended, without raising for a failure (see ``Instance.outcome``)."""
         return run_blocking(self._instance.outcome(timeout=timeout))
 
     def steps(self) -> list[StepRecord]:
         return run_blocking(self._instance.steps())
+
+    def logs(self, limit: int = LOG_LIMIT) -> list[LogRecord]:
+        return run_blocking(self._instance.logs(limit))
 
     def pause(self) -> None:
         run_blocking(self._instance.pause())
@@ -104,3 +134,10 @@ class SyncInstance(Generic[P, O, S]):
 
     def _send_event(self, type: str, payload: Any = None) -> None:
         run_blocking(self._instance.send_event(type, payload))
+
+
+class SyncInstance(BlockingInstance[O, S], Generic[P, O, S]):
+    """``Instance`` with blocking methods."""
+
+    def __init__(self, instance: Instance[P, O, Any, S]) -> None:
+        super().__init__(instance)

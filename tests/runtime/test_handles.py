@@ -260,6 +260,26 @@ async def test_sync_facade(make_env: MakeEnv) -> None:
     assert output.receipt_id == "rc-s-1"  # type: ignore[attr-defined]
 
 
+LOGGER = """
+from framework import workflow, WorkflowContext
+
+@workflow
+async def logger(ctx: WorkflowContext[None]) -> None:
+    ctx.log.info("hello", n=1)
+"""
+
+
+async def test_the_sync_facade_has_every_method_of_the_instance_logs_too(make_env: MakeEnv) -> None:
+    env = await make_env({"logger_workflow.py": LOGGER})
+    instance = await env.get("logger").create(None, id="l-1")
+    await instance.result(timeout=10)
+
+    lines = await asyncio.to_thread(instance.sync.logs)
+
+    assert [(line.message, line.fields) for line in lines] == [("hello", {"n": 1})]
+    assert lines == await instance.logs()
+
+
 WAITER = """
 from framework import workflow, WorkflowContext
 
