@@ -36,7 +36,7 @@ from framework.runtime.durations import Duration, parse_retention
 from framework.runtime.handles import AnyEvents, AnySyncEvents, InstancePage
 from framework.runtime.ids import check_instance_id
 from framework.runtime.outcomes import Failure, Success, failure_of, success_of
-from framework.runtime.records import InstanceStatus, LogRecord, StepRecord
+from framework.runtime.records import AnyInstanceStatus, InstanceStatus, LogRecord, StepRecord
 from framework.store.base import LOG_LIMIT
 
 if TYPE_CHECKING:
@@ -266,7 +266,7 @@ class RemoteWorkflowHandle(Generic[P, O, E, S]):
             Call(workflow=self.name),
             query=query,
         )
-        statuses = [InstanceStatus[Any].model_validate(item) for item in data["instances"]]
+        statuses = [AnyInstanceStatus.model_validate(item) for item in data["instances"]]
         return InstancePage(statuses, data["next_cursor"])
 
     @property
@@ -511,7 +511,7 @@ class RemoteInstance(Generic[P, O, E, S]):
 
     def _status(self, data: dict[str, Any]) -> InstanceStatus[O]:
         """The status in an instance's detail, its output read into the output type."""
-        status = InstanceStatus[Any].model_validate(data)
+        status = AnyInstanceStatus.model_validate(data)
         if status.status != "complete" or "output" in status.unreadable:
             return status
         try:

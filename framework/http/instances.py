@@ -21,6 +21,7 @@ from framework.http.problems import ApiError
 from framework.runtime.handles import instance_status, step_record
 from framework.runtime.instance_ids import close_instance_ids
 from framework.runtime.records import (
+    AnyInstanceStatus,
     ErrorInfo,
     InstanceStatus,
     StepRecord,
@@ -184,7 +185,7 @@ def instance_status_light(
     row: InstanceRow, waits: list[WaitingFor] | None = None
 ) -> InstanceStatus[Any]:
     """The status of ``row`` without reading its output or params (for lists)."""
-    return InstanceStatus[Any](
+    return AnyInstanceStatus(
         id=row.id,
         workflow=row.workflow,
         status=row.status,

@@ -33,7 +33,14 @@ from framework.runtime.ids import check_instance_id, is_valid_instance_id, new_i
 from framework.runtime.journal import check_step_name
 from framework.runtime.logs import log_record
 from framework.runtime.outcomes import Failure, Success, failure_of, success_of
-from framework.runtime.records import ErrorInfo, InstanceStatus, LogRecord, StepRecord, timestamp
+from framework.runtime.records import (
+    AnyInstanceStatus,
+    ErrorInfo,
+    InstanceStatus,
+    LogRecord,
+    StepRecord,
+    timestamp,
+)
 from framework.runtime.waiting import waiting_for
 from framework.store.base import (
     LOG_LIMIT,
@@ -544,7 +551,7 @@ def instance_status(
     unreadable: dict[str, str] = {}
     complete = row.status == "complete"
     output = _read(row.output, output_type, "output", unreadable) if complete else None
-    return InstanceStatus[Any](
+    return AnyInstanceStatus(
         id=row.id,
         workflow=row.workflow,
         status=row.status,

@@ -34,6 +34,10 @@ class Success(BaseModel, Generic[O]):
         return True
 
 
+AnySuccess = Success[Any]
+"""``Success[Any]``, held (see ``records.AnyInstanceStatus``)."""
+
+
 class Failure(BaseModel):
     """An instance that ended ``errored`` or ``terminated``.
 
@@ -63,7 +67,7 @@ class Failure(BaseModel):
 
 def success_of(status: InstanceStatus[Any]) -> Success[Any]:
     """The outcome of a ``complete`` instance."""
-    return Success[Any](instance_id=status.id, output=status.output)
+    return AnySuccess(instance_id=status.id, output=status.output)
 
 
 def failure_of(status: InstanceStatus[Any], steps: Sequence[StepRecord]) -> Failure:

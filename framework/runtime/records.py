@@ -150,6 +150,11 @@ class InstanceStatus(BaseModel, Generic[O]):
         return max((self.ended_at - self.created_at).total_seconds(), 0.0)
 
 
+AnyInstanceStatus = InstanceStatus[Any]
+"""``InstanceStatus[Any]``, held here: pydantic keeps a parametrized model only while something
+refers to it, and rebuilt it (milliseconds) after each garbage collection that freed it."""
+
+
 StepRecordStatus = StepStatus | Literal["stopped"]
 """A step's status as read: ``stopped`` is a wait (``waiting`` in the journal) of an
 instance that has ended, so it waits for nothing any more."""
