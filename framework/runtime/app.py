@@ -65,6 +65,7 @@ class App:
         self._versions: dict[str, tuple[float, int, str]] = {}
         """Per workflow: when its file was last looked at (monotonic), its mtime, its hash."""
         self._retry_policies: dict[str, RetryPolicy] = {}
+        self._step_timeouts: dict[str, float] = {}
         self._concurrency: dict[str, Concurrency] | None = None
         self._stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopStore] = (
             weakref.WeakKeyDictionary()
@@ -172,6 +173,7 @@ class App:
         are now (``fw dev`` calls this after each good codegen run). The database stays."""
         self.settings = load_config(self.root)
         self._retry_policies.clear()
+        self._step_timeouts.clear()
         self._concurrency = None
         prefix = f"{self.package}."
         for module in [m for m in sys.modules if m.startswith(prefix) or m == self.package]:
@@ -230,10 +232,14 @@ class App:
     def step_timeout(self, workflow: str) -> float:
         """The limit of one attempt of a step of ``workflow`` that names none: its
         ``[[workflows]] timeout``, else ``[defaults] timeout``."""
-        custom = self.settings.workflow_settings(workflow)
-        if custom is not None and custom.timeout is not None:
-            return custom.timeout
-        return self.settings.defaults.timeout
+        limit = self._step_timeouts.get(workflow)
+        if limit is None:
+            custom = self.settings.workflow_settings(workflow)
+            limit = self.settings.defaults.timeout
+            if custom is not None and custom.timeout is not None:
+                limit = custom.timeout
+            self._step_timeouts[workflow] = limit
+        return limit
 
     def deadline(self, workflow: str) -> float | None:
         """The longest an instance of ``workflow`` may run, in seconds (None: no limit):

@@ -82,6 +82,11 @@ class ProcessMetrics:
             registry=self.registry,
         )
 
+        # The labelled children of the per-step histograms, found once: ``labels()``
+        # validates and locks on every call, twice per step.
+        self._durations: dict[tuple[str, str], Histogram] = {}
+        self._attempts: dict[str, Histogram] = {}
+
     def instance_started(self, workflow: str, count: int = 1) -> None:
         """``count`` instances of ``workflow`` were created by this process."""
         self._started.labels(workflow).inc(count)
@@ -92,12 +97,18 @@ class ProcessMetrics:
 
     def step_attempt(self, workflow: str, seconds: float, *, failed: bool) -> None:
         """One attempt of a step's code ran for ``seconds``."""
-        outcome = "failed" if failed else "complete"
-        self._step_duration.labels(workflow, outcome).observe(max(0.0, seconds))
+        key = (workflow, "failed" if failed else "complete")
+        child = self._durations.get(key)
+        if child is None:
+            child = self._durations[key] = self._step_duration.labels(*key)
+        child.observe(max(0.0, seconds))
 
     def step_ended(self, workflow: str, attempts: int) -> None:
         """A step completed, or failed for good, after ``attempts`` attempts."""
-        self._step_attempts.labels(workflow).observe(attempts)
+        child = self._attempts.get(workflow)
+        if child is None:
+            child = self._attempts[workflow] = self._step_attempts.labels(workflow)
+        child.observe(attempts)
 
     def timer_fired(self, workflow: str, lag: float) -> None:
         """A sleep due at some time fired ``lag`` seconds after it."""
