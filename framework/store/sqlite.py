@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import parse_qs
 
 from framework.errors import (
@@ -290,11 +290,7 @@ class SQLiteStore:
         def read(c: sqlite3.Connection) -> InstanceRow | None:
             return _one_instance(c, instance_id)
 
-        try:
-            done, row = self._writer.read_inline(read)
-        except sqlite3.Error as exc:
-            raise self._store_error(exc) from None
-        return row if done else await self._read(read)
+        return await self._read_here_if_idle(read)
 
     async def restarted_at(self, instance_id: str) -> float | None:
         if unstorable(instance_id):
@@ -628,7 +624,10 @@ class SQLiteStore:
         now: float | None = None,
         since: float | None = None,
     ) -> float | None:
-        return await self._read(lambda c: _next_wake_at(c, limits, now, since))
+        def read(c: sqlite3.Connection) -> float | None:
+            return _next_wake_at(c, limits, now, since)
+
+        return await self._read_here_if_idle(read)
 
     def note_load(self, running: int) -> None:
         self._writer.inline = running <= 1
@@ -852,6 +851,15 @@ class SQLiteStore:
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader_pool(), self._read_in_thread, fn)
+
+    async def _read_here_if_idle(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A short read on this thread when a lone instance runs and the writer is idle
+        (``SQLiteWriter.read_inline``), else in the reader thread."""
+        try:
+            done, value = self._writer.read_inline(fn)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc) from None
+        return cast(T, value) if done else await self._read(fn)
 
     def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return self._reader_pool().submit(self._read_in_thread, fn).result()
