@@ -175,8 +175,11 @@ class StepApi:
             # would queue the instance's release and its claim behind every other commit,
             # which under load (a storm of due timers) takes longer than the sleep itself.
             self._recorder.remember(entry)
-            await self._recorder.commit()
-            await asyncio.sleep(max(0.0, entry.wake_at - self._recorder.clock.now()))
+            journaled = asyncio.ensure_future(self._recorder.commit())
+            try:
+                await asyncio.sleep(max(0.0, entry.wake_at - self._recorder.clock.now()))
+            finally:
+                await asyncio.shield(journaled)
             if self._recorder.stop_reason is not None:  # a shutdown or pause meanwhile
                 self._recorder.suspend(wake_at=entry.wake_at)
             now = self._recorder.clock.now()
