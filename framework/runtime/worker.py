@@ -28,6 +28,7 @@ from framework.runtime.aio import first_of
 from framework.runtime.app import App
 from framework.runtime.clock import Clock
 from framework.runtime.execution import InstanceRun
+from framework.runtime.gc_pauses import freeze_loaded_objects
 from framework.runtime.liveness import Liveness
 from framework.runtime.stall import LoopWatchdog
 from framework.store.base import Claim, ConcurrencyLimit, Handoff, Store, Transition
@@ -122,6 +123,7 @@ class Worker:
         watcher = asyncio.create_task(liveness.watch(), name="liveness watch")
         watchdog = LoopWatchdog(asyncio.get_running_loop())
         watchdog.start()
+        freeze_loaded_objects()
         self.app.local_workers += 1
         self._take_handoffs()
         store.note_load(0)
