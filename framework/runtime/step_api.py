@@ -170,17 +170,15 @@ class StepApi:
             )
         assert entry.wake_at is not None
         if entry.wake_at > now and held and self._holds(entry.wake_at - now, entry.wake_at):
-            # A short sleep is slept in this run, its lease held: its wake time is journaled
-            # first (a crash resumes it there), then the run sleeps and goes on. Suspending
-            # would queue the instance's release and its claim behind every other commit,
-            # which under load (a storm of due timers) takes longer than the sleep itself.
-            self._recorder.remember(entry)
-            journaled = asyncio.ensure_future(self._recorder.commit())
-            try:
-                await asyncio.sleep(max(0.0, entry.wake_at - self._recorder.clock.now()))
-            finally:
-                await asyncio.shield(journaled)
+            # A short sleep is slept in this run, its lease held, and journaled with the
+            # run's next commit (complete), or with its suspension (waiting) when the run
+            # is stopped meanwhile. Suspending would queue the instance's release and its
+            # claim behind every other commit, and so would a commit of its wake time
+            # before sleeping: under load (a storm of due timers) either takes longer than
+            # the sleep. A crash during it replays the sleep from its start.
+            await asyncio.sleep(max(0.0, entry.wake_at - self._recorder.clock.now()))
             if self._recorder.stop_reason is not None:  # a shutdown or pause meanwhile
+                self._recorder.remember(entry)
                 self._recorder.suspend(wake_at=entry.wake_at)
             now = self._recorder.clock.now()
         if entry.wake_at <= now:

@@ -7,6 +7,7 @@ completes), so how fast the test notices the end does not count."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -131,6 +132,28 @@ async def test_a_short_sleep_is_slept_in_its_run_and_a_longer_one_suspends(app: 
         assert step.started_at is not None and step.wake_at is not None
         assert step.finished_at is not None and step.finished_at >= step.wake_at
         assert abs((step.wake_at - step.started_at).total_seconds() - seconds) < 1e-3
+
+
+async def test_a_worker_stopping_during_a_short_sleep_leaves_it_waiting_at_its_wake_time(
+    app: App,
+) -> None:
+    """A short sleep is journaled with the run's next commit; a worker that stops while the
+    run sleeps journals it ``waiting`` at the wake time it had, which the next worker keeps."""
+    worker = Worker(app)
+    await worker.start()
+    nap = await app.handle("nap").create("250 ms")
+    while (await nap.status()).status != "running":  # claimed: the run sleeps at once
+        await asyncio.sleep(0.005)
+    await worker.stop()
+    (waiting,) = await nap.steps()
+    assert (waiting.kind, waiting.status) == ("sleep", "waiting")
+    assert waiting.started_at is not None and waiting.wake_at is not None
+    assert abs((waiting.wake_at - waiting.started_at).total_seconds() - 0.25) < 1e-3
+    async with Worker(app):
+        assert await nap.result(timeout=30) == "rested"
+    (done,) = await nap.steps()
+    assert done.status == "complete" and done.wake_at == waiting.wake_at
+    assert done.finished_at is not None and done.finished_at >= done.wake_at
 
 
 async def test_a_timer_due_while_the_slots_are_busy_takes_the_headroom(
