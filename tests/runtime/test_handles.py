@@ -92,10 +92,10 @@ async def test_create_batch_stores_nothing_when_an_id_belongs_to_another_workflo
     handle = env.get("order-pipeline")
     await env.run("other", 7, id="taken")
 
+    ids = [("o-0", "o-0"), ("o-1", "o-1"), ("o-2", "o-2"), ("t", "taken")]  # (order, instance id)
     with pytest.raises(InstanceIdConflictError) as refused:
         await handle.create_batch(
-            [{"params": {"order_id": f"o-{n}", "amount": 1}, "id": f"o-{n}"} for n in range(3)]
-            + [{"params": {"order_id": "t", "amount": 1}, "id": "taken"}]
+            [{"params": {"order_id": order, "amount": 1}, "id": at} for order, at in ids]
         )
     with pytest.raises(InstanceIdConflictError, match=r"already belongs to .* workflow 'other'"):
         await handle.create({"order_id": "t", "amount": 1}, id="taken")
