@@ -152,7 +152,7 @@ class InstanceStatus(BaseModel, Generic[O]):
 
 AnyInstanceStatus = InstanceStatus[Any]
 """``InstanceStatus[Any]``, held here: pydantic keeps a parametrized model only while something
-refers to it, and rebuilt it (milliseconds) after each garbage collection that freed it."""
+refers to it, and rebuilds it (milliseconds) after each garbage collection that freed it."""
 
 
 StepRecordStatus = StepStatus | Literal["stopped"]
