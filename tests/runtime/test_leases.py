@@ -39,12 +39,16 @@ async def traced_flow(ctx: WorkflowContext[float]) -> list[int]:
     return pids
 """
 SETTINGS = '[runtime]\nlease = "2 seconds"\npoll_interval = "100 ms"\n'
+LIVE_SETTINGS = '[runtime]\npoll_interval = "100 ms"\n'
+"""The default lease: live workers that never lose one, however starved of CPU or disk a
+loaded machine leaves them (a lease that expires under a live worker lets another worker
+take the instance over and run its current step again: at least once, by design)."""
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_three_workers_on_one_file_never_share_an_instance(tmp_path: Path) -> None:
-    root = write_app(tmp_path, {"traced_workflow.py": TRACED}, SETTINGS)
+    root = write_app(tmp_path, {"traced_workflow.py": TRACED}, LIVE_SETTINGS)
     trace = tmp_path / "trace.log"
     env = {"FW_TRACE_LOG": str(trace)}
     app = App(root)
@@ -53,9 +57,7 @@ async def test_three_workers_on_one_file_never_share_an_instance(tmp_path: Path)
     try:
         for n, worker in enumerate(workers):  # all running first: a late one may find no work
             wait_until_started(worker, tmp_path / f"w{n}.log")
-        instances = await app.handle("traced").create_batch(
-            [{"params": 0.01} for _ in range(150)]
-        )
+        instances = await app.handle("traced").create_batch([{"params": 0.01} for _ in range(150)])
         await asyncio.wait_for(asyncio.gather(*(i.result() for i in instances)), timeout=120)
     finally:
         for worker in workers:
@@ -67,7 +69,14 @@ async def test_three_workers_on_one_file_never_share_an_instance(tmp_path: Path)
         instance_id, step, pid, start, end = line.split()
         spans[instance_id].append((float(start), float(end), int(pid)))
         runs[(instance_id, step)] += 1
-    assert set(runs.values()) == {1}, "a step ran twice without any crash"
+    twice = sorted(key for key, count in runs.items() if count > 1)
+    lost = [
+        line
+        for n in range(3)
+        for line in (tmp_path / f"w{n}.log").read_text().splitlines()
+        if "lease lost" in line or "no longer held" in line
+    ]
+    assert not twice, f"steps ran twice without any crash: {twice[:5]}; leases lost: {lost[:5]}"
     assert len({pid for s in spans.values() for _, _, pid in s}) == 3, "not all workers took part"
     for instance_id, intervals in spans.items():
         intervals.sort()
