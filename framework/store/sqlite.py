@@ -221,7 +221,9 @@ class SQLiteStore:
 
     def _new_writer(self) -> SQLiteWriter:
         name = f"the SQLite store at {self.path}"
-        return SQLiteWriter(self._connect_writer, self._wakeup.notify, self._store_error, name)
+        return SQLiteWriter(
+            self._connect_writer, self._wakeup.notify, self._store_error, name, self.busy_timeout
+        )
 
     @staticmethod
     def _new_reader() -> ThreadPoolExecutor:
@@ -801,6 +803,7 @@ class SQLiteStore:
             mode = self._switch_to_wal(connection)
             if mode != "wal":
                 raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+            connection.execute("PRAGMA busy_timeout=0")  # the writer waits for locks itself
         except BaseException:
             connection.close()
             raise

@@ -5,6 +5,11 @@ previous commit ran and applies them in one transaction, each inside its own sav
 write that fails is rolled back alone and its caller gets the error). Under load many
 instances' journal entries share one fsync; alone, each write still commits at once.
 
+Another process's write lock is waited for here, not by SQLite's busy handler (the
+connection's is off): the handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50 ms... between
+tries, so a commit behind a 100 ms lock held elsewhere waited until the try at 128 ms; the
+writer tries again every ``LOCK_RETRY`` instead.
+
 The thread opens the connection and is the only one to close it: when it stops, or at once
 if opening fails. A caller that gives up (a cancelled task) never breaks it: every future
 it settles is first marked running, or dropped if its caller already left.
@@ -16,6 +21,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -25,6 +31,8 @@ from framework.errors import StoreClosedError
 
 T = TypeVar("T")
 MAX_GROUP = 256
+LOCK_RETRY = 0.001
+"""Seconds between two tries at the write lock while another process holds it."""
 
 
 @dataclass
@@ -61,8 +69,12 @@ class SQLiteWriter:
         on_commit_wake: Callable[[], None],
         translate_error: Callable[[BaseException], BaseException],
         name: str = "the SQLite store",
+        lock_wait: float = 15.0,
     ) -> None:
+        """``connect`` opens the connection with its busy handler off (``busy_timeout``
+        0); ``lock_wait`` is how long a write waits for another process's lock."""
         self._connect = connect
+        self._lock_wait = lock_wait
         self._name = name
         self._on_commit_wake = on_commit_wake
         self._translate_error = translate_error
@@ -136,6 +148,10 @@ class SQLiteWriter:
             if connection is None or not self._accepting:
                 return False, None
             return True, fn(connection)
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):  # a WAL being recovered: the reader thread's connection waits
+                return False, None
+            raise
         finally:
             self._busy.release()
 
@@ -211,7 +227,7 @@ class SQLiteWriter:
             return
         try:
             self._set_durability(connection, any(item.durable for item in group))
-            connection.execute("BEGIN IMMEDIATE")
+            self._begin(connection)
             if len(group) == 1:  # alone, its failure is the transaction's: no savepoint needed
                 outcomes.append((group[0], group[0].fn(connection), None))
             else:
@@ -234,6 +250,23 @@ class SQLiteWriter:
                 assert result is not None
                 item.future.set_result(result.value)
 
+    def _begin(self, connection: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, tried every ``LOCK_RETRY`` while another process holds the
+        write lock, for up to ``lock_wait`` seconds (then its "database is locked" error)."""
+        deadline: float | None = None
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                now = time.monotonic()
+                deadline = deadline or now + self._lock_wait
+                if now >= deadline:
+                    raise
+            time.sleep(LOCK_RETRY)
+
     def _needed(self, connection: sqlite3.Connection, item: _Write[Any]) -> bool:
         """Run the write's look-first read; settle its future if the write is not needed."""
         look = item.look_first
@@ -242,6 +275,11 @@ class SQLiteWriter:
         try:
             if look.needed(connection):
                 return True
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):  # a WAL being recovered: the write waits for its lock
+                return True
+            item.future.set_exception(self._translate_error(exc))
+            return False
         except sqlite3.Error as exc:
             item.future.set_exception(self._translate_error(exc))
             return False
@@ -267,3 +305,10 @@ class SQLiteWriter:
             return item, None, self._translate_error(exc)
         connection.execute("RELEASE write")
         return item, result, None
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused for a lock another connection holds (SQLITE_BUSY, or
+    SQLITE_LOCKED for a shared-cache table)."""
+    code = exc.sqlite_errorcode & 0xFF
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

@@ -38,3 +38,36 @@ async def test_a_cancelled_caller_never_breaks_the_writer(tmp_path: Path) -> Non
     count = await writer.write(lambda c: WriteResult(c.execute("SELECT count(*) FROM t").fetchone()[0]))
     assert 1 <= count <= 5
     await asyncio.to_thread(writer.stop)
+
+
+@pytest.mark.timeout(30)
+async def test_a_write_behind_another_connections_lock_tries_again_every_millisecond(
+    tmp_path: Path,
+) -> None:
+    # SQLite's own busy handler sleeps up to 25-100 ms between tries; the writer's is off, and
+    # it tries again every LOCK_RETRY instead, so it commits soon after the lock is let go.
+    tries: list[str] = []
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA busy_timeout=0")
+        connection.set_trace_callback(tries.append)
+        return connection
+
+    writer = SQLiteWriter(connect, lambda: None, lambda exc: exc, lock_wait=10)
+    await asyncio.wrap_future(writer.start())
+    await writer.write(lambda c: WriteResult(c.execute("CREATE TABLE t (n INTEGER)")))
+    holder = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    tries.clear()
+    write = asyncio.ensure_future(writer.write(lambda c: WriteResult(c.execute("INSERT INTO t VALUES (1)"))))
+    while tries.count("BEGIN IMMEDIATE") < 20:  # it keeps trying while the lock is held
+        assert not write.done()
+        await asyncio.sleep(0.01)
+    holder.execute("COMMIT")
+    await asyncio.wait_for(write, timeout=10)
+    rows = await writer.write(lambda c: WriteResult(c.execute("SELECT n FROM t").fetchall()))
+    assert rows == [(1,)]
+    holder.close()
+    await asyncio.to_thread(writer.stop)
