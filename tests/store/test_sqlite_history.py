@@ -75,3 +75,34 @@ async def test_a_prune_batch_past_its_time_stops_after_one_instance(
         assert pruned == [1] * 12 + [0]
     finally:
         await store.close()
+
+
+async def test_the_id_index_writes_small_pages_in_new_and_existing_files(sqlite_url: str) -> None:
+    # FTS5 merges 64 pages per level at a time inside whichever commit crosses its count:
+    # small pages keep each merge short. A file indexed before keeps its pages and writes
+    # small ones from its next open on.
+    path = sqlite_url.removeprefix("sqlite:///")
+
+    def page_size() -> int | None:
+        with closing(sqlite3.connect(path)) as c:
+            row = c.execute("SELECT v FROM instance_search_config WHERE k = 'pgsz'").fetchone()
+            return None if row is None else int(row[0])
+
+    store = open_store(sqlite_url)
+    await store.open()
+    await store.create_instances([new(f"order-{n}") for n in range(3)])
+    await store.close()
+    assert page_size() == sqlite_store.SEARCH_PAGE_SIZE
+    with closing(sqlite3.connect(path)) as c:  # as an index written by an earlier fw
+        c.execute("DELETE FROM instance_search_config WHERE k = 'pgsz'")
+        c.commit()
+    assert page_size() is None
+    store = open_store(sqlite_url)
+    await store.open()
+    try:
+        assert page_size() == sqlite_store.SEARCH_PAGE_SIZE
+        assert [r.id for r in (await store.list_instances(search="order")).instances] == [
+            "order-2", "order-1", "order-0"
+        ]
+    finally:
+        await store.close()
