@@ -38,6 +38,7 @@ from framework.errors import (
     InstanceNotFoundError,
     InstanceStateError,
     LeaseLostError,
+    StoreClosedError,
     StoreError,
     UnknownStepError,
 )
@@ -225,6 +226,7 @@ class PostgresStore:
         self._opened = True
 
     async def close(self) -> None:
+        self._opened = False  # a liveness lock being taken meanwhile lets its connection go
         for connection, _ in self._liveness.values():
             with contextlib.suppress(psycopg.Error):
                 await connection.close()
@@ -890,6 +892,9 @@ class PostgresStore:
         except BaseException:
             await connection.close()
             raise
+        if not self._opened:  # closed while connecting (a worker's watch left running)
+            await connection.close()
+            raise StoreClosedError(f"the PostgreSQL store at {self.settings.display} is closed")
         self._liveness[worker_id] = (connection, key)
         return key
 

@@ -79,6 +79,34 @@ async def terminate_backends(url: str) -> int:
         return int(row[0]) if row else 0
 
 
+async def test_a_liveness_lock_taken_while_the_store_closes_leaves_no_connection(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker's watch left running past its stop (its connection was being killed) may still
+    # be taking its lock again when the store closes: the connection it opens then goes too
+    # (the fixture fails the test on any session left connected).
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    await store.open()
+    connected = asyncio.Event()
+    go_on = asyncio.Event()
+    connect = store._db.connect
+
+    async def late_connect(**kwargs: Any) -> Any:
+        connection = await connect(**kwargs)
+        connected.set()
+        await go_on.wait()
+        return connection
+
+    monkeypatch.setattr(store._db, "connect", late_connect)
+    taking = asyncio.create_task(store.ensure_worker_lock("h:1:late"))
+    await connected.wait()
+    await store.close()
+    go_on.set()
+    with pytest.raises(StoreError, match="closed"):
+        await taking
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_killed_connections_during_a_run_lose_and_repeat_nothing(
