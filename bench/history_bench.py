@@ -552,8 +552,8 @@ async def run_store(
                 root = Path(scratch) / benches[1].package
                 found = await measure_prune(benches[1].app, benches[1].package, root, prune_seconds)
                 print(f"{label} prune: {found}", flush=True)
-            for bench in benches:
-                await bench.app.close()
+        for bench in benches:  # once their workers stopped (closing it first stops them blind)
+            await bench.app.close()
         sys.path.remove(scratch)
 
 
