@@ -284,14 +284,15 @@ class App:
                 holder.store = store
         return holder.store
 
-    async def awaited_row(self, instance_id: str) -> InstanceRow | None:
+    async def awaited_row(self, instance_id: str, first: bool = False) -> InstanceRow | None:
         """The row of an instance being awaited (``result()``), read in one query with the
-        other awaited rows of this moment (``row_reads.py``)."""
+        other awaited rows of this moment (``row_reads.py``); a wait's ``first`` read is
+        not held back to space the rounds."""
         loop = asyncio.get_running_loop()
         holder = self._stores.setdefault(loop, _LoopStore())
         if holder.reads is None:
             holder.reads = RowReads(self.store)
-        return await holder.reads.read(instance_id)
+        return await holder.reads.read(instance_id, urgent=first)
 
     async def close(self) -> None:
         """Close the store of the running event loop, and the one the synchronous facade

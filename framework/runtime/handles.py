@@ -415,7 +415,9 @@ class Instance(Generic[P, O, E, S]):
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.001
         with self._app.clock.awaiting(), self._app.signals.watching(self.id) as watch:
-            row = await self._awaited_row()
+            # The first read waits for no other: with a worker in this process, the
+            # instance may well have ended by then (or will signal its end).
+            row = await self._awaited_row(first=self._app.local_workers > 0)
             while row.status not in TERMINAL:
                 if deadline is not None and loop.time() >= deadline:
                     raise await self._timed_out(row, timeout or 0.0)
@@ -535,8 +537,8 @@ class Instance(Generic[P, O, E, S]):
             raise InstanceNotFoundError(self.id)
         return row
 
-    async def _awaited_row(self) -> InstanceRow:
-        row = await self._app.awaited_row(self.id)
+    async def _awaited_row(self, first: bool = False) -> InstanceRow:
+        row = await self._app.awaited_row(self.id, first)
         if row is None:
             raise InstanceNotFoundError(self.id)
         return row

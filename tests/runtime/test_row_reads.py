@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from framework import InstanceNotFoundError
+from framework.runtime import row_reads
 from framework.runtime.app import App
 from framework.runtime.worker import Worker
 from framework.store.base import InstanceRow
@@ -133,6 +134,25 @@ async def test_an_instance_ended_by_a_worker_of_this_process_is_read_once(
         else:
             assert not ended and ended.error == status.error
             assert status.error is not None and "a negative number" in status.error.message
+    finally:
+        await app.close()
+        app.uninstall(previous)
+
+
+async def test_the_first_read_of_a_wait_beside_a_worker_is_not_held_back(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rounds of polls stay ROUND_GAP apart; a wait's first read starts one at once, so
+    # instances created and awaited one after another never wait out the gap (10 s here).
+    monkeypatch.setattr(row_reads, "ROUND_GAP", 10.0)
+    app = App(write_app(tmp_path, {"double_workflow.py": DOUBLE}), database=database_url)
+    previous = app.install()
+    try:
+        handle = app.handle("double")
+        async with Worker(app):
+            for n in range(3):
+                instance = await handle.create(n)
+                assert await asyncio.wait_for(instance.result(), timeout=5) == 2 * n
     finally:
         await app.close()
         app.uninstall(previous)
