@@ -6,9 +6,10 @@ connection from its own worker's commits; here the reads of one moment share one
 (``Store.get_instances``, ``BATCH`` ids at a time), and two rounds start at least
 ``ROUND_GAP`` apart, so a round costs a query however many wait.
 
-A wait's first read is ``urgent``: it starts a round at once (with the other reads of that
-moment) rather than after the gap. A process creating instances one after another and
-awaiting each waited up to the gap for every first read, idle once the instance had run (1.5
+A wait's first read is ``urgent``: alone, it is read at once in the caller's task; else it
+starts a round at once (with the other reads of that moment) rather than after the gap. A
+process creating instances one after another and awaiting each waited up to the gap for every
+first read, and then for a round that ran only once the instance had run, idle meanwhile (1.5
 ms of its 5.6 ms each); the polls that follow, which are what many waiters multiply, keep
 the gap.
 """
@@ -38,11 +39,18 @@ class RowReads:
         self._rounds: asyncio.Task[None] | None = None
         self._last = float("-inf")
         self._hurry = asyncio.Event()
+        self._reading_alone = False
 
     async def read(self, instance_id: str, urgent: bool = False) -> InstanceRow | None:
         """The row of ``instance_id`` (None: there is none), read in the next round, which
         an ``urgent`` read starts without waiting out the gap."""
         loop = asyncio.get_running_loop()
+        if urgent and not self._pending and not self._reading_alone and not self._rounding():
+            self._reading_alone = True  # others arriving meanwhile gather in a round
+            try:
+                return (await self._read([instance_id])).get(instance_id)
+            finally:
+                self._reading_alone = False
         future: asyncio.Future[InstanceRow | None] = loop.create_future()
         self._pending.setdefault(instance_id, []).append(future)
         if urgent:
@@ -50,6 +58,9 @@ class RowReads:
         if self._rounds is None or self._rounds.done():
             self._rounds = loop.create_task(self._run(), name="fw-row-reads")
         return await future
+
+    def _rounding(self) -> bool:
+        return self._rounds is not None and not self._rounds.done()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -313,7 +313,7 @@ class SQLiteStore:
 
     async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRow]:
         ids = [i for i in instance_ids if not unstorable(i)]
-        return await self._read(lambda c: _instances_by_id(c, ids)) if ids else []
+        return await self._read_here_if_idle(lambda c: _instances_by_id(c, ids)) if ids else []
 
     async def list_instances(
         self,
