@@ -64,9 +64,20 @@ class InstanceSignals:
                     self._waiters.pop(instance_id, None)
 
     def changed(self, instance_id: str, ended: Ended | None = None) -> None:
-        """Wake whoever watches ``instance_id``, telling them how it ended if ``ended``."""
+        """Wake whoever watches ``instance_id``, telling them how it ended if ``ended``.
+
+        A waiter on the caller's own event loop is told at once: its wake-up is then queued
+        before whatever the caller's task does next (a worker's next claim, say), and no
+        byte goes through the loop's self-pipe."""
         with self._lock:
             waiters = list(self._waiters.get(instance_id, ()))
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
         for loop, watch in waiters:
+            if loop is here:
+                watch.deliver(ended)
+                continue
             with contextlib.suppress(RuntimeError):  # its loop has closed
                 loop.call_soon_threadsafe(watch.deliver, ended)
