@@ -58,7 +58,7 @@ from framework.store.base import (
     unstorable,
 )
 from framework.store.migrations import migrations
-from framework.store.sqlite_writer import LookFirst, SQLiteWriter, WriteResult
+from framework.store.sqlite_writer import LookFirst, SQLiteWriter, WriteResult, is_busy
 from framework.store.states import (
     Outcome,
     State,
@@ -823,7 +823,7 @@ class SQLiteStore:
             try:
                 return str(connection.execute("PRAGMA journal_mode=WAL").fetchone()[0])
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                if not is_busy(exc) or time.monotonic() + pause > deadline:
                     raise
             if self._closing.wait(pause):
                 raise StoreError(f"database {self.path}: closed while opening")
@@ -899,7 +899,7 @@ class SQLiteStore:
         if not isinstance(exc, sqlite3.Error):
             return exc
         text = str(exc)
-        if _is_busy(exc):
+        if is_busy(exc):
             hint = f"is locked: another process held it for over {self.busy_timeout:g} s"
         elif "full" in text:
             hint = "cannot grow: the disk is full; free space and the workers carry on"
@@ -916,11 +916,6 @@ def _shut_down_reader(reader: ThreadPoolExecutor, close_connection: Callable[[],
     """Close the reader thread's connection (on that thread), then end the thread."""
     reader.submit(close_connection).result()
     reader.shutdown(wait=True)
-
-
-def _is_busy(exc: BaseException) -> bool:
-    text = str(exc)
-    return "locked" in text or "busy" in text
 
 
 def _prune(where: str, values: list[Any], batch: int, c: sqlite3.Connection) -> WriteResult[int]:

@@ -148,8 +148,8 @@ class SQLiteWriter:
             if connection is None or not self._accepting:
                 return False, None
             return True, fn(connection)
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):  # a WAL being recovered: the reader thread's connection waits
+        except sqlite3.Error as exc:
+            if is_busy(exc):  # a WAL being recovered: the reader thread's connection waits
                 return False, None
             raise
         finally:
@@ -258,8 +258,8 @@ class SQLiteWriter:
             try:
                 connection.execute("BEGIN IMMEDIATE")
                 return
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
+            except sqlite3.Error as exc:
+                if not is_busy(exc):
                     raise
                 now = time.monotonic()
                 deadline = deadline or now + self._lock_wait
@@ -275,12 +275,9 @@ class SQLiteWriter:
         try:
             if look.needed(connection):
                 return True
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):  # a WAL being recovered: the write waits for its lock
-                return True
-            item.future.set_exception(self._translate_error(exc))
-            return False
         except sqlite3.Error as exc:
+            if is_busy(exc):  # a WAL being recovered: the write waits for its lock
+                return True
             item.future.set_exception(self._translate_error(exc))
             return False
         item.future.set_result(look.otherwise)
@@ -307,8 +304,8 @@ class SQLiteWriter:
         return item, result, None
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: BaseException) -> bool:
     """Whether SQLite refused for a lock another connection holds (SQLITE_BUSY, or
     SQLITE_LOCKED for a shared-cache table)."""
-    code = exc.sqlite_errorcode & 0xFF
-    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    code = getattr(exc, "sqlite_errorcode", None)  # set on the errors SQLite raised
+    return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
