@@ -42,8 +42,9 @@ pytestmark = [
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Running]:
-    """``fw serve --worker`` on the test app; greet sleeps 2 s, so a page sees it live."""
-    root = write_test_app(tmp_path, rest="2 seconds")
+    """``fw serve --worker`` on the test app; greet sleeps 5 s, so a page sees it live (a
+    loaded machine took over 2 s from the start to the instance's page showing)."""
+    root = write_test_app(tmp_path, rest="5 seconds")
     with run_fw(["serve", "--worker"], root, tmp_path / "serve.log") as running:
         yield running
         assert running.stop() == 0, running.log.read_text()[-2000:]
