@@ -55,11 +55,12 @@ class RowReads:
         self._pending.setdefault(instance_id, []).append(future)
         if urgent:
             self._hurry.set()
-        if self._rounds is None or self._rounds.done():
+        if not self._rounding():
             self._rounds = loop.create_task(self._run(), name="fw-row-reads")
         return await future
 
     def _rounding(self) -> bool:
+        """Whether a round task is running (or about to)."""
         return self._rounds is not None and not self._rounds.done()
 
     async def _run(self) -> None:
