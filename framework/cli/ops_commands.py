@@ -29,6 +29,7 @@ from framework.cli.output import (
 from framework.errors import AppNotFoundError
 
 if TYPE_CHECKING:
+    from framework.store.base import ConcurrencyLimit
     from framework.store.diagnostics import Diagnosis
 
 LAG_WARNING = 60.0
@@ -74,14 +75,17 @@ def doctor(app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
     """
     url = _database_url(app)
     stale_after = _lease(app)
+    limits, unloaded = _concurrency_limits(app)
 
     async def main() -> Diagnosis:
         from framework.store.diagnostics import diagnose
 
-        return await diagnose(url, time.time(), stale_after)
+        return await diagnose(url, time.time(), stale_after, limits)
 
     found = run(main)
     problems, warnings = _findings(found)
+    if unloaded:
+        warnings.insert(0, unloaded)
     if as_json:
         print_json({**found.as_json(), "problems": problems, "warnings": warnings})
     else:
@@ -115,6 +119,28 @@ def _lease(app: Path | None) -> float:
         return load_config(resolve_app_root(app)).runtime.lease
     except (AppNotFoundError, ConfigError):
         return 30.0
+
+
+def _concurrency_limits(app: Path | None) -> tuple[list[ConcurrencyLimit], str | None]:
+    """The app's concurrency limits (none outside an app or before its first codegen), and
+    why they could not be read: its generated package would not load (instances waiting for
+    a slot then count as lag)."""
+    from framework.errors import ConfigError
+    from framework.runtime.app import App
+
+    try:
+        root = resolve_app_root(app)
+    except AppNotFoundError:
+        return [], None
+    try:
+        return [c.store_limit for c in App(root).concurrency_limits.values()], None
+    except ConfigError:  # not generated yet (or fw.toml is wrong: _database_url said so)
+        return [], None
+    except Exception as exc:  # a broken app must not keep doctor from reporting the store
+        return [], (
+            f"the app's workflows could not be loaded ({type(exc).__name__}: {exc}); "
+            "instances waiting for a slot of a concurrency limit are counted as lag"
+        )
 
 
 def _display(url: str) -> str:
@@ -201,7 +227,10 @@ def _show(d: Diagnosis, problems: list[str], warnings: list[str]) -> None:
         from framework.runtime.durations import format_duration
 
         age = "" if oldest is None else f", the oldest waited {format_duration(oldest)}"
-        table.add_row("lag", f"{d.runnable} runnable unclaimed{age}")
+        held_back = (
+            f", {d.waiting_for_slots} waiting for a concurrency slot" if d.waiting_for_slots else ""
+        )
+        table.add_row("lag", f"{d.runnable} runnable unclaimed{age}{held_back}")
         table.add_row("workers", _worker_counts(d))
         for w in d.workers:
             table.add_row("", f"{w.id}: {w.state}, {w.held} held, pid {w.pid} on {w.host}")

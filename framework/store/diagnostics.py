@@ -1,20 +1,24 @@
 """What ``fw doctor`` reports about a store, read without changing anything (no migration).
 
 Connectivity, the schema version against the one this fw writes, how far the workers are
-behind (runnable instances nobody holds, and how long the oldest has waited), the registered
+behind (runnable instances nobody holds, and how long the oldest has waited; instances that
+wait for a slot of their workflow's concurrency limit are counted apart), the registered
 workers (``store/workers.py``: alive, stale or dead, by their liveness lock and heartbeat) and
 the owners of the leases held (which include workers of an fw that did not register).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from framework.errors import StoreError
+from framework.store.base import ConcurrencyLimit
 from framework.store.migrations import latest_version
 from framework.store.workers import (
     LockFiles,
@@ -24,10 +28,17 @@ from framework.store.workers import (
     sqlite_workers,
 )
 
-LAG_QUERY = (
-    "SELECT count(*), min(wake_at), "
-    "sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END) FROM instances "
-    "WHERE wake_at <= %s AND status IN ('queued', 'waiting', 'running')"
+LAG_QUERY = (  # per workflow: the due instances, apart from the expired leases
+    "SELECT workflow, status = 'running', count(*), min(wake_at) FROM instances "
+    "WHERE wake_at <= %s AND status IN ('queued', 'waiting', 'running') GROUP BY 1, 2"
+)
+SLOTS_QUERY = (  # per group of a limited workflow: the slots held, the due instances queued
+    "SELECT workflow, concurrency_key, "
+    "sum(CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN lease_owner IS NULL THEN 1 ELSE 0 END), "
+    "min(CASE WHEN lease_owner IS NULL THEN wake_at END) FROM instances "
+    "WHERE workflow = ANY(%s) AND (lease_owner IS NOT NULL "
+    "OR (wake_at <= %s AND status IN ('queued', 'waiting'))) GROUP BY 1, 2"
 )
 OWNERS_QUERY = (
     "SELECT lease_owner, count(*), max(wake_at) FROM instances WHERE lease_owner IS NOT NULL "
@@ -82,7 +93,11 @@ class Diagnosis:
     max_connections: int | None = None
     counts: dict[str, int] = field(default_factory=dict[str, int])
     runnable: int = 0
-    """Instances due now that no worker holds (including expired leases, awaiting reclaim)."""
+    """Instances due now that a worker could claim but none holds (including expired
+    leases, awaiting reclaim)."""
+    waiting_for_slots: int = 0
+    """Instances due now that wait for a slot of their workflow's concurrency limit (its
+    running instances hold every one): more workers would not run them sooner."""
     oldest_runnable_age: float | None = None
     """Seconds since the longest-waiting of those became due: the workers' lag."""
     expired_leases: int = 0
@@ -106,27 +121,71 @@ class Diagnosis:
         return data
 
 
-async def diagnose(url: str, now: float, stale_after: float = 30.0) -> Diagnosis:
+async def diagnose(
+    url: str, now: float, stale_after: float = 30.0, limits: Sequence[ConcurrencyLimit] = ()
+) -> Diagnosis:
     """Inspect the store at ``url`` as of ``now`` (seconds since the epoch); a registered
-    worker whose heartbeat is ``stale_after`` seconds old is stale."""
+    worker whose heartbeat is ``stale_after`` seconds old is stale; ``limits``: the app's
+    concurrency limits, which hold back some due instances (none outside an app)."""
     if url.startswith("sqlite:///"):
-        return _diagnose_sqlite(Path(url.removeprefix("sqlite:///")), url, now, stale_after)
-    return await _diagnose_postgres(url, now, stale_after)
+        path = Path(url.removeprefix("sqlite:///"))
+        return _diagnose_sqlite(path, url, now, stale_after, limits)
+    return await _diagnose_postgres(url, now, stale_after, limits)
 
 
-def _fill(d: Diagnosis, rows: dict[str, list[tuple[Any, ...]]], now: float) -> None:
+def _fill(
+    d: Diagnosis,
+    rows: dict[str, list[tuple[Any, ...]]],
+    now: float,
+    limits: Sequence[ConcurrencyLimit],
+) -> None:
     d.counts = {status: int(n) for status, n in rows["counts"]}
-    (due, oldest, expired), = rows["lag"]
-    d.runnable = int(due or 0)
+    limited = _free_in_limited_workflows(rows["slots"], limits)
+    oldest: float | None = None
+    for workflow, expired, due, first in rows["lag"]:
+        if expired:
+            d.expired_leases += int(due)
+        elif workflow in limited:  # its queue: what the free slots of each group let run
+            continue
+        d.runnable += int(due)
+        oldest = first if oldest is None else min(oldest, first)
+    for free, due, first in (g for groups in limited.values() for g in groups):
+        claimable = min(due, free)
+        d.runnable += claimable
+        d.waiting_for_slots += due - claimable
+        if claimable:
+            oldest = first if oldest is None else min(oldest, first)
     d.oldest_runnable_age = None if oldest is None else max(0.0, now - float(oldest))
-    d.expired_leases = int(expired or 0)
     d.lease_holders = [
         WorkerSeen(str(owner), int(held), float(until), float(until) > now)
         for owner, held, until in rows["owners"]
     ]
 
 
-def _diagnose_sqlite(path: Path, url: str, now: float, stale_after: float) -> Diagnosis:
+def _free_in_limited_workflows(
+    slot_rows: list[tuple[Any, ...]], limits: Sequence[ConcurrencyLimit]
+) -> dict[str, list[tuple[int, int, float]]]:
+    """Per limited workflow, each group's free slots, due instances queued, and the oldest
+    of those (a workflow limited in all is one group, whatever its instances' keys)."""
+    groups: dict[tuple[str, str | None], list[float]] = {}
+    by_name = {limit.workflow: limit for limit in limits}
+    for workflow, key, held, due, first in slot_rows:
+        group = (workflow, key if by_name[workflow].keyed else None)
+        found = groups.setdefault(group, [0, 0, float("inf")])
+        found[0] += int(held or 0)
+        found[1] += int(due or 0)
+        found[2] = min(found[2], float("inf") if first is None else float(first))
+    limited: dict[str, list[tuple[int, int, float]]] = {name: [] for name in by_name}
+    for (workflow, _), (held, due, first) in groups.items():
+        if due:
+            free = max(0, by_name[workflow].limit - int(held))
+            limited[workflow].append((free, int(due), first))
+    return limited
+
+
+def _diagnose_sqlite(
+    path: Path, url: str, now: float, stale_after: float, limits: Sequence[ConcurrencyLimit]
+) -> Diagnosis:
     d = Diagnosis(database=url, dialect="sqlite", latest_version=latest_version("sqlite"))
     if not path.exists():
         d.error = f"{path} does not exist yet (a worker or `fw migrate` creates it)"
@@ -141,11 +200,15 @@ def _diagnose_sqlite(path: Path, url: str, now: float, stale_after: float) -> Di
         d.reachable = True
         d.server = f"SQLite {sqlite3.sqlite_version}"
         if d.schema_version > 0:
+            slots = SLOTS_QUERY.replace("= ANY(%s)", "IN (SELECT value FROM json_each(%s))")
+            names = json.dumps([limit.workflow for limit in limits])
             _fill(d, {
                 "counts": connection.execute(COUNTS_QUERY).fetchall(),
                 "lag": connection.execute(LAG_QUERY.replace("%s", "?"), (now,)).fetchall(),
+                "slots": connection.execute(slots.replace("%s", "?"), (names, now)).fetchall()
+                if limits else [],
                 "owners": connection.execute(OWNERS_QUERY).fetchall(),
-            }, now)
+            }, now, limits)
             d.ids_indexed = _has_sqlite_table(connection, "instance_search")
             registry = _has_sqlite_table(connection, "workers")
             if registry:
@@ -164,7 +227,9 @@ def _has_sqlite_table(connection: sqlite3.Connection, name: str) -> bool:
     return connection.execute(sql, (name,)).fetchone() is not None
 
 
-async def _diagnose_postgres(url: str, now: float, stale_after: float) -> Diagnosis:
+async def _diagnose_postgres(
+    url: str, now: float, stale_after: float, limits: Sequence[ConcurrencyLimit]
+) -> Diagnosis:
     import psycopg
 
     from framework.store.postgres import schema_version
@@ -195,8 +260,12 @@ async def _diagnose_postgres(url: str, now: float, stale_after: float) -> Diagno
             owners = await connection.execute(OWNERS_QUERY)
             lag = await connection.execute(LAG_QUERY, [now])
             rows = {"counts": await counts.fetchall(), "owners": await owners.fetchall(),
-                    "lag": await lag.fetchall()}
-            _fill(d, rows, now)
+                    "lag": await lag.fetchall(), "slots": []}
+            if limits:
+                names = [limit.workflow for limit in limits]
+                slots = await connection.execute(SLOTS_QUERY, [names, now])
+                rows["slots"] = await slots.fetchall()
+            _fill(d, rows, now, limits)
             cur = await connection.execute("SELECT to_regclass('instance_search') IS NOT NULL")
             d.ids_indexed = bool((await cur.fetchone() or (False,))[0])
             cur = await connection.execute("SELECT to_regclass('workers') IS NOT NULL")

@@ -16,6 +16,7 @@ import pytest
 from framework.store import open_store
 from framework.store.base import NewInstance
 from framework.store.migrations import latest_version
+from tests.apps import write_app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,6 +107,71 @@ def test_doctor_reports_lag_and_workers(tmp_path: Path, database_url: str) -> No
     assert "4 runnable unclaimed" in human.stdout
     assert "host:2:alive: 1 held, lease held (not registered)" in human.stdout
     assert "0 alive" in human.stdout
+
+
+LIMITED = """
+    from framework import workflow, WorkflowContext
+
+    @workflow(concurrency=1{key})
+    async def {name}(ctx: WorkflowContext[dict[str, str]]) -> None:
+        return None
+"""
+
+
+def test_doctor_counts_instances_waiting_for_a_concurrency_slot_apart_from_lag(
+    tmp_path: Path, database_url: str
+) -> None:
+    root = write_app(
+        tmp_path,
+        {
+            "single_workflow.py": LIMITED.format(key="", name="single"),
+            "per_customer_workflow.py": LIMITED.format(
+                key=', concurrency_key="customer"', name="per_customer"
+            ),
+        },
+        f'[runtime]\ndatabase = "{database_url}"\n',
+    )
+    now = time.time()
+
+    def new(id: str, workflow: str, age: float, key: str | None = None) -> NewInstance:
+        return NewInstance(id, workflow, "{}", now - age, concurrency_key=key)
+
+    async def fill() -> None:
+        store = open_store(database_url)
+        await store.open()
+        # Each limit's one slot taken (per_customer: customer a's), by a live worker.
+        await store.create_instances(
+            [new("s-run", "single", 1000), new("a-run", "per-customer", 900, "a")]
+        )
+        assert len(await store.claim("host:1:alive", 2, now - 800, now + 600)) == 2
+        await store.create_instances(
+            [new(f"s{n}", "single", 300) for n in range(3)]  # single's slot is taken
+            + [new(f"a{n}", "per-customer", 300, "a") for n in range(2)]  # a's too
+            + [new(f"b{n}", "per-customer", 200 - n, "b") for n in range(2)]  # one runs
+            + [new("free", "unlimited", 100)]  # no limit: a worker could take it
+        )
+        await store.close()
+
+    asyncio.run(fill())
+    code, report = doctor_json("--app", str(root), cwd=tmp_path)
+    assert code == 0, report
+    assert report["runnable"] == 2, report  # b's oldest and the unlimited one
+    assert report["waiting_for_slots"] == 6  # single's 3, a's 2, b's second
+    assert 199 < report["oldest_runnable_age"] < 290  # b's oldest, not single's (300 s)
+    lag = [w for w in report["warnings"] if "wait unclaimed" in w]
+    assert len(lag) == 1 and lag[0].startswith("2 runnable instances wait unclaimed, the oldest for 20")
+    human = fw("doctor", "--app", str(root), cwd=tmp_path)
+    assert "2 runnable unclaimed" in human.stdout
+    assert "6 waiting for a concurrency slot" in human.stdout
+
+    entrypoints = root / "_generated" / "entrypoints.py"
+    entrypoints.write_text("raise RuntimeError('edited by hand')\n")  # the store is still read
+    code, report = doctor_json("--app", str(root), cwd=tmp_path)
+    assert code == 0, report
+    assert report["runnable"] == 8 and report["waiting_for_slots"] == 0
+    assert report["warnings"][0].startswith(
+        "the app's workflows could not be loaded (RuntimeError: edited by hand)"
+    )
 
 
 def test_postgres_through_the_environment_outside_an_app(tmp_path: Path, postgres_url: str) -> None:
