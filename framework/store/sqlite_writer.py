@@ -11,20 +11,24 @@ tries, so a commit behind a 100 ms lock held elsewhere waited until the try at 1
 writer tries again every ``LOCK_RETRY`` instead.
 
 The thread opens the connection and is the only one to close it: when it stops, or at once
-if opening fails. A caller that gives up (a cancelled task) never breaks it: every future
-it settles is first marked running, or dropped if its caller already left.
+if opening fails. Each write's caller awaits an asyncio future of its own loop; once a group
+has committed, the thread settles all of a loop's futures in one callback on that loop (one
+wake-up of the loop per group, not one per write). A caller that gives up (a cancelled task)
+never breaks it: a write whose future is cancelled before its group starts is dropped, and
+the outcome of one cancelled later is left unread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from framework.errors import StoreClosedError
@@ -57,7 +61,12 @@ class _Write(Generic[T]):
     fn: Callable[[sqlite3.Connection], WriteResult[T]]
     durable: bool = True
     look_first: LookFirst[T] | None = None
-    future: Future[T] = field(default_factory=Future[T])
+    future: asyncio.Future[T] | None = None
+    """What the caller awaits (None: committed inline, on the caller's thread)."""
+
+
+_Outcome = tuple[_Write[Any], Any, BaseException | None]
+"""A write, its value and its error (None: it succeeded)."""
 
 
 class SQLiteWriter:
@@ -128,13 +137,18 @@ class SQLiteWriter:
         an API) always go to the writer thread, where they share commits.
         """
         item = _Write(fn, durable, look_first)
-        if may_inline and self.inline and self._commit_inline(item):
-            return item.future.result()
+        if may_inline and self.inline and (outcome := self._commit_inline(item)) is not None:
+            _, value, error = outcome
+            if error is not None:
+                raise error
+            return value  # type: ignore[no-any-return]
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        item.future = future
         with self._accepting_lock:
             if not self._accepting:
                 raise StoreClosedError(f"{self._name} is not open")
             self._queue.put(item)
-        return await asyncio.wrap_future(item.future)
+        return await future
 
     def read_inline(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
         """Run the read ``fn`` on the calling thread, on the write connection, when
@@ -180,28 +194,27 @@ class SQLiteWriter:
         self._ready.set_result(None)
         try:
             while (group := self._next_group()) is not None:
-                # A write whose caller was cancelled before it started is dropped; the
-                # others can no longer be cancelled, so settling their futures is safe.
-                live = [item for item in group if item.future.set_running_or_notify_cancel()]
+                # A write whose caller was cancelled before it started is dropped.
+                live = [item for item in group if item.future and not item.future.cancelled()]
                 if live:
                     with self._busy:
-                        self._commit(connection, live)
+                        outcomes = self._commit(connection, live)
+                    _settle_all(outcomes)
         finally:
             with self._busy:
                 self._connection = None
                 connection.close()
 
-    def _commit_inline(self, item: _Write[Any]) -> bool:
-        """Commit ``item`` on this thread if the writer is idle; whether it did."""
+    def _commit_inline(self, item: _Write[Any]) -> _Outcome | None:
+        """Commit ``item`` on this thread if the writer is idle: its outcome (None: the
+        writer was busy, closed or not open yet)."""
         if not self._queue.empty() or not self._busy.acquire(blocking=False):
-            return False
+            return None
         try:
             connection = self._connection
             if connection is None or not self._accepting:  # not open yet, or closing
-                return False
-            item.future.set_running_or_notify_cancel()
-            self._commit(connection, [item])
-            return True
+                return None
+            return self._commit(connection, [item])[0]
         finally:
             self._busy.release()
 
@@ -221,34 +234,31 @@ class SQLiteWriter:
             group.append(item)
         return group
 
-    def _commit(self, connection: sqlite3.Connection, group: list[_Write[Any]]) -> None:
-        outcomes: list[tuple[_Write[Any], WriteResult[Any] | None, BaseException | None]] = []
-        if len(group) == 1 and not self._needed(connection, group[0]):
-            return
+    def _commit(self, connection: sqlite3.Connection, group: list[_Write[Any]]) -> list[_Outcome]:
+        """Apply and commit ``group``; each write's outcome."""
+        if len(group) == 1 and (skipped := self._unneeded(connection, group[0])) is not None:
+            return [skipped]
+        results: list[tuple[_Write[Any], WriteResult[Any] | None, BaseException | None]] = []
         try:
             self._set_durability(connection, any(item.durable for item in group))
             self._begin(connection)
             if len(group) == 1:  # alone, its failure is the transaction's: no savepoint needed
-                outcomes.append((group[0], group[0].fn(connection), None))
+                results.append((group[0], group[0].fn(connection), None))
             else:
-                outcomes.extend(self._apply_one(connection, item) for item in group)
+                results.extend(self._apply_one(connection, item) for item in group)
             connection.execute("COMMIT")
             self.commits += 1
         except BaseException as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             failure = self._translate_error(exc)
-            for item in group:
-                item.future.set_exception(failure)
-            return
-        if any(result is not None and result.wake_workers for _, result, _ in outcomes):
+            return [(item, None, failure) for item in group]
+        if any(result is not None and result.wake_workers for _, result, _ in results):
             self._on_commit_wake()
-        for item, result, error in outcomes:
-            if error is not None:
-                item.future.set_exception(error)
-            else:
-                assert result is not None
-                item.future.set_result(result.value)
+        return [
+            (item, None if result is None else result.value, error)
+            for item, result, error in results
+        ]
 
     def _begin(self, connection: sqlite3.Connection) -> None:
         """``BEGIN IMMEDIATE``, tried every ``LOCK_RETRY`` while another process holds the
@@ -267,21 +277,20 @@ class SQLiteWriter:
                     raise
             time.sleep(LOCK_RETRY)
 
-    def _needed(self, connection: sqlite3.Connection, item: _Write[Any]) -> bool:
-        """Run the write's look-first read; settle its future if the write is not needed."""
+    def _unneeded(self, connection: sqlite3.Connection, item: _Write[Any]) -> _Outcome | None:
+        """Run the write's look-first read: the write's outcome if it is not needed (or the
+        read failed), else None."""
         look = item.look_first
         if look is None:
-            return True
+            return None
         try:
             if look.needed(connection):
-                return True
+                return None
         except sqlite3.Error as exc:
             if is_busy(exc):  # a WAL being recovered: the write waits for its lock
-                return True
-            item.future.set_exception(self._translate_error(exc))
-            return False
-        item.future.set_result(look.otherwise)
-        return False
+                return None
+            return item, None, self._translate_error(exc)
+        return item, look.otherwise, None
 
     def _set_durability(self, connection: sqlite3.Connection, durable: bool) -> None:
         if durable != self._durable:
@@ -302,6 +311,30 @@ class SQLiteWriter:
             return item, None, self._translate_error(exc)
         connection.execute("RELEASE write")
         return item, result, None
+
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
+    """Hand the outcomes to their callers: one callback per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        future = outcome[0].future
+        assert future is not None
+        by_loop.setdefault(future.get_loop(), []).append(outcome)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: its callers are gone
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for item, value, error in outcomes:
+        future = item.future
+        assert future is not None
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
 
 
 def is_busy(exc: BaseException) -> bool:
