@@ -108,6 +108,11 @@ INSERT_INSTANCE = (
     "updated_at, wake_at, retention, concurrency_key) "
     "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 )
+INSERT_CLAIMED = (  # a new instance its creator's worker claims in the same transaction
+    "INSERT INTO instances (id, workflow, status, params, version, parent_id, created_at, "
+    "updated_at, wake_at, retention, concurrency_key, lease_owner, lease_token, runs) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+)
 RUNNABLE = "+status IN ('queued', 'waiting', 'running')"
 """The statuses a worker may claim, for queries that walk the ``wake_at`` index: the ``+``
 keeps SQLite from reading a status index instead, which holds every waiting instance (100,000
@@ -250,6 +255,8 @@ class SQLiteStore:
             existing = {row.id: row for row in _instances_by_id(c, [i.id for i in instances])}
             check_same_workflow(instances, existing)
             fresh = [i for i in instances if i.id not in existing]
+            taken = fresh[: handoff.limit] if handoff is not None else []
+            tokens = _insert_claimed(c, taken, handoff) if handoff is not None else {}
             c.executemany(
                 INSERT_INSTANCE,
                 [
@@ -265,16 +272,11 @@ class SQLiteStore:
                         i.retention,
                         i.concurrency_key,
                     )
-                    for i in fresh
+                    for i in fresh[len(taken) :]
                 ],
             )
             stored = {row.id: row for row in _instances_by_id(c, [i.id for i in fresh])}
-            claims: dict[str, Claim] = {}
-            if handoff is not None:
-                for i in fresh[: handoff.limit]:
-                    claims[i.id] = _claim_row(
-                        c, stored[i.id], handoff.owner, handoff.now, handoff.lease_until
-                    )
+            claims = {i.id: Claim(stored[i.id], [], tokens[i.id], False) for i in taken}
             stored.update(existing)
             created = [
                 Created(claims[i.id].instance, True, claims[i.id])
@@ -1299,6 +1301,29 @@ def _apply(c: sqlite3.Connection, t: Transition, now: float) -> WriteResult[Stat
     )
     woke = outcome.wake_parent and _wake_parent(c, t.instance_id, fenced.parent_id, now)
     return WriteResult(status, wake_workers=outcome.notify or woke or bool(t.children))
+
+
+def _insert_claimed(
+    c: sqlite3.Connection, instances: Sequence[NewInstance], handoff: Handoff
+) -> dict[str, str]:
+    """Insert new instances already claimed by ``handoff``'s worker (one statement, not an
+    insert then a claim); their lease tokens, by id. They have no steps yet."""
+    state = state_of("queued", None)
+    outcome = decide("(new)", state, "claim")
+    status = next_status(state, outcome)
+    wake_at = resolve_wake_at(
+        state, outcome, current=None, now=handoff.now, lease_until=handoff.lease_until
+    )
+    tokens = {i.id: uuid.uuid4().hex for i in instances}
+    c.executemany(
+        INSERT_CLAIMED,
+        [
+            (i.id, i.workflow, status, i.params, i.version, i.parent_id, i.created_at,
+             handoff.now, wake_at, i.retention, i.concurrency_key, handoff.owner, tokens[i.id])
+            for i in instances
+        ],
+    )  # fmt: skip
+    return tokens
 
 
 def _claim_row(
