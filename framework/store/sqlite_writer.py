@@ -1,8 +1,9 @@
 """One writer thread per SQLite store, committing queued writes in groups.
 
 Every write is a function of the connection. The thread takes all writes queued while the
-previous commit ran and applies them in one transaction, each inside its own savepoint (a
-write that fails is rolled back alone and its caller gets the error). Under load many
+previous commit ran and applies them in one transaction; if one of them fails, the
+transaction is rolled back and the group applied again, each write inside its own savepoint
+(the one that fails is rolled back alone and its caller gets the error). Under load many
 instances' journal entries share one fsync; alone, each write still commits at once.
 
 Another process's write lock is waited for here, not by SQLite's busy handler (the
@@ -244,7 +245,10 @@ class SQLiteWriter:
             self._begin(connection)
             if len(group) == 1:  # alone, its failure is the transaction's: no savepoint needed
                 results.append((group[0], group[0].fn(connection), None))
-            else:
+            elif (applied := self._apply_all(connection, group)) is not None:
+                results.extend(applied)
+            else:  # one write failed: again, each in a savepoint, so it fails alone
+                self._begin(connection)
                 results.extend(self._apply_one(connection, item) for item in group)
             connection.execute("COMMIT")
             self.commits += 1
@@ -296,6 +300,22 @@ class SQLiteWriter:
         if durable != self._durable:
             connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._durable = durable
+
+    def _apply_all(
+        self, connection: sqlite3.Connection, group: list[_Write[Any]]
+    ) -> list[tuple[_Write[Any], WriteResult[Any], None]] | None:
+        """Apply the group's writes in turn, without savepoints (two statements fewer per
+        write); None, the transaction rolled back, when one of them raised."""
+        applied: list[tuple[_Write[Any], WriteResult[Any], None]] = []
+        for item in group:
+            try:
+                applied.append((item, item.fn(connection), None))
+            except sqlite3.OperationalError:
+                raise  # the database itself failed: the whole group fails
+            except Exception:
+                connection.execute("ROLLBACK")
+                return None
+        return applied
 
     def _apply_one(
         self, connection: sqlite3.Connection, item: _Write[Any]

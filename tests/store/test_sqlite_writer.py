@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,4 +72,51 @@ async def test_a_write_behind_another_connections_lock_tries_again_every_millise
     rows = await writer.write(lambda c: WriteResult(c.execute("SELECT n FROM t").fetchall()))
     assert rows == [(1,)]
     holder.close()
+    await asyncio.to_thread(writer.stop)
+
+
+@pytest.mark.timeout(30)
+async def test_a_write_that_fails_in_a_group_fails_alone_and_the_others_commit(
+    tmp_path: Path,
+) -> None:
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        return connection
+
+    writer = SQLiteWriter(connect, lambda: None, lambda exc: exc)
+    await asyncio.wrap_future(writer.start())
+    await writer.write(lambda c: WriteResult(c.execute("CREATE TABLE t (n INTEGER)")))
+    started = threading.Event()
+    go_on = threading.Event()
+
+    def held(c: sqlite3.Connection) -> WriteResult[int]:  # keeps the writer busy meanwhile
+        started.set()
+        go_on.wait(10)
+        c.execute("INSERT INTO t VALUES (0)")
+        return WriteResult(0)
+
+    def insert(n: int) -> Callable[[sqlite3.Connection], WriteResult[int]]:
+        def write(c: sqlite3.Connection) -> WriteResult[int]:
+            c.execute("INSERT INTO t VALUES (?)", (n,))
+            if n == 3:
+                raise ValueError("three is refused")  # after its insert: undone with it
+            return WriteResult(n)
+
+        return write
+
+    first = asyncio.ensure_future(writer.write(held))
+    await asyncio.to_thread(started.wait, 10)
+    group = [asyncio.ensure_future(writer.write(insert(n))) for n in range(1, 6)]
+    await asyncio.sleep(0.05)  # all five queued behind the held write: one group
+    go_on.set()
+    assert await first == 0
+    outcomes = await asyncio.gather(*group, return_exceptions=True)
+    assert outcomes[:2] == [1, 2] and outcomes[3:] == [4, 5]
+    assert isinstance(outcomes[2], ValueError) and str(outcomes[2]) == "three is refused"
+    assert writer.commits == 3  # the table, the held write, the group of five
+    rows = await writer.write(
+        lambda c: WriteResult([n for (n,) in c.execute("SELECT n FROM t ORDER BY n")])
+    )
+    assert rows == [0, 1, 2, 4, 5]
     await asyncio.to_thread(writer.stop)
