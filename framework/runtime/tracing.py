@@ -4,7 +4,7 @@ runs, none for steps a replay skips, so traces never show a step twice for one e
 from __future__ import annotations
 
 from collections.abc import Generator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from framework.runtime.failures import message_of, raised_by_user, traceback_of
@@ -16,14 +16,22 @@ except ImportError:  # pragma: no cover - depends on the environment
     _trace = None  # type: ignore[assignment]
 
 
-@contextmanager
 def step_span(
     workflow: str, instance_id: str, step: str, count: int, attempt: int
-) -> Generator[None]:
-    """A span ``fw.step <name>`` around one attempt, when OpenTelemetry is installed."""
+) -> AbstractContextManager[None]:
+    """A span ``fw.step <name>`` around one attempt, when OpenTelemetry is installed and an
+    SDK is configured (else spans would go nowhere: nothing is done)."""
     if _trace is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
-        yield  # no SDK configured: spans would go nowhere
-        return
+        return _NO_SPAN
+    return _span(workflow, instance_id, step, count, attempt)
+
+
+_NO_SPAN = nullcontext()
+
+
+@contextmanager
+def _span(workflow: str, instance_id: str, step: str, count: int, attempt: int) -> Generator[None]:
+    assert _trace is not None
     tracer: Any = _trace.get_tracer("fw")
     attributes = {
         "fw.workflow": workflow,
