@@ -82,10 +82,11 @@ class ProcessMetrics:
             registry=self.registry,
         )
 
-        # The labelled children of the per-step histograms, found once: ``labels()``
-        # validates and locks on every call, twice per step.
+        # The labelled children of the per-step and timer histograms, found once:
+        # ``labels()`` validates and locks on every call, twice per step.
         self._durations: dict[tuple[str, str], Histogram] = {}
         self._attempts: dict[str, Histogram] = {}
+        self._lags: dict[str, Histogram] = {}
 
     def instance_started(self, workflow: str, count: int = 1) -> None:
         """``count`` instances of ``workflow`` were created by this process."""
@@ -112,7 +113,10 @@ class ProcessMetrics:
 
     def timer_fired(self, workflow: str, lag: float) -> None:
         """A sleep due at some time fired ``lag`` seconds after it."""
-        self._timer_lag.labels(workflow).observe(max(0.0, lag))
+        child = self._lags.get(workflow)
+        if child is None:
+            child = self._lags[workflow] = self._timer_lag.labels(workflow)
+        child.observe(max(0.0, lag))
 
 
 @dataclass(frozen=True)
