@@ -3,6 +3,7 @@ runs, none for steps a replay skips, so traces never show a step twice for one e
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -15,18 +16,34 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     _trace = None  # type: ignore[assignment]
 
+_PROVIDER_FROM_ENVIRONMENT = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+"""OpenTelemetry loads the provider this names on its first ``get_tracer_provider``."""
+
 
 def step_span(
     workflow: str, instance_id: str, step: str, count: int, attempt: int
 ) -> AbstractContextManager[None]:
     """A span ``fw.step <name>`` around one attempt, when OpenTelemetry is installed and an
     SDK is configured (else spans would go nowhere: nothing is done)."""
-    if _trace is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+    if not _sdk_configured():
         return _NO_SPAN
     return _span(workflow, instance_id, step, count, attempt)
 
 
 _NO_SPAN = nullcontext()
+_UNKNOWN = object()
+
+
+def _sdk_configured() -> bool:
+    """Whether a tracer provider is set. OpenTelemetry's own answer looks up an environment
+    variable each time none is (5% of a busy worker's CPU): its global is read first, and
+    that answer is taken only when it may have changed."""
+    if _trace is None:
+        return False
+    provider = getattr(_trace, "_TRACER_PROVIDER", _UNKNOWN)  # set once, by set_tracer_provider
+    if provider is None and not _PROVIDER_FROM_ENVIRONMENT:
+        return False
+    return not isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
 
 
 @contextmanager
