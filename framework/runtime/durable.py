@@ -16,10 +16,11 @@ import hashlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from framework.errors import FwError, StepError, StepTimeoutError
 from framework.runtime import serialization
@@ -326,7 +327,19 @@ def _returned_or_raised(
 
 
 async def _with_timeout(work: Awaitable[Any], limit: float, key: StepKey) -> Any:
-    timer = asyncio.timeout(limit)
+    """``await work``, cut after ``limit`` seconds. Its first stretch (up to its first
+    suspension) runs at once, as ``await`` would run it, but with no timer yet: most steps
+    end there and need none (a timer is two heap operations and a handle per step); the
+    rest of one that suspends runs under a timeout due ``limit`` after it started."""
+    loop = asyncio.get_running_loop()
+    timer = asyncio.timeout_at(loop.time() + limit)
+    if isinstance(work, types.CoroutineType):
+        coroutine = cast("Coroutine[Any, Any, Any]", work)
+        try:
+            first = coroutine.send(None)
+        except StopIteration as done:
+            return done.value
+        work = _resume(coroutine, first)
     try:
         async with timer:
             return await work
@@ -336,3 +349,25 @@ async def _with_timeout(work: Awaitable[Any], limit: float, key: StepKey) -> Any
         raise StepTimeoutError(
             f"step {key.name!r} ran over its timeout of {format_duration(limit)}"
         ) from None
+
+
+@types.coroutine
+def _resume(work: Coroutine[Any, Any, Any], pending: Any) -> Generator[Any, Any, Any]:
+    """Drive ``work`` on from the suspension that yielded ``pending``, as the ``await`` that
+    started it would have: what the task sends or throws in goes to ``work``."""
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            work.close()
+            raise
+        except BaseException as exc:
+            try:
+                pending = work.throw(exc)
+            except StopIteration as done:
+                return done.value
+            continue
+        try:
+            pending = work.send(sent)
+        except StopIteration as done:
+            return done.value
