@@ -331,8 +331,7 @@ async def _with_timeout(work: Awaitable[Any], limit: float, key: StepKey) -> Any
     suspension) runs at once, as ``await`` would run it, but with no timer yet: most steps
     end there and need none (a timer is two heap operations and a handle per step); the
     rest of one that suspends runs under a timeout due ``limit`` after it started."""
-    loop = asyncio.get_running_loop()
-    timer = asyncio.timeout_at(loop.time() + limit)
+    deadline = asyncio.get_running_loop().time() + limit
     if isinstance(work, types.CoroutineType):
         coroutine = cast("Coroutine[Any, Any, Any]", work)
         try:
@@ -340,6 +339,7 @@ async def _with_timeout(work: Awaitable[Any], limit: float, key: StepKey) -> Any
         except StopIteration as done:
             return done.value
         work = _resume(coroutine, first)
+    timer = asyncio.timeout_at(deadline)
     try:
         async with timer:
             return await work
