@@ -13,16 +13,23 @@ import pytest
 from framework.store.sqlite_writer import SQLiteWriter, WriteResult
 
 
-@pytest.mark.timeout(30)
-async def test_a_cancelled_caller_never_breaks_the_writer(tmp_path: Path) -> None:
+async def started_writer(folder: Path) -> SQLiteWriter:
+    """A writer on a WAL file in ``folder`` holding an empty table ``t (n)``."""
+
     def connect() -> sqlite3.Connection:
-        connection = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+        connection = sqlite3.connect(folder / "w.db", isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
         return connection
 
     writer = SQLiteWriter(connect, lambda: None, lambda exc: exc)
     await asyncio.wrap_future(writer.start())
     await writer.write(lambda c: WriteResult(c.execute("CREATE TABLE t (n INTEGER)")))
+    return writer
+
+
+@pytest.mark.timeout(30)
+async def test_a_cancelled_caller_never_breaks_the_writer(tmp_path: Path) -> None:
+    writer = await started_writer(tmp_path)
 
     def slow_insert(c: sqlite3.Connection) -> WriteResult:
         c.execute("INSERT INTO t VALUES (1)")
@@ -79,14 +86,7 @@ async def test_a_write_behind_another_connections_lock_tries_again_every_millise
 async def test_a_write_that_fails_in_a_group_fails_alone_and_the_others_commit(
     tmp_path: Path,
 ) -> None:
-    def connect() -> sqlite3.Connection:
-        connection = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        return connection
-
-    writer = SQLiteWriter(connect, lambda: None, lambda exc: exc)
-    await asyncio.wrap_future(writer.start())
-    await writer.write(lambda c: WriteResult(c.execute("CREATE TABLE t (n INTEGER)")))
+    writer = await started_writer(tmp_path)
     started = threading.Event()
     go_on = threading.Event()
 
