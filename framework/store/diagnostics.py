@@ -10,6 +10,7 @@ the owners of the leases held (which include workers of an fw that did not regis
 from __future__ import annotations
 
 import json
+import math
 import socket
 import sqlite3
 from collections.abc import Sequence
@@ -140,47 +141,57 @@ def _fill(
     limits: Sequence[ConcurrencyLimit],
 ) -> None:
     d.counts = {status: int(n) for status, n in rows["counts"]}
-    limited = _free_in_limited_workflows(rows["slots"], limits)
-    oldest: float | None = None
+    limited = {limit.workflow for limit in limits}
+    oldest = math.inf
     for workflow, expired, due, first in rows["lag"]:
         if expired:
             d.expired_leases += int(due)
         elif workflow in limited:  # its queue: what the free slots of each group let run
             continue
         d.runnable += int(due)
-        oldest = first if oldest is None else min(oldest, first)
-    for free, due, first in (g for groups in limited.values() for g in groups):
-        claimable = min(due, free)
-        d.runnable += claimable
-        d.waiting_for_slots += due - claimable
-        if claimable:
-            oldest = first if oldest is None else min(oldest, first)
-    d.oldest_runnable_age = None if oldest is None else max(0.0, now - float(oldest))
+        oldest = min(oldest, float(first))
+    for group in _slot_groups(rows["slots"], limits):
+        d.runnable += group.claimable
+        d.waiting_for_slots += group.due - group.claimable
+        if group.claimable:
+            oldest = min(oldest, group.oldest)
+    d.oldest_runnable_age = None if oldest == math.inf else max(0.0, now - oldest)
     d.lease_holders = [
         WorkerSeen(str(owner), int(held), float(until), float(until) > now)
         for owner, held, until in rows["owners"]
     ]
 
 
-def _free_in_limited_workflows(
+@dataclass
+class _SlotGroup:
+    """The instances of a limited workflow that count under one key (all of them, when the
+    limit is not keyed): the slots they hold, how many are due and queued, the oldest's due
+    time."""
+
+    limit: int
+    held: int = 0
+    due: int = 0
+    oldest: float = math.inf
+
+    @property
+    def claimable(self) -> int:
+        """How many of the due ones the free slots let a worker take now."""
+        return min(self.due, max(0, self.limit - self.held))
+
+
+def _slot_groups(
     slot_rows: list[tuple[Any, ...]], limits: Sequence[ConcurrencyLimit]
-) -> dict[str, list[tuple[int, int, float]]]:
-    """Per limited workflow, each group's free slots, due instances queued, and the oldest
-    of those (a workflow limited in all is one group, whatever its instances' keys)."""
-    groups: dict[tuple[str, str | None], list[float]] = {}
+) -> list[_SlotGroup]:
     by_name = {limit.workflow: limit for limit in limits}
+    groups: dict[tuple[str, str | None], _SlotGroup] = {}
     for workflow, key, held, due, first in slot_rows:
-        group = (workflow, key if by_name[workflow].keyed else None)
-        found = groups.setdefault(group, [0, 0, float("inf")])
-        found[0] += int(held or 0)
-        found[1] += int(due or 0)
-        found[2] = min(found[2], float("inf") if first is None else float(first))
-    limited: dict[str, list[tuple[int, int, float]]] = {name: [] for name in by_name}
-    for (workflow, _), (held, due, first) in groups.items():
-        if due:
-            free = max(0, by_name[workflow].limit - int(held))
-            limited[workflow].append((free, int(due), first))
-    return limited
+        limit = by_name[workflow]
+        found = groups.setdefault((workflow, key if limit.keyed else None), _SlotGroup(limit.limit))
+        found.held += int(held or 0)
+        found.due += int(due or 0)
+        if first is not None:
+            found.oldest = min(found.oldest, float(first))
+    return list(groups.values())
 
 
 def _diagnose_sqlite(
