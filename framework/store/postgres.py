@@ -28,7 +28,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, LiteralString
 
@@ -71,6 +71,7 @@ from framework.store.base import (
     unstorable,
 )
 from framework.store.migrations import migrations
+from framework.store.postgres_batch import GroupCommit, Outcome
 from framework.store.postgres_connection import Connection, Database, PostgresSettings
 from framework.store.postgres_listener import CHANNEL, Listener
 from framework.store.workers import (
@@ -204,6 +205,7 @@ class PostgresStore:
         self.url = url
         self.settings = PostgresSettings.from_url(url)
         self._db = Database(self.settings)
+        self._journal = GroupCommit(self._db, "journaling a step")
         self._listener = Listener(self._listen_connection, self.settings.display)
         self._liveness: dict[str, tuple[Connection, int]] = {}
         """Worker id -> the connection holding its advisory lock, and the lock's key."""
@@ -232,6 +234,7 @@ class PostgresStore:
                 await connection.close()
         self._liveness.clear()
         await self._listener.close()
+        await self._journal.close()
         await self._db.close()
         self._opened = False
 
@@ -700,7 +703,6 @@ class PostgresStore:
                 for i in children
             ]) if children else None,
         ]
-        attempts = 0
         statement, arguments = APPLY, params
         if t.logs:
             lines = json.dumps([
@@ -710,28 +712,19 @@ class PostgresStore:
             statement, arguments = APPLY_WITH_LOGS, [t.instance_id, lines, LOG_LIMIT, *params]
 
         keyed = [(i.id, i.concurrency_key) for i in children if i.concurrency_key is not None]
-
-        async def apply(c: Connection) -> Status:
-            nonlocal attempts
-            attempts += 1
-            if keyed:  # fw_apply_v2 inserts children without their key: set it in the same commit
-                async with c.transaction():
-                    cur = await c.execute(statement, arguments)
-                    status = (await _fetch_one(cur))[0]
-                    if status is not None:
-                        await c.execute(SET_CHILD_KEYS, [list(k) for k in zip(*keyed, strict=True)])
-            else:
-                cur = await c.execute(statement, arguments)
-                status = (await _fetch_one(cur))[0]
-            if status is not None:
-                return status  # type: ignore[no-any-return]
-            if attempts > 1:  # did the lost try commit, releasing the lease?
-                row = await _one_instance(c, t.instance_id)
-                if row is not None and row.lease_owner is None and row.updated_at == now:
-                    return row.status
-            raise LeaseLostError(t.instance_id)
-
-        return await self._db.run("journaling a step", apply, replay_safe=True)
+        if keyed:  # fw_apply_v2 inserts children without their key: set it in the same commit
+            outcome = await self._db.run(
+                "journaling a step", _apply_keyed(statement, arguments, keyed), replay_safe=True
+            )
+        else:
+            outcome = await self._journal.run(t.instance_id, statement, arguments)
+        if outcome.value is not None:
+            return outcome.value  # type: ignore[no-any-return]
+        if outcome.replayed:  # did the lost try commit, releasing the lease?
+            row = await self.get_instance(t.instance_id)
+            if row is not None and row.lease_owner is None and row.updated_at == now:
+                return row.status
+        raise LeaseLostError(t.instance_id)
 
     async def take_event(
         self, token: str, instance_id: str, event_type: str, step: StepRow, now: float
@@ -1115,6 +1108,25 @@ def _step_from_json(instance_id: str, values: list[Any]) -> StepRow:
         if values[position] is not None:
             values[position] = float(values[position])
     return StepRow(instance_id, *values)
+
+
+def _apply_keyed(
+    statement: LiteralString, arguments: list[Any], keyed: list[tuple[str, str]]
+) -> Callable[[Connection], Awaitable[Outcome]]:
+    """A transition that creates children with concurrency keys, in one transaction with
+    the statement that sets their keys (``fw_apply_v2`` inserts them without)."""
+    attempts = 0
+
+    async def apply(c: Connection) -> Outcome:
+        nonlocal attempts
+        attempts += 1
+        async with c.transaction():
+            status = (await _fetch_one(await c.execute(statement, arguments)))[0]
+            if status is not None:
+                await c.execute(SET_CHILD_KEYS, [list(k) for k in zip(*keyed, strict=True)])
+        return Outcome(status, attempts > 1)
+
+    return apply
 
 
 async def _fetch_one(cur: Any) -> Sequence[Any]:

@@ -1,0 +1,231 @@
+"""Creates and journal writes on PostgreSQL: what they send to the server and whom they wake.
+
+A single instance's create is one statement in autocommit, its NOTIFY carried inside it; a
+batch is one transaction (BEGIN, the statement, COMMIT). A journal write alone is one
+statement in autocommit; writes that arrive together commit together (group commit), and
+one that fails or lost its lease fails alone. The statements are counted by wrapping
+psycopg's own ``execute`` and ``transaction`` around the real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from framework.errors import InstanceIdConflictError, LeaseLostError, StoreError
+from framework.store.base import Claim, Handoff, NewInstance, StepRow, Transition
+from framework.store.postgres import PostgresStore
+from framework.store.postgres_listener import CHANNEL
+
+T0 = 1_000_000.0
+
+
+def new(instance_id: str, workflow: str = "wf") -> NewInstance:
+    return NewInstance(instance_id, workflow, "{}", T0)
+
+
+@pytest.fixture
+async def store(postgres_url: str) -> AsyncIterator[PostgresStore]:
+    opened = PostgresStore(postgres_url)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Statements executed and transactions opened by any psycopg connection."""
+    counts: Counter[str] = Counter()
+    execute = psycopg.AsyncConnection.execute
+    transaction = psycopg.AsyncConnection.transaction
+
+    async def counting_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["statements"] += 1
+        return await execute(self, query, *args, **kwargs)
+
+    def counting_transaction(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["transactions"] += 1
+        return transaction(self, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", counting_execute)
+    monkeypatch.setattr(psycopg.AsyncConnection, "transaction", counting_transaction)
+    return counts
+
+
+@pytest.fixture
+def listening(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection listening on fw's wake-up channel, as another process's worker."""
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute(f"LISTEN {CHANNEL}")
+        yield connection
+
+
+def wake_ups(listening: psycopg.Connection[Any]) -> int:
+    """The wake-ups delivered since the last call: those committed before a marker this
+    connection then sends itself (notifications arrive in commit order)."""
+    listening.execute("SELECT pg_notify(%s, 'marker')", [CHANNEL])
+    for count, notification in enumerate(listening.notifies(timeout=60)):
+        if notification.payload == "marker":
+            return count
+    raise AssertionError("the marker notification did not arrive within 60 s")
+
+
+async def test_a_single_create_is_one_statement_that_notifies_once(
+    store: PostgresStore, sent: Counter[str], listening: psycopg.Connection[Any]
+) -> None:
+    (created,) = await store.create_instances([new("a")])
+
+    assert created.created and created.row.status == "queued"
+    assert sent == {"statements": 1}
+    assert wake_ups(listening) == 1
+
+
+async def test_a_single_create_of_an_existing_id_wakes_nobody(
+    store: PostgresStore, sent: Counter[str], listening: psycopg.Connection[Any]
+) -> None:
+    await store.create_instances([new("a"), new("taken", "other")])
+    assert wake_ups(listening) == 1
+    sent.clear()
+
+    (again,) = await store.create_instances([new("a")])
+    with pytest.raises(InstanceIdConflictError):
+        await store.create_instances([new("taken")])
+
+    assert not again.created
+    assert sent == {"statements": 2}
+    assert wake_ups(listening) == 0
+    row = await store.get_instance("taken")
+    assert row is not None and row.workflow == "other"
+
+
+async def test_a_single_create_handed_off_wakes_nobody(
+    store: PostgresStore, sent: Counter[str], listening: psycopg.Connection[Any]
+) -> None:
+    handoff = Handoff("w1", 1, T0, T0 + 30)
+    (created,) = await store.create_instances([new("a")], handoff)
+
+    assert created.claim is not None and created.row.status == "running"
+    assert sent == {"statements": 1}
+    assert wake_ups(listening) == 0
+
+
+async def test_a_batch_is_one_transaction_that_notifies_once(
+    store: PostgresStore, sent: Counter[str], listening: psycopg.Connection[Any]
+) -> None:
+    created = await store.create_instances([new("a"), new("b"), new("c")])
+
+    assert [c.created for c in created] == [True, True, True]
+    assert sent == {"statements": 1, "transactions": 1}
+    assert wake_ups(listening) == 1
+
+
+# Journal writes.
+
+
+async def running(store: PostgresStore, count: int) -> list[Claim]:
+    """``count`` instances, created and claimed by worker w1 in one statement."""
+    created = await store.create_instances(
+        [NewInstance(f"i-{n:03}", "wf", "{}", T0) for n in range(count)],
+        Handoff("w1", count, T0, T0 + 300),
+    )
+    claims = [c.claim for c in created]
+    assert all(claims)
+    return [c for c in claims if c is not None]
+
+
+def step(claim: Claim, output: str = "1") -> Transition:
+    row = StepRow(claim.instance.id, "one", 1, 1, "do", "complete", 1, T0, T0, None, None, output)
+    return Transition(claim.instance.id, claim.token, steps=[row])
+
+
+async def test_writes_that_arrive_together_commit_in_one_transaction(
+    store: PostgresStore, sent: Counter[str]
+) -> None:
+    claims = await running(store, 40)
+    sent.clear()
+
+    statuses = await asyncio.gather(*(store.apply(step(c), T0 + 1) for c in claims))
+
+    assert statuses == ["running"] * 40
+    assert sent["statements"] == 40
+    # The first MOST_IN_FLIGHT go alone (nothing was under way), in autocommit; the others
+    # wait for them and go together, in one transaction (two at most).
+    assert 1 <= sent["transactions"] <= 2
+    for claim in claims:
+        [journaled] = await store.list_steps(claim.instance.id)
+        assert (journaled.name, journaled.output) == ("one", "1")
+
+
+async def test_a_write_alone_is_one_statement_and_no_transaction(
+    store: PostgresStore, sent: Counter[str]
+) -> None:
+    [claim] = await running(store, 1)
+    sent.clear()
+
+    assert await store.apply(step(claim), T0 + 1) == "running"
+
+    assert sent == Counter(statements=1)
+
+
+async def test_a_write_that_fails_fails_alone_and_the_others_commit(
+    store: PostgresStore, sent: Counter[str]
+) -> None:
+    claims = await running(store, 30)
+    bad = claims[17]  # PostgreSQL text cannot hold a NUL character: the server refuses this
+
+    results = await asyncio.gather(
+        *(store.apply(step(c, "\x00" if c is bad else "1"), T0 + 1) for c in claims),
+        return_exceptions=True,
+    )
+
+    failed = {c.instance.id: r for c, r in zip(claims, results, strict=True) if r != "running"}
+    assert list(failed) == [bad.instance.id]
+    assert isinstance(failed[bad.instance.id], StoreError)
+    assert "UntranslatableCharacter" in str(failed[bad.instance.id])
+    for claim in claims:
+        journaled = await store.list_steps(claim.instance.id)
+        assert len(journaled) == (0 if claim is bad else 1)
+
+
+async def test_a_lost_lease_in_a_batch_is_that_writes_alone(store: PostgresStore) -> None:
+    claims = await running(store, 30)
+    stale = claims[3]
+    transitions = [step(c) for c in claims]
+    transitions[3] = Transition(stale.instance.id, "not-the-token", steps=step(stale).steps)
+
+    results = await asyncio.gather(
+        *(store.apply(t, T0 + 1) for t in transitions), return_exceptions=True
+    )
+
+    assert isinstance(results[3], LeaseLostError)
+    assert results[:3] + results[4:] == ["running"] * 29
+    assert await store.list_steps(stale.instance.id) == []
+
+
+async def test_ends_and_steps_of_many_instances_mix_in_a_batch(store: PostgresStore) -> None:
+    claims = await running(store, 30)
+    ending = {c.instance.id for c in claims[::2]}
+
+    def transition(claim: Claim) -> Transition:
+        if claim.instance.id in ending:
+            return Transition(claim.instance.id, claim.token, status="complete", output="7",
+                              release=True)
+        return step(claim)
+
+    statuses = await asyncio.gather(*(store.apply(transition(c), T0 + 1) for c in claims))
+
+    assert statuses == ["complete" if c.instance.id in ending else "running" for c in claims]
+    rows = {r.id: r for r in await store.get_instances([c.instance.id for c in claims])}
+    for claim in claims:
+        row = rows[claim.instance.id]
+        if claim.instance.id in ending:
+            assert (row.status, row.output, row.lease_owner) == ("complete", "7", None)
+        else:
+            assert (row.status, row.lease_owner) == ("running", "w1")
