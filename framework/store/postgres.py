@@ -3,7 +3,8 @@
 Claims take due instances with ``FOR UPDATE SKIP LOCKED``, so no two workers ever hold one
 instance, and every write a running instance makes is fenced on its lease token. The hot
 paths are PL/pgSQL functions from the schema (``fw_claim_v2``, ``fw_apply_v2``,
-``fw_take_event``): one round trip and one transaction each. Wake-ups travel by
+``fw_take_event``): one round trip and one transaction each, except that journal writes
+arriving together share one transaction (``postgres_batch``). Wake-ups travel by
 ``LISTEN/NOTIFY`` (``postgres_listener``); connections, retries and error messages live in
 ``postgres_connection``.
 
