@@ -30,7 +30,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, LiteralString
 
 import psycopg
@@ -72,7 +72,7 @@ from framework.store.base import (
     unstorable,
 )
 from framework.store.migrations import migrations
-from framework.store.postgres_batch import GroupCommit, Outcome
+from framework.store.postgres_batch import GroupCommit, Journal, Outcome
 from framework.store.postgres_connection import Connection, Database, PostgresSettings
 from framework.store.postgres_listener import CHANNEL, Listener
 from framework.store.workers import (
@@ -195,6 +195,14 @@ COMPENSATE_TREE = (  # a worker runs the compensation, then ends each one
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
 
 
+@dataclass(frozen=True)
+class _Create:
+    """One instance to create, handed off (claimed for a worker of this process) or not."""
+
+    instance: NewInstance
+    handoff: Handoff | None
+
+
 class PostgresStore:
     """The Store protocol on a PostgreSQL database (``postgresql://...``; see docs/postgres.md
     for the URL's pool parameters)."""
@@ -206,7 +214,9 @@ class PostgresStore:
         self.url = url
         self.settings = PostgresSettings.from_url(url)
         self._db = Database(self.settings)
-        self._journal = GroupCommit(self._db, "journaling a step")
+        self._journal = Journal(self._db, "journaling a step")
+        self._creates: dict[str | None, GroupCommit[_Create, Created]] = {}
+        """Single creates arriving together, by the owner of their hand-off (None: none)."""
         self._listener = Listener(self._listen_connection, self.settings.display)
         self._liveness: dict[str, tuple[Connection, int]] = {}
         """Worker id -> the connection holding its advisory lock, and the lock's key."""
@@ -236,6 +246,8 @@ class PostgresStore:
         self._liveness.clear()
         await self._listener.close()
         await self._journal.close()
+        for creates in list(self._creates.values()):
+            await creates.close()
         await self._db.close()
         self._opened = False
 
@@ -252,7 +264,34 @@ class PostgresStore:
         statement in autocommit (one round trip: it is atomic on its own, and an id of another
         workflow inserts nothing, so nothing needs rolling back); a batch, and any retry after
         a lost connection (which first collects the lost try's claims), runs in a transaction.
+        Single creates that arrive while others are under way are stored together, as a batch.
         """
+        if len(instances) != 1:
+            return await self._create(instances, handoff)
+        owner = None if handoff is None else handoff.owner
+        creates = self._creates.get(owner)
+        if creates is None:
+            creates = self._creates[owner] = GroupCommit(
+                self._create_alone, self._create_together, lambda c: c.instance.id, distinct=True
+            )
+        return [await creates.run(_Create(instances[0], handoff))]
+
+    async def _create_alone(self, create: _Create) -> Created:
+        [created] = await self._create([create.instance], create.handoff)
+        return created
+
+    async def _create_together(self, creates: list[_Create]) -> list[Created]:
+        """Single creates of one hand-off owner (or none) as one batch, each handed off."""
+        handoffs = [c.handoff for c in creates if c.handoff is not None]
+        merged = None if not handoffs else Handoff(
+            handoffs[0].owner, len(handoffs), max(h.now for h in handoffs),
+            min(h.lease_until for h in handoffs),
+        )
+        return await self._create([c.instance for c in creates], merged)
+
+    async def _create(
+        self, instances: Sequence[NewInstance], handoff: Handoff | None
+    ) -> list[Created]:
         if not instances:
             return []
         check_distinct_ids(instances)

@@ -1,35 +1,132 @@
-"""Group commit on PostgreSQL: the journal writes of many instances in one transaction.
+"""Group commit on PostgreSQL: the writes of many instances in one transaction.
 
-A busy worker journals thousands of steps a second, each one ``fw_apply_v2`` call. Committed
-one by one, each costs a pool checkout, a round trip and a commit of its own (the server's
-CPU and a WAL flush). ``GroupCommit`` sends the writes that arrive while others are being
-committed together instead: one pipeline (one round trip), one transaction (one flush). A
-write that finds nothing under way goes straight through on its own, so one instance alone
-is not slowed down.
+A busy worker journals thousands of steps a second (each one ``fw_apply_v2`` call), and a busy
+app creates instances one at a time from many requests. Committed one by one, each write costs
+a pool checkout, a round trip and a commit of its own (the server's CPU and a WAL flush).
+``GroupCommit`` runs the writes that arrive while others are being committed together
+instead, in one transaction. A write that finds nothing under way goes straight through on
+its own, so one instance alone is not slowed down.
 
-Each write is one statement returning one row; its first column is the write's result. A
-batch takes its row locks in instance id order, the order a heartbeat's ``id = ANY(...)``
-takes them in, so the two cannot deadlock. If the transaction fails on a statement's own
-error, it rolled back whole, and each write of the batch is run again alone: one bad write
-fails alone. A batch lost with its connection is replayed by ``Database.run`` like any
-replay-safe operation, and says so with each result (``Outcome.replayed``), so the caller can
-recognise a write its lost try already committed.
+A batch holds its writes in key (instance id) order, so that its row locks are taken in the
+order a heartbeat's ``id = ANY(...)`` takes them in and the two cannot deadlock; with
+``distinct`` keys, two writes of one key never share a batch. If a batch fails on a write's
+own error, its transaction rolled back whole, and each write of the batch is run again alone:
+one bad write fails alone. A batch lost with its connection is replayed by ``Database.run``
+like any replay-safe operation.
+
+``Journal`` is the group commit of single-statement writes (``fw_apply_v2``): a batch is one
+pipeline of statements (one round trip) in one transaction, and each result says whether its
+statement ran more than once (``Outcome.replayed``), so the caller can recognise a write its
+lost first try already committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, LiteralString
+from typing import Any, Generic, LiteralString, TypeVar
 
-from framework.errors import StoreClosedError, StoreError, StoreUnavailableError
+from framework.errors import StoreClosedError, StoreUnavailableError
 from framework.store.postgres_connection import Connection, Database
+
+W = TypeVar("W")
+R = TypeVar("R")
 
 MOST_PER_BATCH = 200
 """The most writes one transaction carries."""
 MOST_IN_FLIGHT = 2
-"""The most commits one store has under way at once (batches and writes alone)."""
+"""The most commits one group commit has under way at once (batches and writes alone)."""
+
+
+class GroupCommit(Generic[W, R]):
+    """Runs writes of type ``W`` alone when nothing is under way, else together."""
+
+    def __init__(
+        self,
+        alone: Callable[[W], Awaitable[R]],
+        together: Callable[[list[W]], Awaitable[list[R]]],
+        key: Callable[[W], str],
+        *,
+        distinct: bool = False,
+    ) -> None:
+        self._alone = alone
+        self._together = together
+        self._key = key
+        self._distinct = distinct
+        self._pending: list[tuple[W, asyncio.Future[R]]] = []
+        self._in_flight = 0
+        self._batches: set[asyncio.Task[None]] = set()
+
+    async def run(self, write: W) -> R:
+        """Commit ``write``, with those that arrive meanwhile, and return its result."""
+        if self._in_flight < MOST_IN_FLIGHT and not self._pending:
+            self._in_flight += 1
+            try:
+                return await self._alone(write)
+            finally:
+                self._in_flight -= 1
+                self._start_batches()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((write, future))
+        self._start_batches()
+        return await future
+
+    async def close(self) -> None:
+        """Wait for the batches under way (the pool must still be open)."""
+        while self._batches:
+            await asyncio.wait(list(self._batches))
+
+    def _start_batches(self) -> None:
+        while self._pending and self._in_flight < MOST_IN_FLIGHT:
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._commit(self._take_batch()))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    def _take_batch(self) -> list[tuple[W, asyncio.Future[R]]]:
+        if not self._distinct:
+            batch, self._pending = self._pending[:MOST_PER_BATCH], self._pending[MOST_PER_BATCH:]
+            return batch
+        batch, left, keys = [], [], set()
+        for item in self._pending:
+            key = self._key(item[0])
+            if key in keys or len(batch) == MOST_PER_BATCH:
+                left.append(item)
+            else:
+                keys.add(key)
+                batch.append(item)
+        self._pending = left
+        return batch
+
+    async def _commit(self, batch: list[tuple[W, asyncio.Future[R]]]) -> None:
+        try:
+            if len(batch) == 1:
+                await _settle(batch[0][1], self._alone(batch[0][0]))
+            else:
+                await self._commit_together(sorted(batch, key=lambda item: self._key(item[0])))
+        finally:
+            self._in_flight -= 1
+            self._start_batches()
+
+    async def _commit_together(self, batch: list[tuple[W, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._together([write for write, _ in batch])
+        except (StoreClosedError, StoreUnavailableError) as exc:
+            for _, future in batch:
+                _fail(future, exc)
+            return
+        except Exception:  # a write's own error rolled the batch back: each alone
+            for write, future in batch:
+                await _settle(future, self._alone(write))
+            return
+        except BaseException as exc:
+            for _, future in batch:
+                _fail(future, exc)
+            raise
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
 
 @dataclass(frozen=True)
@@ -42,64 +139,43 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class _Write:
+class Statement:
+    """One statement returning one row, written for instance ``key``."""
+
     key: str
-    statement: LiteralString
+    sql: LiteralString
     arguments: Sequence[Any]
-    future: asyncio.Future[Outcome]
 
 
-class GroupCommit:
-    """Runs single-statement writes, committing those that arrive together as one."""
+class Journal:
+    """The group commit of single-statement writes: a batch is one pipeline in one
+    transaction; each write's ``Outcome`` is the first column of its row."""
 
     def __init__(self, db: Database, what: str) -> None:
         self._db = db
         self._what = what
-        self._pending: list[_Write] = []
-        self._in_flight = 0
-        self._batches: set[asyncio.Task[None]] = set()
+        self._group = GroupCommit(self._alone, self._together, lambda s: s.key)
 
-    async def run(self, key: str, statement: LiteralString, arguments: Sequence[Any]) -> Outcome:
-        """Run ``statement`` and commit it, with others that arrive meanwhile; ``key`` (an
-        instance id) orders the writes of a batch."""
-        if self._in_flight < MOST_IN_FLIGHT and not self._pending:
-            self._in_flight += 1
-            try:
-                return await self._alone(statement, arguments)
-            finally:
-                self._in_flight -= 1
-                self._start_batches()
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Write(key, statement, arguments, future))
-        self._start_batches()
-        return await future
+    async def run(self, key: str, sql: LiteralString, arguments: Sequence[Any]) -> Outcome:
+        """Run ``sql`` for instance ``key`` and commit it, with others arriving meanwhile."""
+        return await self._group.run(Statement(key, sql, arguments))
 
     async def close(self) -> None:
         """Wait for the batches under way (the pool must still be open)."""
-        while self._batches:
-            await asyncio.wait(list(self._batches))
+        await self._group.close()
 
-    def _start_batches(self) -> None:
-        while self._pending and self._in_flight < MOST_IN_FLIGHT:
-            batch, self._pending = (
-                self._pending[:MOST_PER_BATCH], self._pending[MOST_PER_BATCH:]
-            )
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._commit(batch))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
+    async def _alone(self, statement: Statement) -> Outcome:
+        attempts = 0
 
-    async def _commit(self, batch: list[_Write]) -> None:
-        try:
-            if len(batch) == 1:
-                await _settle(batch[0], self._alone(batch[0].statement, batch[0].arguments))
-            else:
-                await self._together(sorted(batch, key=lambda w: w.key))
-        finally:
-            self._in_flight -= 1
-            self._start_batches()
+        async def commit(c: Connection) -> Outcome:
+            nonlocal attempts
+            attempts += 1
+            row = await (await c.execute(statement.sql, statement.arguments)).fetchone()
+            return Outcome(None if row is None else row[0], attempts > 1)
 
-    async def _together(self, batch: list[_Write]) -> None:
+        return await self._db.run(self._what, commit, replay_safe=True)
+
+    async def _together(self, statements: list[Statement]) -> list[Outcome]:
         attempts = 0
 
         async def commit(c: Connection) -> list[Outcome]:
@@ -107,58 +183,30 @@ class GroupCommit:
             attempts += 1
             async with c.transaction():
                 async with c.pipeline():
-                    cursors = [await c.execute(w.statement, w.arguments) for w in batch]
+                    cursors = [await c.execute(s.sql, s.arguments) for s in statements]
                 rows = [await cursor.fetchone() for cursor in cursors]
             return [Outcome(None if row is None else row[0], attempts > 1) for row in rows]
 
-        try:
-            outcomes = await self._db.run(
-                f"{self._what} ({len(batch)} at once)", commit, replay_safe=True
-            )
-        except (StoreClosedError, StoreUnavailableError) as exc:
-            for write in batch:
-                _fail(write, exc)
-            return
-        except StoreError:  # a statement's own error rolled the batch back: each alone
-            for write in batch:
-                await _settle(write, self._alone(write.statement, write.arguments))
-            return
-        except BaseException as exc:
-            for write in batch:
-                _fail(write, exc)
-            raise
-        for write, outcome in zip(batch, outcomes, strict=True):
-            if not write.future.done():
-                write.future.set_result(outcome)
-
-    async def _alone(self, statement: LiteralString, arguments: Sequence[Any]) -> Outcome:
-        attempts = 0
-
-        async def commit(c: Connection) -> Outcome:
-            nonlocal attempts
-            attempts += 1
-            row = await (await c.execute(statement, arguments)).fetchone()
-            return Outcome(None if row is None else row[0], attempts > 1)
-
-        return await self._db.run(self._what, commit, replay_safe=True)
+        what = f"{self._what} ({len(statements)} at once)"
+        return await self._db.run(what, commit, replay_safe=True)
 
 
-async def _settle(write: _Write, outcome: Awaitable[Outcome]) -> None:
+async def _settle(future: asyncio.Future[R], outcome: Awaitable[R]) -> None:
     try:
         result = await outcome
     except BaseException as exc:
-        _fail(write, exc)
+        _fail(future, exc)
         if not isinstance(exc, Exception):
             raise
         return
-    if not write.future.done():
-        write.future.set_result(result)
+    if not future.done():
+        future.set_result(result)
 
 
-def _fail(write: _Write, exc: BaseException) -> None:
-    if write.future.done():
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if future.done():
         return
     if isinstance(exc, Exception):
-        write.future.set_exception(exc)
+        future.set_exception(exc)
     else:
-        write.future.cancel()
+        future.cancel()

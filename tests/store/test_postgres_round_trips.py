@@ -126,6 +126,66 @@ async def test_a_batch_is_one_transaction_that_notifies_once(
     assert wake_ups(listening) == 1
 
 
+
+async def test_single_creates_that_arrive_together_are_one_transaction(
+    store: PostgresStore, sent: Counter[str], listening: psycopg.Connection[Any]
+) -> None:
+    created = await asyncio.gather(*(store.create_instances([new(f"i-{n}")]) for n in range(40)))
+
+    assert [c.row.id for [c] in created] == [f"i-{n}" for n in range(40)]
+    assert all(c.created and c.row.status == "queued" for [c] in created)
+    # The first two go alone, each one statement in autocommit; the others wait for them and
+    # go together: one statement in one transaction (two at most).
+    assert sent["statements"] <= 4 and 1 <= sent["transactions"] <= 2
+    assert 1 <= wake_ups(listening) <= 4
+
+
+async def test_single_creates_of_one_id_together_store_it_once(store: PostgresStore) -> None:
+    same = NewInstance("same", "wf", '{"n": 1}', T0)
+    results = await asyncio.gather(
+        *(store.create_instances([same if n % 3 == 0 else new(f"i-{n}")]) for n in range(30))
+    )
+
+    for_same = [c for [c] in results if c.row.id == "same"]
+    assert len(for_same) == 10 and [c.created for c in for_same].count(True) == 1
+    assert all(c.created for [c] in results if c.row.id != "same")
+    row = await store.get_instance("same")
+    assert row is not None and row.params == '{"n": 1}'
+
+
+async def test_a_create_that_conflicts_fails_alone_and_the_others_are_stored(
+    store: PostgresStore,
+) -> None:
+    await store.create_instances([new("taken", "other")])
+
+    results = await asyncio.gather(
+        *(store.create_instances([new("taken" if n == 11 else f"i-{n}")]) for n in range(30)),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[11], InstanceIdConflictError)
+    assert all(isinstance(r, list) and r[0].created for n, r in enumerate(results) if n != 11)
+    assert len(await store.get_instances([f"i-{n}" for n in range(30)])) == 29
+
+
+async def test_handed_off_creates_that_arrive_together_are_each_claimed(
+    store: PostgresStore, sent: Counter[str], listening: psycopg.Connection[Any]
+) -> None:
+    def handoff(n: int) -> Handoff:
+        return Handoff("w1", 1, T0 + n, T0 + n + 30)
+
+    results = await asyncio.gather(
+        *(store.create_instances([new(f"i-{n}")], handoff(n)) for n in range(30))
+    )
+
+    for [created] in results:
+        assert created.claim is not None and created.claim.instance.id == created.row.id
+        assert (created.row.status, created.row.lease_owner) == ("running", "w1")
+    assert len({c.claim.token for [c] in results if c.claim is not None}) == 30
+    assert sent["transactions"] <= 2
+    assert wake_ups(listening) == 0
+
+
 # Journal writes.
 
 
