@@ -192,6 +192,12 @@ COMPENSATE_TREE = (  # a worker runs the compensation, then ends each one
     f"{TREE}UPDATE instances SET status = 'queued', control = 'terminate', wake_at = %s, "
     f"lease_owner = NULL, lease_token = NULL, updated_at = %s {TREE_ROWS}"
 )
+HEARTBEAT = (  # locks its rows in id order, as a batch of journal writes does (no deadlock)
+    "WITH held AS (SELECT id FROM instances WHERE lease_owner = %s AND id = ANY(%s) "
+    "ORDER BY id FOR UPDATE) "
+    "UPDATE instances i SET wake_at = CASE WHEN i.status IN ('running', 'paused') "
+    "THEN %s ELSE i.wake_at END FROM held WHERE i.id = held.id RETURNING i.id"
+)
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
 
 
@@ -717,11 +723,7 @@ class PostgresStore:
             return set()
 
         async def heartbeat(c: Connection) -> set[str]:
-            cur = await c.execute(
-                "UPDATE instances SET wake_at = CASE WHEN status IN ('running', 'paused') "
-                "THEN %s ELSE wake_at END WHERE lease_owner = %s AND id = ANY(%s) RETURNING id",
-                [lease_until, owner, list(instance_ids)],
-            )
+            cur = await c.execute(HEARTBEAT, [owner, list(instance_ids), lease_until])
             return {row[0] for row in await cur.fetchall()}
 
         return await self._db.run("extending leases", heartbeat, replay_safe=True)

@@ -7,12 +7,15 @@ a pool checkout, a round trip and a commit of its own (the server's CPU and a WA
 instead, in one transaction. A write that finds nothing under way goes straight through on
 its own, so one instance alone is not slowed down.
 
-A batch holds its writes in key (instance id) order, so that its row locks are taken in the
-order a heartbeat's ``id = ANY(...)`` takes them in and the two cannot deadlock; with
-``distinct`` keys, two writes of one key never share a batch. If a batch fails on a write's
-own error, its transaction rolled back whole, and each write of the batch is run again alone:
-one bad write fails alone. A batch lost with its connection is replayed by ``Database.run``
-like any replay-safe operation.
+A batch holds its writes in key (instance id) order, so that it takes its row locks in the
+order a heartbeat takes them (``HEARTBEAT`` locks in id order too) and the two cannot
+deadlock; with ``distinct`` keys, two writes of one key never share a batch. A rarer cycle
+(an instance's end locks its parent, a terminated tree locks its rows in its own order) is
+broken by PostgreSQL's deadlock detection after ``deadlock_timeout`` (1 s): the transaction
+it rolls back is retried by ``Database.run``, as any operation is after a deadlock. If a batch
+fails on a write's own error, its transaction rolled back whole, and each write of the batch
+is run again alone: one bad write fails alone. A batch lost with its connection is replayed
+by ``Database.run`` like any replay-safe operation.
 
 ``Journal`` is the group commit of single-statement writes (``fw_apply_v2``): a batch is one
 pipeline of statements (one round trip) in one transaction, and each result says whether its
