@@ -88,19 +88,21 @@ class GroupCommit(Generic[W, R]):
             task.add_done_callback(self._batches.discard)
 
     def _take_batch(self) -> list[tuple[W, asyncio.Future[R]]]:
-        if not self._distinct:
-            batch, self._pending = self._pending[:MOST_PER_BATCH], self._pending[MOST_PER_BATCH:]
-            return batch
-        batch, left, keys = [], [], set()
+        """The next batch of pending writes, in arrival order (with ``distinct`` keys, a
+        key's later writes wait for a later batch)."""
+        taken: list[tuple[W, asyncio.Future[R]]] = []
+        left: list[tuple[W, asyncio.Future[R]]] = []
+        keys: set[str] = set()
         for item in self._pending:
-            key = self._key(item[0])
-            if key in keys or len(batch) == MOST_PER_BATCH:
+            key = self._key(item[0]) if self._distinct else ""
+            if len(taken) == MOST_PER_BATCH or key in keys:
                 left.append(item)
             else:
-                keys.add(key)
-                batch.append(item)
+                taken.append(item)
+                if self._distinct:
+                    keys.add(key)
         self._pending = left
-        return batch
+        return taken
 
     async def _commit(self, batch: list[tuple[W, asyncio.Future[R]]]) -> None:
         try:
