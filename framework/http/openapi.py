@@ -219,7 +219,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 ERROR_TEXTS = {
     400: "Bad request: malformed JSON (invalid_json) or query (invalid_status, invalid_limit, "
-    "invalid_cursor, invalid_workflow, invalid_search, invalid_wait)",
+    "invalid_cursor, invalid_workflow, invalid_search, invalid_wait), or a request the HTTP "
+    "server could not read at all (invalid_request: malformed, or a request line and headers "
+    "longer than 64 KiB)",
     401: "Missing or wrong token (when the server has one)",
     404: "Not found (with close matches)",
     409: "Not possible in the instance's current status",
@@ -477,7 +479,7 @@ def _operation(
     secured: bool,
     **extra: Any,
 ) -> dict[str, Any]:
-    errors = (*doc.errors, 503, *((401, 429) if secured else ()))
+    errors = (*doc.errors, 400, 503, *((401, 429) if secured else ()))
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": doc.summary,

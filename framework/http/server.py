@@ -19,6 +19,7 @@ import uvicorn
 
 from framework.errors import ListenError
 from framework.http.app import READ_TOKEN_ENV, TOKEN_ENV, create_app
+from framework.http.protocol import http_protocol
 from framework.http.security import loopback
 from framework.http.state import DEFAULT_BODY_LIMIT, LOOPBACK_HOSTS
 
@@ -124,6 +125,7 @@ async def serve(
         lifespan="off",
         log_config=None,
         access_log=False,
+        http=http_protocol(),
         timeout_graceful_shutdown=5,
         server_header=False,
     )

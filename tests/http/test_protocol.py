@@ -1,0 +1,114 @@
+"""A request ``fw serve``'s HTTP parser cannot read gets the API's JSON error, not uvicorn's
+plain text, on either parser (httptools, installed with fw, and h11, the fallback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from framework.http.protocol import JsonH11Protocol, http_protocol
+from tests.http.servers import run_fw
+
+EXAMPLE_APP = Path(__file__).resolve().parents[2] / "example_app"
+TOO_LONG = 70_000  # characters of query: past the parser's 64 KiB of request line and headers
+
+
+def exchange(address: tuple[str, int], request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` on a new connection; the status, headers and body of the answer, read
+    until the server closes the connection (it must)."""
+    with socket.create_connection(address, timeout=10) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def get(query: str) -> bytes:
+    return f"GET /api/instances?search={query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+
+
+@pytest.fixture(scope="module")
+def fw_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    folder = tmp_path_factory.mktemp("protocol")
+    env = {"FW_DATABASE_URL": f"sqlite:///{folder}/fw.db"}
+    with run_fw(["serve"], EXAMPLE_APP, folder / "serve.log", env) as running:
+        parts = urlsplit(running.url)
+        assert parts.hostname is not None and parts.port is not None
+        yield parts.hostname, parts.port
+
+
+def test_fw_serve_parses_with_httptools() -> None:
+    assert http_protocol().__name__ == "JsonHttpToolsProtocol"
+
+
+def test_a_request_line_too_long_to_read_gets_the_apis_json_error(
+    fw_serve: tuple[str, int],
+) -> None:
+    status, headers, body = exchange(fw_serve, get("a" * TOO_LONG))
+
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    error = json.loads(body)
+    assert error["error"] == "invalid_request"
+    assert "64 KiB" in error["message"]
+
+
+def test_a_long_query_the_parser_reads_reaches_the_app(fw_serve: tuple[str, int]) -> None:
+    status, _, body = exchange(fw_serve, get("a" * 60_000))
+
+    assert status == 400
+    assert json.loads(body)["error"] == "invalid_search"  # the app's own check, with its limit
+
+
+async def echo(request: Request) -> JSONResponse:
+    return JSONResponse({"path": request.url.path})
+
+
+@pytest.fixture(params=["httptools", "h11"])
+async def uvicorn_server(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, int]]:
+    """A trivial app on uvicorn with fw's protocol class for each parser, on a real socket."""
+    protocol = http_protocol() if request.param == "httptools" else JsonH11Protocol
+    app = Starlette(routes=[Route("/{path:path}", echo)])
+    config = uvicorn.Config(app, http=protocol, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield sock.getsockname()
+    server.should_exit = True
+    await task
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"NOT HTTP AT ALL\r\n\r\n", b"GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n"],
+    ids=["garbage", "header-without-colon"],
+)
+async def test_a_malformed_request_gets_the_apis_json_error_on_either_parser(
+    uvicorn_server: tuple[str, int], request_bytes: bytes
+) -> None:
+    status, headers, body = await asyncio.to_thread(exchange, uvicorn_server, request_bytes)
+
+    assert (status, headers["content-type"]) == (400, "application/json")
+    assert json.loads(body)["error"] == "invalid_request"
+    good = b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    status, _, body = await asyncio.to_thread(exchange, uvicorn_server, good)
+    assert (status, json.loads(body)) == (200, {"path": "/ok"})
