@@ -59,30 +59,39 @@ class GroupCommit(Generic[W, R]):
         self._distinct = distinct
         self._pending: list[tuple[W, asyncio.Future[R]]] = []
         self._in_flight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._batches: set[asyncio.Task[None]] = set()
 
     async def run(self, write: W) -> R:
         """Commit ``write``, with those that arrive meanwhile, and return its result."""
         if self._in_flight < MOST_IN_FLIGHT and not self._pending:
             self._in_flight += 1
+            self._drained.clear()
             try:
                 return await self._alone(write)
             finally:
-                self._in_flight -= 1
-                self._start_batches()
+                self._ended_one()
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((write, future))
         self._start_batches()
         return await future
 
     async def close(self) -> None:
-        """Wait for the batches under way (the pool must still be open)."""
-        while self._batches:
-            await asyncio.wait(list(self._batches))
+        """Wait until every write under way or waiting has its result (the pool must still
+        be open)."""
+        await self._drained.wait()
+
+    def _ended_one(self) -> None:
+        self._in_flight -= 1
+        self._start_batches()
+        if not self._in_flight:
+            self._drained.set()
 
     def _start_batches(self) -> None:
         while self._pending and self._in_flight < MOST_IN_FLIGHT:
             self._in_flight += 1
+            self._drained.clear()
             task = asyncio.get_running_loop().create_task(self._commit(self._take_batch()))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
@@ -111,8 +120,7 @@ class GroupCommit(Generic[W, R]):
             else:
                 await self._commit_together(sorted(batch, key=lambda item: self._key(item[0])))
         finally:
-            self._in_flight -= 1
-            self._start_batches()
+            self._ended_one()
 
     async def _commit_together(self, batch: list[tuple[W, asyncio.Future[R]]]) -> None:
         try:

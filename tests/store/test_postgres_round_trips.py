@@ -289,3 +289,24 @@ async def test_ends_and_steps_of_many_instances_mix_in_a_batch(store: PostgresSt
             assert (row.status, row.output, row.lease_owner) == ("complete", "7", None)
         else:
             assert (row.status, row.lease_owner) == ("running", "w1")
+
+
+async def test_closing_the_store_lets_the_writes_under_way_and_waiting_commit(
+    postgres_url: str,
+) -> None:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    claims = await running(store, 60)
+    writes = [asyncio.ensure_future(store.apply(step(c), T0 + 1)) for c in claims]
+    await asyncio.sleep(0)  # two writes are under way, the others wait for a batch
+
+    await asyncio.wait_for(store.close(), timeout=30)
+
+    assert await asyncio.wait_for(asyncio.gather(*writes), 10) == ["running"] * 60
+    reopened = PostgresStore(postgres_url)
+    await reopened.open()
+    try:
+        for claim in claims:
+            assert len(await reopened.list_steps(claim.instance.id)) == 1
+    finally:
+        await reopened.close()
