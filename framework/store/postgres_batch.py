@@ -18,9 +18,13 @@ is run again alone: one bad write fails alone. A batch lost with its connection 
 by ``Database.run`` like any replay-safe operation.
 
 ``Journal`` is the group commit of single-statement writes (``fw_apply_v2``): a batch is one
-pipeline of statements (one round trip) in one transaction, and each result says whether its
-statement ran more than once (``Outcome.replayed``), so the caller can recognise a write its
-lost first try already committed.
+simple-protocol query holding all its statements, its values bound by psycopg on the client
+(``AsyncClientCursor``), which PostgreSQL runs as one transaction. One message, not a
+pipeline: the server runs it only once it has all of it, so a client cut off mid-send leaves
+no transaction open on the server holding its instances' rows (a half-sent pipeline in an
+explicit transaction did, until the server noticed the dead peer, hours later by default).
+Each result says whether its statement ran more than once (``Outcome.replayed``), so the
+caller can recognise a write its lost first try already committed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, LiteralString, TypeVar
+
+import psycopg
 
 from framework.errors import StoreClosedError, StoreUnavailableError
 from framework.store.postgres_connection import Connection, Database
@@ -161,7 +167,7 @@ class Statement:
 
 
 class Journal:
-    """The group commit of single-statement writes: a batch is one pipeline in one
+    """The group commit of single-statement writes: a batch is one multi-statement query, one
     transaction; each write's ``Outcome`` is the first column of its row."""
 
     def __init__(self, db: Database, what: str) -> None:
@@ -194,11 +200,17 @@ class Journal:
         async def commit(c: Connection) -> list[Outcome]:
             nonlocal attempts
             attempts += 1
-            async with c.transaction():
-                async with c.pipeline():
-                    cursors = [await c.execute(s.sql, s.arguments) for s in statements]
-                rows = [await cursor.fetchone() for cursor in cursors]
-            return [Outcome(None if row is None else row[0], attempts > 1) for row in rows]
+            cursor = psycopg.AsyncClientCursor(c)
+            await cursor.execute(
+                "; ".join(s.sql for s in statements),
+                [argument for s in statements for argument in s.arguments],
+            )
+            outcomes = []
+            for _ in statements:
+                row = await cursor.fetchone()
+                outcomes.append(Outcome(None if row is None else row[0], attempts > 1))
+                cursor.nextset()
+            return outcomes
 
         what = f"{self._what} ({len(statements)} at once)"
         return await self._db.run(what, commit, replay_safe=True)

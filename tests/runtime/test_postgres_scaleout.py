@@ -255,8 +255,19 @@ async def wait_for_all_complete(url: str, total: int, timeout: float) -> None:
     while (counts := await statuses(url)).get("complete", 0) < total:
         assert not counts.get("errored"), counts
         if time.monotonic() > deadline:
-            raise AssertionError(f"not all instances completed: {counts}")
+            raise AssertionError(f"not all instances completed: {counts}; {await unended(url)}")
         await asyncio.sleep(0.2)
+
+
+async def unended(url: str) -> list[tuple[object, ...]]:
+    """The instances not complete, with their lease and journal, for a failure's message."""
+    async with await psycopg.AsyncConnection.connect(url) as c:
+        cur = await c.execute(
+            "SELECT i.id, i.status, i.lease_owner, i.wake_at - extract(epoch FROM now()), "
+            "i.crash_count, (SELECT count(*) FROM steps s WHERE s.instance_id = i.id) "
+            "FROM instances i WHERE i.status <> 'complete' ORDER BY i.id LIMIT 10"
+        )
+        return list(await cur.fetchall())
 
 
 # Several machines: each in its own network namespace, reaching the server over a veth link.
@@ -392,6 +403,7 @@ async def test_a_machine_cut_off_the_network_loses_its_instances_to_the_others(
         finally:
             subprocess.run(["ip", "link", "set", link, "up"], capture_output=True)
             codes = stop_all(workers)
+            print(workers_log.read_text()[-8000:])  # shown if the test fails
         output = workers_log.read_text()
         assert codes == [0, 0, 0, 0], output[-3000:]
         journal = await journal_of(server.url)
