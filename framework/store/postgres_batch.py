@@ -205,7 +205,7 @@ class Journal:
                 "; ".join(s.sql for s in statements),
                 [argument for s in statements for argument in s.arguments],
             )
-            outcomes = []
+            outcomes: list[Outcome] = []
             for _ in statements:
                 row = await cursor.fetchone()
                 outcomes.append(Outcome(None if row is None else row[0], attempts > 1))
