@@ -72,7 +72,14 @@ from framework.store.base import (
     unstorable,
 )
 from framework.store.migrations import migrations
-from framework.store.postgres_batch import GroupCommit, Journal, Outcome
+from framework.store.postgres_batch import (
+    APPLY,
+    APPLY_WITH_LOGS,
+    GroupCommit,
+    Journal,
+    JournalWrite,
+    Outcome,
+)
 from framework.store.postgres_connection import Connection, Database, PostgresSettings
 from framework.store.postgres_listener import CHANNEL, Listener
 from framework.store.workers import (
@@ -131,11 +138,6 @@ CREATE = (  # an id of another workflow comes back "updated" (to itself), for th
     f"THEN (SELECT true FROM pg_notify('{CHANNEL}', '') AS sent) END FROM new UNION ALL "
     f"SELECT {INSTANCE_COLUMNS}, false, NULL, NULL FROM instances "
     "WHERE id = ANY(%s::text[]) AND id NOT IN (SELECT id FROM new)"
-)
-APPLY = "SELECT fw_apply_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-APPLY_WITH_LOGS = (
-    "SELECT s, CASE WHEN s IS NULL THEN NULL ELSE fw_keep_logs(%s, %s, %s) END FROM "
-    "(SELECT fw_apply_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) AS s) AS applied"
 )
 LOG_COLUMNS = "instance_id, run, line, at, level, message, step, step_count, fields, seq"
 TAKE_EVENT = (
@@ -745,21 +747,21 @@ class PostgresStore:
                 for i in children
             ]) if children else None,
         ]
-        statement, arguments = APPLY, params
-        if t.logs:
-            lines = json.dumps([
-                [r.run, r.line, r.at, r.level, r.step, r.step_count, r.message, r.fields]
-                for r in t.logs
-            ])
-            statement, arguments = APPLY_WITH_LOGS, [t.instance_id, lines, LOG_LIMIT, *params]
-
+        lines = json.dumps([
+            [r.run, r.line, r.at, r.level, r.step, r.step_count, r.message, r.fields]
+            for r in t.logs
+        ]) if t.logs else None
         keyed = [(i.id, i.concurrency_key) for i in children if i.concurrency_key is not None]
         if keyed:  # fw_apply_v2 inserts children without their key: set it in the same commit
+            statement, arguments = APPLY, params
+            if lines is not None:
+                statement = APPLY_WITH_LOGS
+                arguments = [t.instance_id, lines, LOG_LIMIT, *params]
             outcome = await self._db.run(
                 "journaling a step", _apply_keyed(statement, arguments, keyed), replay_safe=True
             )
         else:
-            outcome = await self._journal.run(t.instance_id, statement, arguments)
+            outcome = await self._journal.run(JournalWrite(params, lines))
         if outcome.value is not None:
             return outcome.value  # type: ignore[no-any-return]
         if outcome.replayed:  # did the lost try commit, releasing the lease?

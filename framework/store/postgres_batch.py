@@ -17,27 +17,51 @@ fails on a write's own error, its transaction rolled back whole, and each write 
 is run again alone: one bad write fails alone. A batch lost with its connection is replayed
 by ``Database.run`` like any replay-safe operation.
 
-``Journal`` is the group commit of single-statement writes (``fw_apply_v2``): a batch is one
-simple-protocol query holding all its statements, its values bound by psycopg on the client
-(``AsyncClientCursor``), which PostgreSQL runs as one transaction. One message, not a
-pipeline: the server runs it only once it has all of it, so a client cut off mid-send leaves
-no transaction open on the server holding its instances' rows (a half-sent pipeline in an
-explicit transaction did, until the server noticed the dead peer, hours later by default).
-Each result says whether its statement ran more than once (``Outcome.replayed``), so the
-caller can recognise a write its lost first try already committed.
+``Journal`` is the group commit of ``fw_apply_v2`` calls: a batch is one statement in
+autocommit (``APPLY_MANY``: the calls' arguments as arrays, unnested, one call per row in
+order), so one transaction. One statement, not a pipeline of statements in an explicit
+transaction: a client cut off mid-pipeline left that transaction open on the server, holding
+its instances' rows until the server noticed the dead peer (hours later by default); a
+statement runs only once the server has all of it, and commits without waiting for the client.
+Each result says whether the batch ran more than once (``Outcome.replayed``), so the caller
+can recognise a write its lost first try already committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, LiteralString, TypeVar
-
-import psycopg
+from typing import Any, Generic, TypeVar
 
 from framework.errors import StoreClosedError, StoreUnavailableError
+from framework.store.base import LOG_LIMIT
 from framework.store.postgres_connection import Connection, Database
+
+APPLY = "SELECT fw_apply_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+APPLY_WITH_LOGS = (
+    "SELECT s, CASE WHEN s IS NULL THEN NULL ELSE fw_keep_logs(%s, %s, %s) END FROM "
+    "(SELECT fw_apply_v2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) AS s) AS applied"
+)
+APPLY_MANY = (  # APPLY (and APPLY_WITH_LOGS) for many transitions: one row each, in order
+    "SELECT a.s, CASE WHEN a.s IS NOT NULL AND a.lines IS NOT NULL "
+    "THEN fw_keep_logs(a.id, a.lines::json, %s) END FROM ("
+    "SELECT w.ord, w.id, w.lines, fw_apply_v2(w.id, w.token, w.now, w.status, w.wake_at, "
+    "w.output, w.error, w.release, w.version, "
+    "CASE WHEN w.events IS NOT NULL "
+    "THEN ARRAY(SELECT jsonb_array_elements_text(w.events::jsonb)) END, "
+    "CASE WHEN w.waited IS NOT NULL "
+    "THEN ARRAY(SELECT jsonb_array_elements_text(w.waited::jsonb)) END, "
+    "w.steps::jsonb, w.children::jsonb) AS s "
+    "FROM unnest(%s::text[], %s::text[], %s::float8[], %s::text[], %s::float8[], %s::text[], "
+    "%s::text[], %s::bool[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[]) WITH ORDINALITY AS w(id, token, now, status, wake_at, output, error, release, "
+    "version, events, waited, steps, children, lines, ord) "
+    "OFFSET 0) AS a ORDER BY a.ord"  # OFFSET 0: each row's fw_apply_v2 runs once, in order
+)
+ARRAYS = (9, 10)
+"""The arguments of ``fw_apply_v2`` that are text arrays (sent to APPLY_MANY as JSON)."""
 
 W = TypeVar("W")
 R = TypeVar("R")
@@ -158,62 +182,65 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class Statement:
-    """One statement returning one row, written for instance ``key``."""
+class JournalWrite:
+    """One transition for ``fw_apply_v2``: its arguments (the instance id first), and the
+    ``ctx.log`` lines to keep with it (JSON), if any."""
 
-    key: str
-    sql: LiteralString
     arguments: Sequence[Any]
+    lines: str | None = None
+
+    @property
+    def instance_id(self) -> str:
+        return str(self.arguments[0])
 
 
 class Journal:
-    """The group commit of single-statement writes: a batch is one multi-statement query, one
-    transaction; each write's ``Outcome`` is the first column of its row."""
+    """The group commit of ``fw_apply_v2`` calls: alone, one statement (with its log lines,
+    ``APPLY_WITH_LOGS``); together, one statement for the whole batch (``APPLY_MANY``), one
+    transaction. Each write's ``Outcome`` is what its ``fw_apply_v2`` returned."""
 
     def __init__(self, db: Database, what: str) -> None:
         self._db = db
         self._what = what
-        self._group = GroupCommit(self._alone, self._together, lambda s: s.key)
+        self._group = GroupCommit(self._alone, self._together, lambda w: w.instance_id)
 
-    async def run(self, key: str, sql: LiteralString, arguments: Sequence[Any]) -> Outcome:
-        """Run ``sql`` for instance ``key`` and commit it, with others arriving meanwhile."""
-        return await self._group.run(Statement(key, sql, arguments))
+    async def run(self, write: JournalWrite) -> Outcome:
+        """Apply ``write`` and commit it, with others arriving meanwhile."""
+        return await self._group.run(write)
 
     async def close(self) -> None:
         """Wait for the batches under way (the pool must still be open)."""
         await self._group.close()
 
-    async def _alone(self, statement: Statement) -> Outcome:
+    async def _alone(self, write: JournalWrite) -> Outcome:
+        statement, arguments = APPLY, list(write.arguments)
+        if write.lines is not None:
+            statement = APPLY_WITH_LOGS
+            arguments = [write.instance_id, write.lines, LOG_LIMIT, *arguments]
         attempts = 0
 
         async def commit(c: Connection) -> Outcome:
             nonlocal attempts
             attempts += 1
-            row = await (await c.execute(statement.sql, statement.arguments)).fetchone()
+            row = await (await c.execute(statement, arguments)).fetchone()
             return Outcome(None if row is None else row[0], attempts > 1)
 
         return await self._db.run(self._what, commit, replay_safe=True)
 
-    async def _together(self, statements: list[Statement]) -> list[Outcome]:
+    async def _together(self, writes: list[JournalWrite]) -> list[Outcome]:
+        columns = [list(column) for column in zip(*(w.arguments for w in writes), strict=True)]
+        for position in ARRAYS:
+            columns[position] = [None if v is None else json.dumps(v) for v in columns[position]]
+        arguments = [LOG_LIMIT, *columns, [w.lines for w in writes]]
         attempts = 0
 
         async def commit(c: Connection) -> list[Outcome]:
             nonlocal attempts
             attempts += 1
-            cursor = psycopg.AsyncClientCursor(c)
-            await cursor.execute(
-                "; ".join(s.sql for s in statements),
-                [argument for s in statements for argument in s.arguments],
-            )
-            outcomes: list[Outcome] = []
-            for _ in statements:
-                row = await cursor.fetchone()
-                outcomes.append(Outcome(None if row is None else row[0], attempts > 1))
-                cursor.nextset()
-            return outcomes
+            rows = await (await c.execute(APPLY_MANY, arguments)).fetchall()
+            return [Outcome(row[0], attempts > 1) for row in rows]
 
-        what = f"{self._what} ({len(statements)} at once)"
-        return await self._db.run(what, commit, replay_safe=True)
+        return await self._db.run(f"{self._what} ({len(writes)} at once)", commit, replay_safe=True)
 
 
 async def _settle(future: asyncio.Future[R], outcome: Awaitable[R]) -> None:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from framework.errors import InstanceIdConflictError, LeaseLostError, StoreError
-from framework.store.base import Claim, Handoff, NewInstance, StepRow, Transition
+from framework.store.base import Claim, Handoff, LogRow, NewInstance, StepRow, Transition
 from framework.store.postgres import PostgresStore
 from framework.store.postgres_listener import CHANNEL
 
@@ -41,29 +41,20 @@ async def store(postgres_url: str) -> AsyncIterator[PostgresStore]:
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Statements executed and transactions opened by any psycopg connection; "queries":
-    the multi-statement queries of client-bound cursors (each one transaction, its statements
-    counted too)."""
+    """Statements executed and transactions opened by any psycopg connection."""
     counts: Counter[str] = Counter()
     execute = psycopg.AsyncConnection.execute
-    client_execute = psycopg.AsyncClientCursor.execute
     transaction = psycopg.AsyncConnection.transaction
 
     async def counting_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
         counts["statements"] += 1
         return await execute(self, query, *args, **kwargs)
 
-    async def counting_client_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        counts["queries"] += 1
-        counts["statements"] += str(query).count("; ") + 1
-        return await client_execute(self, query, *args, **kwargs)
-
     def counting_transaction(self: Any, *args: Any, **kwargs: Any) -> Any:
         counts["transactions"] += 1
         return transaction(self, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.AsyncConnection, "execute", counting_execute)
-    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", counting_client_execute)
     monkeypatch.setattr(psycopg.AsyncConnection, "transaction", counting_transaction)
     return counts
 
@@ -214,7 +205,7 @@ def step(claim: Claim, output: str = "1") -> Transition:
     return Transition(claim.instance.id, claim.token, steps=[row])
 
 
-async def test_writes_that_arrive_together_commit_in_one_transaction(
+async def test_writes_that_arrive_together_are_one_statement(
     store: PostgresStore, sent: Counter[str]
 ) -> None:
     claims = await running(store, 40)
@@ -223,11 +214,10 @@ async def test_writes_that_arrive_together_commit_in_one_transaction(
     statuses = await asyncio.gather(*(store.apply(step(c), T0 + 1) for c in claims))
 
     assert statuses == ["running"] * 40
-    assert sent["statements"] == 40
-    # The first MOST_IN_FLIGHT go alone (nothing was under way), in autocommit; the others
-    # wait for them and go together, as one multi-statement query: one transaction (two at
-    # most), and no explicit one.
-    assert 1 <= sent["queries"] <= 2 and not sent["transactions"]
+    # The first MOST_IN_FLIGHT go alone (nothing was under way), one statement each in
+    # autocommit; the others wait for them and go together: one statement for all of them
+    # (two at most), in autocommit too, so one transaction.
+    assert 3 <= sent["statements"] <= 4 and not sent["transactions"]
     for claim in claims:
         [journaled] = await store.list_steps(claim.instance.id)
         assert (journaled.name, journaled.output) == ("one", "1")
@@ -320,3 +310,47 @@ async def test_closing_the_store_lets_the_writes_under_way_and_waiting_commit(
             assert len(await reopened.list_steps(claim.instance.id)) == 1
     finally:
         await reopened.close()
+
+
+async def test_every_kind_of_transition_applies_in_a_batch(store: PostgresStore) -> None:
+    claims = await running(store, 40)
+    await store.send_event("i-002", "approved", '"yes"', T0)  # buffered before it waits
+    kinds = ["logs", "children", "wait-buffered", "wait-empty", "end"]
+
+    def transition(n: int, claim: Claim) -> Transition:
+        i, token, kind = claim.instance.id, claim.token, kinds[n % len(kinds)]
+        if kind == "logs":
+            line = LogRow(i, token, 1, T0, "info", f"hello from {i}", "one", 1, '{"n": 1}')
+            return Transition(i, token, steps=step(claim).steps, logs=[line])
+        if kind == "children":
+            child = NewInstance(f"{i}-child", "wf", "{}", T0, parent_id=i)
+            return Transition(i, token, status="waiting", children=[child],
+                              wake_on_children=[child.id], release=True)
+        if kind.startswith("wait"):
+            return Transition(i, token, status="waiting", wake_at=T0 + 100,
+                              wake_on_events=["approved"], release=True)
+        return Transition(i, token, status="complete", output="7", release=True)
+
+    statuses = await asyncio.gather(
+        *(store.apply(transition(n, c), T0 + 1) for n, c in enumerate(claims))
+    )
+
+    assert set(statuses) == {"running", "waiting", "complete"}
+    for n, claim in enumerate(claims):
+        i, kind = claim.instance.id, kinds[n % len(kinds)]
+        row = await store.get_instance(i)
+        assert row is not None, i
+        if kind == "logs":
+            [logged] = await store.list_logs(i)
+            assert (logged.message, logged.fields) == (f"hello from {i}", '{"n": 1}')
+            assert len(await store.list_steps(i)) == 1
+        elif kind == "children":
+            child = await store.get_instance(f"{i}-child")
+            assert child is not None and (child.status, child.parent_id) == ("queued", i)
+            assert row.status == "waiting" and row.lease_owner is None
+        elif kind == "wait-buffered" and i == "i-002":
+            assert (row.status, row.wake_at) == ("waiting", T0 + 1)  # runnable at once
+        elif kind.startswith("wait"):
+            assert (row.status, row.wake_at) == ("waiting", T0 + 100)
+        else:
+            assert (row.status, row.output, row.lease_owner) == ("complete", "7", None)
