@@ -78,7 +78,7 @@ from framework.store.postgres_batch import (
     GroupCommit,
     Journal,
     JournalWrite,
-    Outcome,
+    run_noting_replays,
 )
 from framework.store.postgres_connection import Connection, Database, PostgresSettings
 from framework.store.postgres_listener import CHANNEL, Listener
@@ -757,8 +757,8 @@ class PostgresStore:
             if lines is not None:
                 statement = APPLY_WITH_LOGS
                 arguments = [t.instance_id, lines, LOG_LIMIT, *params]
-            outcome = await self._db.run(
-                "journaling a step", _apply_keyed(statement, arguments, keyed), replay_safe=True
+            outcome = await run_noting_replays(
+                self._db, "journaling a step", _apply_keyed(statement, arguments, keyed)
             )
         else:
             outcome = await self._journal.run(JournalWrite(params, lines))
@@ -1156,19 +1156,16 @@ def _step_from_json(instance_id: str, values: list[Any]) -> StepRow:
 
 def _apply_keyed(
     statement: LiteralString, arguments: list[Any], keyed: list[tuple[str, str]]
-) -> Callable[[Connection], Awaitable[Outcome]]:
+) -> Callable[[Connection], Awaitable[Any]]:
     """A transition that creates children with concurrency keys, in one transaction with
     the statement that sets their keys (``fw_apply_v2`` inserts them without)."""
-    attempts = 0
 
-    async def apply(c: Connection) -> Outcome:
-        nonlocal attempts
-        attempts += 1
+    async def apply(c: Connection) -> Any:
         async with c.transaction():
             status = (await _fetch_one(await c.execute(statement, arguments)))[0]
             if status is not None:
                 await c.execute(SET_CHILD_KEYS, [list(k) for k in zip(*keyed, strict=True)])
-        return Outcome(status, attempts > 1)
+        return status
 
     return apply
 

@@ -209,7 +209,8 @@ class Journal:
         return await self._group.run(write)
 
     async def close(self) -> None:
-        """Wait for the batches under way (the pool must still be open)."""
+        """Wait until every write under way or waiting has its result (the pool must still
+        be open)."""
         await self._group.close()
 
     async def _alone(self, write: JournalWrite) -> Outcome:
@@ -217,30 +218,41 @@ class Journal:
         if write.lines is not None:
             statement = APPLY_WITH_LOGS
             arguments = [write.instance_id, write.lines, LOG_LIMIT, *arguments]
-        attempts = 0
 
-        async def commit(c: Connection) -> Outcome:
-            nonlocal attempts
-            attempts += 1
+        async def apply(c: Connection) -> Any:
             row = await (await c.execute(statement, arguments)).fetchone()
-            return Outcome(None if row is None else row[0], attempts > 1)
+            return None if row is None else row[0]
 
-        return await self._db.run(self._what, commit, replay_safe=True)
+        return await run_noting_replays(self._db, self._what, apply)
 
     async def _together(self, writes: list[JournalWrite]) -> list[Outcome]:
         columns = [list(column) for column in zip(*(w.arguments for w in writes), strict=True)]
         for position in ARRAYS:
             columns[position] = [None if v is None else json.dumps(v) for v in columns[position]]
         arguments = [LOG_LIMIT, *columns, [w.lines for w in writes]]
-        attempts = 0
 
-        async def commit(c: Connection) -> list[Outcome]:
-            nonlocal attempts
-            attempts += 1
-            rows = await (await c.execute(APPLY_MANY, arguments)).fetchall()
-            return [Outcome(row[0], attempts > 1) for row in rows]
+        async def apply(c: Connection) -> list[Any]:
+            return [row[0] for row in await (await c.execute(APPLY_MANY, arguments)).fetchall()]
 
-        return await self._db.run(f"{self._what} ({len(writes)} at once)", commit, replay_safe=True)
+        what = f"{self._what} ({len(writes)} at once)"
+        applied = await run_noting_replays(self._db, what, apply)
+        return [Outcome(value, applied.replayed) for value in applied.value]
+
+
+async def run_noting_replays(
+    db: Database, what: str, fn: Callable[[Connection], Awaitable[Any]]
+) -> Outcome:
+    """``db.run(what, fn)`` for a replay-safe ``fn``: its result, and whether it ran more than
+    once (a retry after a lost connection, whose first try may have committed)."""
+    attempts = 0
+
+    async def counted(c: Connection) -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await fn(c)
+
+    value = await db.run(what, counted, replay_safe=True)
+    return Outcome(value, attempts > 1)
 
 
 async def _settle(future: asyncio.Future[R], outcome: Awaitable[R]) -> None:
