@@ -108,10 +108,12 @@ INSERT_INSTANCE = (
     "updated_at, wake_at, retention, concurrency_key) "
     "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 )
+INSERT_RETURNING = f"{INSERT_INSTANCE} RETURNING {INSTANCE_COLUMNS}"  # nothing if the id is taken
 INSERT_CLAIMED = (  # a new instance its creator's worker claims in the same transaction
     "INSERT INTO instances (id, workflow, status, params, version, parent_id, created_at, "
     "updated_at, wake_at, retention, concurrency_key, lease_owner, lease_token, runs) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
+    f"ON CONFLICT (id) DO NOTHING RETURNING {INSTANCE_COLUMNS}"
 )
 RUNNABLE = "+status IN ('queued', 'waiting', 'running')"
 """The statuses a worker may claim, for queries that walk the ``wake_at`` index: the ``+``
@@ -252,39 +254,23 @@ class SQLiteStore:
 
         def write(c: sqlite3.Connection) -> WriteResult[list[Created]]:
             # Inside the write transaction (BEGIN IMMEDIATE): no other writer runs meanwhile.
-            existing = {row.id: row for row in _instances_by_id(c, [i.id for i in instances])}
+            # Each insert returns the row it stored; an id already stored returns nothing and
+            # is read after (rare: a create repeated with its id).
+            stored, claims = _insert_new(c, instances, handoff)
+            existing = {
+                row.id: row
+                for row in _instances_by_id(c, [i.id for i in instances if i.id not in stored])
+            }
             check_same_workflow(instances, existing)
-            fresh = [i for i in instances if i.id not in existing]
-            taken = fresh[: handoff.limit] if handoff is not None else []
-            tokens = _insert_claimed(c, taken, handoff) if handoff is not None else {}
-            c.executemany(
-                INSERT_INSTANCE,
-                [
-                    (
-                        i.id,
-                        i.workflow,
-                        i.params,
-                        i.version,
-                        i.parent_id,
-                        i.created_at,
-                        i.created_at,
-                        i.created_at,
-                        i.retention,
-                        i.concurrency_key,
-                    )
-                    for i in fresh[len(taken) :]
-                ],
-            )
-            stored = {row.id: row for row in _instances_by_id(c, [i.id for i in fresh])}
-            claims = {i.id: Claim(stored[i.id], [], tokens[i.id], False) for i in taken}
-            stored.update(existing)
             created = [
                 Created(claims[i.id].instance, True, claims[i.id])
                 if i.id in claims
-                else Created(stored[i.id], i.id not in existing)
+                else Created(stored[i.id], True)
+                if i.id in stored
+                else Created(existing[i.id], False)
                 for i in instances
             ]
-            return WriteResult(created, wake_workers=len(fresh) > len(claims))
+            return WriteResult(created, wake_workers=len(stored) > len(claims))
 
         if not instances:
             return []
@@ -1303,27 +1289,46 @@ def _apply(c: sqlite3.Connection, t: Transition, now: float) -> WriteResult[Stat
     return WriteResult(status, wake_workers=outcome.notify or woke or bool(t.children))
 
 
-def _insert_claimed(
-    c: sqlite3.Connection, instances: Sequence[NewInstance], handoff: Handoff
-) -> dict[str, str]:
-    """Insert new instances already claimed by ``handoff``'s worker (one statement, not an
-    insert then a claim); their lease tokens, by id. They have no steps yet."""
+def _insert_new(
+    c: sqlite3.Connection, instances: Sequence[NewInstance], handoff: Handoff | None
+) -> tuple[dict[str, InstanceRow], dict[str, Claim]]:
+    """Insert the instances whose ids are not stored yet, the first ``handoff.limit`` of them
+    already claimed by ``handoff``'s worker (one statement each, not an insert then a claim);
+    the rows stored and those claims, by id. They have no steps yet."""
+    stored: dict[str, InstanceRow] = {}
+    claims: dict[str, Claim] = {}
+    status, wake_at = _claimed_state(handoff) if handoff is not None else ("queued", None)
+    for i in instances:
+        if handoff is not None and len(claims) < handoff.limit:
+            token = uuid.uuid4().hex
+            rows = c.execute(
+                INSERT_CLAIMED,
+                (i.id, i.workflow, status, i.params, i.version, i.parent_id, i.created_at,
+                 handoff.now, wake_at, i.retention, i.concurrency_key, handoff.owner, token),
+            ).fetchall()  # fmt: skip
+            if rows:
+                stored[i.id] = _instance(rows[0])
+                claims[i.id] = Claim(stored[i.id], [], token, False)
+            continue
+        rows = c.execute(
+            INSERT_RETURNING,
+            (i.id, i.workflow, i.params, i.version, i.parent_id, i.created_at, i.created_at,
+             i.created_at, i.retention, i.concurrency_key),
+        ).fetchall()  # fmt: skip
+        if rows:
+            stored[i.id] = _instance(rows[0])
+    return stored, claims
+
+
+def _claimed_state(handoff: Handoff) -> tuple[str, float | None]:
+    """The status and wake time of a new instance claimed by ``handoff``'s worker, by the
+    same state table as a claim."""
     state = state_of("queued", None)
     outcome = decide("(new)", state, "claim")
-    status = next_status(state, outcome)
     wake_at = resolve_wake_at(
         state, outcome, current=None, now=handoff.now, lease_until=handoff.lease_until
     )
-    tokens = {i.id: uuid.uuid4().hex for i in instances}
-    c.executemany(
-        INSERT_CLAIMED,
-        [
-            (i.id, i.workflow, status, i.params, i.version, i.parent_id, i.created_at,
-             handoff.now, wake_at, i.retention, i.concurrency_key, handoff.owner, tokens[i.id])
-            for i in instances
-        ],
-    )  # fmt: skip
-    return tokens
+    return next_status(state, outcome), wake_at
 
 
 def _claim_row(
