@@ -10,6 +10,14 @@ while committing, its outcome is unknown and the caller gets a ``StoreError`` th
 A deadlock or serialization failure rolled the transaction back, so any operation is
 retried after one.
 
+One connection of the ``pool_size`` is kept apart as the *hot* connection: an operation takes
+it when it is free, and the pool's only when another operation holds it. One instance running
+alone (or a script's creates and reads, one after another) so sends every statement over one
+connection, to one server process, without a pool checkout; the pool hands out its
+connections in turn. It is connected in the background when first wanted, and dropped (to be
+connected again) when it is lost, broken, or left inside a transaction or a query, as the pool
+drops such connections. With ``pool_size=1`` there is none.
+
 The pool lives exactly as long as a task that holds it open: ``close()`` ends that task, and
 so does the end of the event loop (``asyncio.run`` cancels every task before it returns), in
 either case closing the pool. That matters: psycopg_pool's maintenance workers swallow the
@@ -124,14 +132,16 @@ class Database:
         self._closing = asyncio.Event()
         self._purging: asyncio.Task[None] | None = None
         self._failing = False
+        self._hot = HotConnection(settings.conninfo) if settings.pool_size > 1 else None
 
     async def open(self) -> None:
         """Open the pool (the first connection is made by the caller, to report errors)."""
+        size = self.settings.pool_size - (self._hot is not None)  # the hot one is one of them
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             self.settings.conninfo,
             kwargs={"autocommit": True},
-            min_size=self.settings.pool_min_size,
-            max_size=self.settings.pool_size,
+            min_size=min(self.settings.pool_min_size, size),
+            max_size=size,
             open=False,
             name="fw",
             timeout=min(10.0, self.settings.retry_for),
@@ -140,7 +150,7 @@ class Database:
         self._pool = pool
         self._closing = asyncio.Event()
         self._holder = asyncio.get_running_loop().create_task(
-            _hold_open(pool, self._closing), name="fw-postgres-pool"
+            _hold_open(pool, self._hot, self._closing), name="fw-postgres-pool"
         )
         await asyncio.sleep(0)  # let it enter its try block: from now on, cancelling it closes
 
@@ -169,19 +179,22 @@ class Database:
         deadline = loop.time() + self.settings.retry_for
         delay = 0.05
         while True:
-            committing = False
+            attempt = _Attempt()
             try:
-                async with self._pool.connection() as conn:
-                    if _dead_while_idle(conn):
-                        await conn.close()  # the pool discards it; no statement was sent
-                        self._replace_dead_connections()
-                        continue
-                    if replay_safe:
-                        result = await fn(conn)
-                    else:
-                        async with conn.transaction():
-                            result = await fn(conn)
-                            committing = True  # leaving the block sends the COMMIT
+                hot = self._hot
+                taken = await hot.take() if hot is not None else None
+                if hot is not None and taken is not None:
+                    try:
+                        result = await _apply(taken, fn, replay_safe, attempt)
+                    finally:
+                        await hot.give_back(taken)
+                else:
+                    async with self._pool.connection() as conn:
+                        if _dead_while_idle(conn):
+                            await conn.close()  # the pool discards it; no statement was sent
+                            self._replace_dead_connections()
+                            continue
+                        result = await _apply(conn, fn, replay_safe, attempt)
                 if self._failing:
                     self._failing = False
                     LOG.warning("PostgreSQL at %s: connected again", self.settings.display)
@@ -200,7 +213,7 @@ class Database:
                 if not _connection_lost(exc):
                     raise self.error(exc, what) from None
                 self._replace_dead_connections()
-                if committing:
+                if attempt.committing:
                     raise StoreError(
                         f"the connection to PostgreSQL at {self.settings.display} was lost "
                         f"during {what} ({_first_line(exc)}); it may or may not have been "
@@ -284,14 +297,115 @@ class Database:
         self._purging = asyncio.get_running_loop().create_task(self._pool.check())
 
 
-async def _hold_open(pool: AsyncConnectionPool[Connection], closing: asyncio.Event) -> None:
-    """Keep ``pool`` open until ``closing`` is set (``Database.close``) or this task is
-    cancelled (the event loop ends), then close it, stopping its workers, even one whose
-    cancellation was swallowed mid-connect."""
+async def _hold_open(
+    pool: AsyncConnectionPool[Connection], hot: HotConnection | None, closing: asyncio.Event
+) -> None:
+    """Keep ``pool`` (and ``hot``) open until ``closing`` is set (``Database.close``) or this
+    task is cancelled (the event loop ends), then close them, stopping the pool's workers,
+    even one whose cancellation was swallowed mid-connect."""
     try:
         await closing.wait()
     finally:
+        if hot is not None:
+            await hot.close()
         await pool.close()
+
+
+@dataclass
+class _Attempt:
+    """One try of ``Database.run``: whether its COMMIT was sent (its outcome is then unknown
+    if the connection is lost)."""
+
+    committing: bool = False
+
+
+async def _apply(
+    conn: Connection, fn: Callable[[Connection], Awaitable[T]], replay_safe: bool, attempt: _Attempt
+) -> T:
+    """``fn(conn)``, in a transaction of its own unless it is replay-safe."""
+    if replay_safe:
+        return await fn(conn)
+    async with conn.transaction():
+        result = await fn(conn)
+        attempt.committing = True  # leaving the block sends the COMMIT
+    return result
+
+
+class HotConnection:
+    """The connection operations take before the pool's, while it is free (see the module
+    docstring): connected in the background when first wanted, dropped when it cannot be
+    trusted, connected again after."""
+
+    RECONNECT_AFTER = 1.0
+    """Seconds between tries to connect it while the server refuses."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: Connection | None = None
+        self._free = False
+        self._connecting: asyncio.Task[None] | None = None
+        self._next_try = 0.0
+        self._closed = False
+
+    async def take(self) -> Connection | None:
+        """The connection, now held by the caller until ``give_back``; None when another
+        holds it, it is not connected yet (it starts connecting), or it died while idle."""
+        conn = self._conn
+        if conn is None:
+            self._connect_soon()
+            return None
+        if not self._free:
+            return None
+        if _dead_while_idle(conn):
+            await self._drop()
+            return None
+        self._free = False
+        return conn
+
+    async def give_back(self, conn: Connection) -> None:
+        """Free it for the next operation, or drop it if it is no longer fit: closed, broken,
+        inside a transaction or a query (a cancelled operation)."""
+        if conn is not self._conn:
+            await conn.close()
+            return
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if conn.closed or conn.broken or not idle:
+            await self._drop()
+        else:
+            self._free = True
+
+    async def close(self) -> None:
+        """Close it for good (the store is closing)."""
+        self._closed = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.wait([self._connecting])
+        await self._drop()
+
+    async def _drop(self) -> None:
+        conn, self._conn, self._free = self._conn, None, False
+        if conn is not None:
+            await conn.close()
+
+    def _connect_soon(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._closed or self._connecting is not None or loop.time() < self._next_try:
+            return
+        self._connecting = loop.create_task(self._connect(), name="fw-postgres-hot")
+
+    async def _connect(self) -> None:
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        except (psycopg.Error, OSError) as exc:
+            LOG.debug("PostgreSQL: the hot connection could not connect: %s", exc)
+            self._next_try = asyncio.get_running_loop().time() + self.RECONNECT_AFTER
+            return
+        finally:
+            self._connecting = None
+        if self._closed:
+            await conn.close()
+            return
+        self._conn, self._free = conn, True
 
 
 def _dead_while_idle(conn: Connection) -> bool:
