@@ -62,6 +62,11 @@ if psycopg.pq.version() >= 120000:
     # rather than the kernel's retransmission timeout of many minutes; it is then retried.
     CONNECTION_DEFAULTS["tcp_user_timeout"] = "15000"
 FW_PARAMETERS = ("pool_size", "pool_min_size", "retry_for")
+IDLE_IN_TRANSACTION_TIMEOUT = 60.0
+"""Seconds the server lets one of fw's sessions sit idle inside a transaction before it ends
+the session (fw's own transactions never pause that long): a client cut off mid-transaction
+(a partition, a machine lost) then holds its row locks a minute, not until the server's TCP
+keepalives notice, two hours by default."""
 ROLLED_BACK = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
@@ -140,6 +145,7 @@ class Database:
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             self.settings.conninfo,
             kwargs={"autocommit": True},
+            configure=configure_session,
             min_size=min(self.settings.pool_min_size, size),
             max_size=size,
             open=False,
@@ -163,11 +169,20 @@ class Database:
             await asyncio.wait([self._holder])
 
     async def connect(self, **kwargs: Any) -> Connection:
-        """A new connection outside the pool; connection failures become a clear StoreError."""
+        """A new connection outside the pool (its session set up as the pool's are);
+        connection failures become a clear StoreError."""
         try:
-            return await psycopg.AsyncConnection.connect(self.settings.conninfo, **kwargs)
+            conn = await psycopg.AsyncConnection.connect(self.settings.conninfo, **kwargs)
         except psycopg.Error as exc:
             raise self.error(exc, "connecting") from None
+        try:
+            await configure_session(conn)
+        except BaseException as exc:
+            await conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise self.error(exc, "connecting") from None
+            raise
+        return conn
 
     async def run(
         self, what: str, fn: Callable[[Connection], Awaitable[T]], *, replay_safe: bool
@@ -311,6 +326,26 @@ async def _hold_open(
         await pool.close()
 
 
+SESSION_SETUP = (  # the server side of CONNECTION_DEFAULTS' keepalives, and the timeout
+    "SELECT set_config('idle_in_transaction_session_timeout', %s, false), "
+    "set_config('tcp_keepalives_idle', '30', false), "
+    "set_config('tcp_keepalives_interval', '10', false), "
+    "set_config('tcp_keepalives_count', '3', false), "
+    "set_config('tcp_user_timeout', '15000', false)"
+)
+
+
+async def configure_session(conn: Connection) -> None:
+    """Set up a new session of fw's: the server ends it after ``IDLE_IN_TRANSACTION_TIMEOUT``
+    idle inside a transaction, and probes its client as the client probes the server
+    (``CONNECTION_DEFAULTS``), so that a client that vanished (its machine lost, the network
+    cut) is noticed in about a minute even while its session is busy or idle, and its locks
+    (a worker's liveness lock among them) are let go."""
+    await conn.execute(SESSION_SETUP, [str(int(IDLE_IN_TRANSACTION_TIMEOUT * 1000))])
+    if not conn.autocommit:
+        await conn.commit()
+
+
 @dataclass
 class _Attempt:
     """One try of ``Database.run``: whether its COMMIT was sent (its outcome is then unknown
@@ -396,6 +431,11 @@ class HotConnection:
     async def _connect(self) -> None:
         try:
             conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            try:
+                await configure_session(conn)
+            except BaseException:
+                await conn.close()
+                raise
         except (psycopg.Error, OSError) as exc:
             LOG.debug("PostgreSQL: the hot connection could not connect: %s", exc)
             self._next_try = asyncio.get_running_loop().time() + self.RECONNECT_AFTER
