@@ -35,6 +35,9 @@ from framework.store.base import Claim, ConcurrencyLimit, Handoff, Store, Transi
 
 LOG = logging.getLogger("fw.worker")
 MAX_BACKOFF = 30.0
+LOCKED_RETRY = 0.1
+"""Seconds before a worker looks again at due instances it could not claim because another
+client's transaction held them."""
 MAX_OPEN_BACKOFF = 5.0
 STOP_WAIT = 10.0
 """Seconds a stopping worker waits for each of its background tasks to end."""
@@ -373,25 +376,31 @@ class Worker:
             now = self.app.clock.now()
         if self._fresh_due <= now:
             self._fresh_due = None
-            await self._claim_into_headroom(store, free, since=self._fresh_since)
+            if not await self._claim_into_headroom(store, free, since=self._fresh_since):
+                # Due, yet none could be claimed: another client's transaction holds them (a
+                # claim under way elsewhere, a client cut off mid-transaction; PostgreSQL's
+                # claims skip locked rows). Look again shortly, not at once: a busy loop.
+                self._fresh_due = now + min(LOCKED_RETRY, self.poll_interval)
             return
         timeout = min(self.poll_interval, self._fresh_due - now)
         await self._first_of(store.wait_for_work(timeout), self._slot_freed.wait(), timeout=timeout)
         if not self._slot_freed.is_set() and self.app.clock.now() < self._fresh_due:
             self._fresh_due = None  # woken from elsewhere, or a poll interval passed
 
-    async def _claim_into_headroom(self, store: Store, free: int, since: float | None) -> None:
+    async def _claim_into_headroom(self, store: Store, free: int, since: float | None) -> int:
         """Claim up to ``free`` due instances (only those due from ``since``, if given);
-        nothing once the worker is stopping (it may have been asked to while this looked)."""
+        nothing once the worker is stopping (it may have been asked to while this looked).
+        The number claimed."""
         self._headroom_idle_since = None
         if self._stopping.is_set():
-            return
+            return 0
         now = self.app.clock.now()
         claims = await store.claim(self.id, free, now, now + self.lease, since=since)
         for claim in claims:
             self._start_run(store, claim)
         if claims:
             self._changed()
+        return len(claims)
 
     async def _idle(self, store: Store) -> None:
         # Clear before reading: a run that ends (suspending on a timer, say) while the next

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,50 @@ async def test_concurrency_n_still_runs_n_instances_at_once_from_a_backlog(
     finally:
         await app.close()
         app.uninstall(previous)
+
+
+async def test_a_due_timer_locked_by_another_transaction_does_not_spin_the_worker(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Every slot but the headroom busy with a backlog, and the timer falling due held by
+    another client's transaction (a claim under way elsewhere, a client cut off mid-
+    transaction): the worker's claims skip it and look again a little later, not in a busy
+    loop; once the row is free, the instance runs at once."""
+    import psycopg
+
+    settings = (
+        f'[runtime]\ndatabase = "{postgres_url}"\nconcurrency = 10\n'
+        "poll_interval = 30\n"  # the headroom is not lent to the backlog meanwhile
+    )
+    root = write_app(tmp_path, {**WORKFLOWS, "block_workflow.py": BLOCK}, settings)
+    app = App.for_root(root)
+    for _ in range(20):
+        await app.handle("block").create(60.0)
+    async with Worker(app, shutdown_grace=0.1) as worker:
+        assert worker.headroom == 1
+        nap = await app.handle("nap").create("1500 ms")
+        while (await nap.status()).status != "waiting":
+            await asyncio.sleep(0.02)
+        (waiting,) = [s for s in await nap.steps() if s.status == "waiting"]
+        assert waiting.wake_at is not None
+        store = await app.store()
+        looks = 0
+        claim = store.claim
+
+        async def counted_claim(*args: Any, **kwargs: Any) -> Any:
+            nonlocal looks
+            looks += 1
+            return await claim(*args, **kwargs)
+
+        async with await psycopg.AsyncConnection.connect(postgres_url) as holder:
+            await holder.execute("SELECT 1 FROM instances WHERE id = %s FOR UPDATE", [nap.id])
+            store.claim = counted_claim  # type: ignore[method-assign]
+            # A second past its due time, the row still held:
+            await asyncio.sleep(max(0.0, waiting.wake_at.timestamp() - app.clock.now()) + 1.0)
+            assert (await nap.status()).status == "waiting"
+            assert 1 <= looks < 40, f"{looks} claims in about a second"
+            await holder.rollback()
+            released = app.clock.now()
+        assert await nap.result(timeout=20) == "rested"
+        assert (await nap.status()).updated_at.timestamp() - released < 2.0
+    await app.close()
