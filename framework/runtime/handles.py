@@ -416,8 +416,13 @@ class Instance(Generic[P, O, E, S]):
         delay = 0.001
         with self._app.clock.awaiting(), self._app.signals.watching(self.id) as watch:
             # The first read waits for no other: with a worker in this process, the
-            # instance may well have ended by then (or will signal its end).
-            row = await self._awaited_row(first=self._app.local_workers > 0)
+            # instance may well have ended by then (or will signal its end). It lets that
+            # worker go first: an instance just handed to it starts (on SQLite, alone, it
+            # may well run to its end) before a read that would only find it not started.
+            local = self._app.local_workers > 0
+            if local:
+                await asyncio.sleep(0)
+            row = await self._awaited_row(first=local)
             while row.status not in TERMINAL:
                 if deadline is not None and loop.time() >= deadline:
                     raise await self._timed_out(row, timeout or 0.0)
