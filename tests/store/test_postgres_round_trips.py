@@ -10,6 +10,7 @@ psycopg's own ``execute`` and ``transaction`` around the real server.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -255,6 +256,25 @@ async def test_a_write_that_fails_fails_alone_and_the_others_commit(
     for claim in claims:
         journaled = await store.list_steps(claim.instance.id)
         assert len(journaled) == (0 if claim is bad else 1)
+
+
+async def test_a_write_json_cannot_carry_still_commits_with_the_others(
+    store: PostgresStore,
+) -> None:
+    # A batch travels as one JSON document, which has no infinity: its batch goes alone.
+    claims = await running(store, 30)
+    endless = claims[11]
+    transitions = [step(c) for c in claims]
+    transitions[11] = Transition(
+        endless.instance.id, endless.token, status="waiting", wake_at=math.inf,
+        steps=step(endless).steps,
+    )  # fmt: skip
+
+    results = await asyncio.gather(*(store.apply(t, T0 + 1) for t in transitions))
+
+    assert results == ["running"] * 11 + ["waiting"] + ["running"] * 18
+    row = await store.get_instance(endless.instance.id)
+    assert row is not None and row.wake_at == math.inf
 
 
 async def test_a_lost_lease_in_a_batch_is_that_writes_alone(store: PostgresStore) -> None:
