@@ -31,6 +31,7 @@ import asyncio
 import logging
 import random
 import select
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -138,6 +139,7 @@ class Database:
         self._purging: asyncio.Task[None] | None = None
         self._failing = False
         self._hot = HotConnection(settings.conninfo) if settings.pool_size > 1 else None
+        self._set_up_sessions: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     async def open(self) -> None:
         """Open the pool (the first connection is made by the caller, to report errors)."""
@@ -145,7 +147,6 @@ class Database:
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             self.settings.conninfo,
             kwargs={"autocommit": True},
-            configure=configure_session,
             min_size=min(self.settings.pool_min_size, size),
             max_size=size,
             open=False,
@@ -200,6 +201,7 @@ class Database:
                 taken = await hot.take() if hot is not None else None
                 if hot is not None and taken is not None:
                     try:
+                        await self._set_up(taken)
                         result = await _apply(taken, fn, replay_safe, attempt)
                     finally:
                         await hot.give_back(taken)
@@ -209,6 +211,7 @@ class Database:
                             await conn.close()  # the pool discards it; no statement was sent
                             self._replace_dead_connections()
                             continue
+                        await self._set_up(conn)
                         result = await _apply(conn, fn, replay_safe, attempt)
                 if self._failing:
                     self._failing = False
@@ -244,6 +247,14 @@ class Database:
             )
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
+
+    async def _set_up(self, conn: Connection) -> None:
+        """Set up the session of ``conn`` before its first operation (``configure_session``):
+        there, not as it connects, so that a program ending meanwhile cancels an operation,
+        which psycopg handles, not a connection being made in the background."""
+        if conn not in self._set_up_sessions:
+            await configure_session(conn)
+            self._set_up_sessions.add(conn)
 
     async def _unreachable(self, exc: BaseException, what: str) -> StoreError:
         if isinstance(exc, PoolTimeout):
@@ -413,7 +424,8 @@ class HotConnection:
         """Close it for good (the store is closing)."""
         self._closed = True
         if self._connecting is not None:
-            self._connecting.cancel()
+            if not self._connecting.cancelling():  # the loop's end may have cancelled it
+                self._connecting.cancel()
             await asyncio.wait([self._connecting])
         await self._drop()
 
@@ -431,11 +443,6 @@ class HotConnection:
     async def _connect(self) -> None:
         try:
             conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-            try:
-                await configure_session(conn)
-            except BaseException:
-                await conn.close()
-                raise
         except (psycopg.Error, OSError) as exc:
             LOG.debug("PostgreSQL: the hot connection could not connect: %s", exc)
             self._next_try = asyncio.get_running_loop().time() + self.RECONNECT_AFTER
