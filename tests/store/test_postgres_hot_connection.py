@@ -65,6 +65,15 @@ async def until(check: Any, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+async def until_gone(url: str, pid: int, otherwise: str) -> None:
+    """Wait until backend ``pid`` has left the scratch database."""
+
+    async def gone() -> bool:
+        return pid not in [backend for backend, _, _ in await our_backends(url)]
+
+    await until(gone, f"backend {pid} {otherwise}")
+
+
 def with_pool_size(url: str, size: int) -> str:
     return f"{url}{'&' if '?' in url else '?'}pool_size={size}"
 
@@ -129,10 +138,7 @@ async def test_a_hot_connection_terminated_while_idle_is_replaced_without_an_err
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
         await admin.execute("SELECT pg_terminate_backend(%s)", (hot,))
 
-    async def gone() -> bool:
-        return hot not in [pid for pid, _, _ in await our_backends(postgres_url)]
-
-    await until(gone, f"backend {hot} still connected")
+    await until_gone(postgres_url, hot, "still connected")
     after = [await pid_of(db) for _ in range(5)]  # no error: noticed before anything is sent
     assert hot not in after
     assert await settled_pid(db) != hot
@@ -185,7 +191,4 @@ async def test_an_operation_leaving_a_transaction_open_has_the_hot_connection_dr
     assert await db.run("beginning", leaves_it_open, replay_safe=True) == hot
     assert await pid_of(db) != hot  # the next operation is not inside that transaction
 
-    async def gone() -> bool:
-        return hot not in [pid for pid, _, _ in await our_backends(postgres_url)]
-
-    await until(gone, f"backend {hot} still connected, its transaction open")
+    await until_gone(postgres_url, hot, "still connected, its transaction open")
