@@ -436,7 +436,7 @@ def worker_commits() -> Generator[list[tuple[float, float, float]]]:
         original_durability(self, connection, durable)
         self._bench_begin = time.perf_counter()
 
-    def commit(self: Any, connection: Any, group: Any) -> None:
+    def commit(self: Any, connection: Any, group: Any) -> Any:
         marks: list[float] = []
         for item in group:
             fn = item.fn
@@ -449,7 +449,7 @@ def worker_commits() -> Generator[list[tuple[float, float, float]]]:
                     marks.append(time.perf_counter())
 
             item.fn = timed
-        original(self, connection, group)
+        outcomes = original(self, connection, group)
         if marks:
             ended = time.perf_counter()
             begun = getattr(self, "_bench_begin", marks[0])
@@ -460,6 +460,7 @@ def worker_commits() -> Generator[list[tuple[float, float, float]]]:
                     (ended - marks[-1]) * 1000,
                 )
             )
+        return outcomes
 
     sqlite_writer.SQLiteWriter._commit = commit  # type: ignore[method-assign]
     sqlite_writer.SQLiteWriter._set_durability = set_durability  # type: ignore[method-assign]
@@ -582,10 +583,11 @@ def prune_app(root: Path) -> None:
         finally:
             deleting.append((time.perf_counter() - began[-1]) * 1000)
 
-    def timed_commit(self: Any, connection: Any, group: Any) -> None:
-        commit(self, connection, group)
+    def timed_commit(self: Any, connection: Any, group: Any) -> Any:
+        outcomes = commit(self, connection, group)
         if began:
             held.append((time.perf_counter() - began.pop()) * 1000)
+        return outcomes
 
     sqlite_store._prune = timed_delete  # type: ignore[assignment]
     sqlite_writer.SQLiteWriter._commit = timed_commit  # type: ignore[method-assign]
