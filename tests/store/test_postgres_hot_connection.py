@@ -34,16 +34,26 @@ async def pid_of(db: Database, sleep: float = 0.0) -> int:
 
 
 async def settled_pid(db: Database, run_of: int = 30) -> int:
-    """The backend that ``run_of`` operations in a row went to, one after another."""
+    """The backend that ``run_of`` operations in a row went to, one after another: the hot
+    connection's (while it connects, a pool that has opened one connection so far may also
+    serve a streak)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SETTLE_WITHIN
     last, streak = None, 0
-    while streak < run_of:
+    while streak < run_of or last != hot_backend(db):
         assert loop.time() < deadline, f"no {run_of} operations in a row shared a connection"
         pid = await pid_of(db)
         last, streak = pid, streak + 1 if pid == last else 1
     assert last is not None
     return last
+
+
+def hot_backend(db: Database) -> int | None:
+    """The backend of ``db``'s hot connection, if it is connected (read from its client
+    side: asking the server would take it)."""
+    hot = db._hot
+    conn = None if hot is None else hot._conn
+    return None if conn is None or conn.closed else conn.info.backend_pid
 
 
 async def our_backends(url: str) -> list[tuple[int, str, str]]:
