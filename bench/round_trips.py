@@ -37,7 +37,7 @@ COUNTING = False
 
 def count_statements() -> None:
     """Wrap psycopg so that, while ``COUNTING``, each statement and transaction is counted."""
-    execute = psycopg.AsyncConnection.execute
+    execute = psycopg.AsyncCursor.execute  # what the connection's execute calls too
     transaction = psycopg.AsyncConnection.transaction
 
     async def counted_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
@@ -50,7 +50,7 @@ def count_statements() -> None:
             COUNTS["BEGIN + COMMIT (a transaction)"] += 2
         return transaction(self, *args, **kwargs)
 
-    psycopg.AsyncConnection.execute = counted_execute  # type: ignore[method-assign]
+    psycopg.AsyncCursor.execute = counted_execute  # type: ignore[method-assign]
     psycopg.AsyncConnection.transaction = counted_transaction  # type: ignore[method-assign]
 
 

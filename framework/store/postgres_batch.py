@@ -221,7 +221,9 @@ class Journal:
             arguments = [write.instance_id, write.lines, LOG_LIMIT, *arguments]
 
         async def apply(c: Connection) -> Any:
-            row = await (await c.execute(statement, arguments)).fetchone()
+            cursor = c.kept_cursor()
+            await cursor.execute(statement, arguments)
+            row = await cursor.fetchone()
             return None if row is None else row[0]
 
         return await run_noting_replays(self._db, self._what, apply)
@@ -232,7 +234,9 @@ class Journal:
         arguments = [LOG_LIMIT, rows]
 
         async def apply(c: Connection) -> list[Any]:
-            return [row[0] for row in await (await c.execute(APPLY_MANY, arguments)).fetchall()]
+            cursor = c.kept_cursor()
+            await cursor.execute(APPLY_MANY, arguments)
+            return [row[0] for row in await cursor.fetchall()]
 
         what = f"{self._what} ({len(writes)} at once)"
         applied = await run_noting_replays(self._db, what, apply)

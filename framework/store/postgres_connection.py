@@ -46,7 +46,21 @@ from framework.errors import ConfigError, StoreClosedError, StoreError, StoreUna
 
 T = TypeVar("T")
 LOG = logging.getLogger("fw.store")
-Connection = psycopg.AsyncConnection[Any]
+
+
+class Connection(psycopg.AsyncConnection[Any]):
+    """psycopg's connection, with a cursor kept for the statements that run the most."""
+
+    _kept: psycopg.AsyncCursor[Any] | None = None
+
+    def kept_cursor(self) -> psycopg.AsyncCursor[Any]:
+        """One cursor of this connection, the same each time: for a statement whose rows
+        are read before the operation ends (a connection runs one operation at a time). A
+        new cursor per statement costs about a tenth of a journal write's client time."""
+        if self._kept is None or self._kept.closed:
+            self._kept = self.cursor()
+        return self._kept
+
 
 DEFAULT_POOL_SIZE = 10
 CONNECTION_DEFAULTS = {
@@ -146,6 +160,7 @@ class Database:
         size = self.settings.pool_size - (self._hot is not None)  # the hot one is one of them
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             self.settings.conninfo,
+            connection_class=Connection,
             kwargs={"autocommit": True},
             min_size=min(self.settings.pool_min_size, size),
             max_size=size,
@@ -173,7 +188,7 @@ class Database:
         """A new connection outside the pool (its session set up as the pool's are);
         connection failures become a clear StoreError."""
         try:
-            conn = await psycopg.AsyncConnection.connect(self.settings.conninfo, **kwargs)
+            conn = await Connection.connect(self.settings.conninfo, **kwargs)
         except psycopg.Error as exc:
             raise self.error(exc, "connecting") from None
         try:
@@ -442,7 +457,7 @@ class HotConnection:
 
     async def _connect(self) -> None:
         try:
-            conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            conn = await Connection.connect(self._conninfo, autocommit=True)
         except (psycopg.Error, OSError) as exc:
             LOG.debug("PostgreSQL: the hot connection could not connect: %s", exc)
             self._next_try = asyncio.get_running_loop().time() + self.RECONNECT_AFTER

@@ -46,7 +46,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Statements executed and transactions opened by any psycopg connection (but a new
     session's setup, made once per connection)."""
     counts: Counter[str] = Counter()
-    execute = psycopg.AsyncConnection.execute
+    execute = psycopg.AsyncCursor.execute  # what the connection's execute calls too
     transaction = psycopg.AsyncConnection.transaction
 
     async def counting_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
@@ -58,7 +58,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         counts["transactions"] += 1
         return transaction(self, *args, **kwargs)
 
-    monkeypatch.setattr(psycopg.AsyncConnection, "execute", counting_execute)
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counting_execute)
     monkeypatch.setattr(psycopg.AsyncConnection, "transaction", counting_transaction)
     return counts
 
