@@ -302,11 +302,15 @@ class Worker:
         """Run the instances a create claimed for this worker (``handoff``); released for
         another worker at once if this one stopped meanwhile."""
         self._reserved -= handoff.limit
+        await self._start_runs(store, claims, due=handoff.now)
+
+    async def _start_runs(self, store: Store, claims: list[Claim], due: float) -> None:
+        """Run what was claimed; or, once the worker is stopping (it may have been asked to
+        while a claim was under way), release it at once, due again at ``due``."""
         if self._stopping.is_set():
             for claim in claims:
                 transition = Transition(
-                    claim.instance.id, claim.token, status="queued", wake_at=handoff.now,
-                    release=True,
+                    claim.instance.id, claim.token, status="queued", wake_at=due, release=True
                 )
                 with contextlib.suppress(LeaseLostError, FwError):
                     await store.apply(transition, self.app.clock.now())
@@ -336,11 +340,8 @@ class Worker:
         asked = free - headroom
         claims = await store.claim(self.id, asked, now, now + self.lease, limits)
         self._backlog = len(claims) >= asked  # more may be due than was taken
-        for claim in claims:
-            self._start_run(store, claim)
-        if claims:
-            self._changed()
-        elif nothing_running:
+        await self._start_runs(store, claims, due=now)
+        if not claims and nothing_running:
             self._reached_idle(attempt)
         return len(claims)
 
@@ -396,10 +397,7 @@ class Worker:
             return 0
         now = self.app.clock.now()
         claims = await store.claim(self.id, free, now, now + self.lease, since=since)
-        for claim in claims:
-            self._start_run(store, claim)
-        if claims:
-            self._changed()
+        await self._start_runs(store, claims, due=now)
         return len(claims)
 
     async def _idle(self, store: Store) -> None:

@@ -3,9 +3,13 @@ create itself and starts at once; a full or stopping worker takes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+from typing import Any
 
-from framework.store.base import NewInstance
+import pytest
+
+from framework.store.base import Claim, NewInstance
 from tests.runtime.conftest import MakeEnv
 
 GATED = """
@@ -66,6 +70,43 @@ async def test_a_worker_that_stopped_meanwhile_releases_what_it_was_handed(
     assert created.claim is not None
     env.worker.request_stop()
     await env.worker.adopt(store, handoff, [created.claim])
+    assert env.worker.running == 0
+    assert env.worker.reserve(store, "gated", 1) is None  # a stopping worker takes nothing more
+    await env.worker.stop()  # a claim of its loop under way meanwhile releases what it took
     row = await store.get_instance("h1")
     assert row is not None and (row.status, row.lease_owner) == ("queued", None)
-    assert env.worker.reserve(store, "gated", 1) is None  # a stopping worker takes nothing more
+
+
+COUNTED = """
+from framework import workflow, WorkflowContext
+
+STARTED: list[str] = []
+
+@workflow
+async def counted(ctx: WorkflowContext[None]) -> int:
+    STARTED.append(ctx.instance_id)
+    return await ctx.step.do("one", lambda: 1)
+"""
+
+
+async def test_what_a_claim_under_way_takes_once_the_worker_is_stopping_is_released_unrun(
+    make_env: MakeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = await make_env({"counted_workflow.py": COUNTED})
+    started = importlib.import_module(f"{env.app.package}.workflows.counted_workflow").STARTED
+    store = await env.app.store()
+    claim = store.claim
+
+    async def stopped_meanwhile(*args: Any, **kwargs: Any) -> list[Claim]:
+        claims = await claim(*args, **kwargs)
+        if claims:
+            env.worker.request_stop()  # asked to stop while this claim ran
+        return claims
+
+    monkeypatch.setattr(store, "claim", stopped_meanwhile)
+    now = env.app.clock.now()
+    await store.create_instances([NewInstance("c1", "counted", "null", now)])  # not handed over
+    await asyncio.wait_for(env.worker.stop(), timeout=30)
+    row = await store.get_instance("c1")
+    assert row is not None and (row.status, row.lease_owner) == ("queued", None)
+    assert started == []  # released at once, not run until the shutdown stopped it
