@@ -309,11 +309,7 @@ class Worker:
         while a claim was under way), release it at once, due again at ``due``."""
         if self._stopping.is_set():
             for claim in claims:
-                transition = Transition(
-                    claim.instance.id, claim.token, status="queued", wake_at=due, release=True
-                )
-                with contextlib.suppress(LeaseLostError, FwError):
-                    await store.apply(transition, self.app.clock.now())
+                await self._release(store, claim.instance.id, claim.token, due)
             return
         for claim in claims:
             self._start_run(store, claim)
@@ -498,11 +494,14 @@ class Worker:
             await asyncio.wait(late, timeout=STOP_WAIT)
         now = self.app.clock.now()
         for run in late_runs:
-            transition = Transition(
-                run.instance_id, run.token, status="queued", wake_at=now, release=True
-            )
-            with contextlib.suppress(LeaseLostError, FwError):
-                await store.apply(transition, now)
+            await self._release(store, run.instance_id, run.token, now)
+
+    async def _release(self, store: Store, instance_id: str, token: str, due: float) -> None:
+        """Give up this worker's lease (``token``) on ``instance_id``, queued, due at ``due``
+        (nothing if it was lost meanwhile or the store fails: the lease then expires)."""
+        transition = Transition(instance_id, token, status="queued", wake_at=due, release=True)
+        with contextlib.suppress(LeaseLostError, FwError):
+            await store.apply(transition, self.app.clock.now())
 
     async def _pause(self, seconds: float) -> None:
         await self._first_of(self._stopping.wait(), timeout=seconds)
