@@ -40,7 +40,7 @@ from framework.runtime.records import ErrorInfo, cut_text
 from framework.runtime.step_api import StepApi
 from framework.runtime.steps import WorkflowStep
 from framework.runtime.suspension import Suspend
-from framework.store.base import Claim, Status, Store
+from framework.store.base import TERMINAL, Claim, Status, Store
 
 if TYPE_CHECKING:
     from framework.runtime.app import App
@@ -90,6 +90,11 @@ class InstanceRun:
     def frontier(self) -> str | None:
         """In replay-only mode, the first step the journal did not hold."""
         return self._recorder.frontier
+
+    @property
+    def ended(self) -> bool:
+        """Whether this run left the instance ended (complete, errored or terminated)."""
+        return self._recorder.status in TERMINAL
 
     @property
     def fatal(self) -> FwError | None:

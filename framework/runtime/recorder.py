@@ -82,6 +82,8 @@ class Recorder:
         """Check the code against the journal, executing nothing (``fw replay``)."""
         self.terminating = row.control == "terminate"
         """Terminated with compensation: replay to the end of the journal, compensate, end."""
+        self.status: Status | None = None
+        """The instance's status after this claim's last commit (None: none committed yet)."""
         self._generation = row.generation
         self._retry_budget = retry_budget
         self._on_ended = on_ended
@@ -292,7 +294,7 @@ class Recorder:
             self.instance_id, self.token, steps=written, version=self._version, logs=logs,
             **changes,
         )
-        status = await self._apply(transition)
+        status = self.status = await self._apply(transition)
         self._pending = []
         self._logs = self._logs[len(logs):]
         self._logs_written += len(logs)

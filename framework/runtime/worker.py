@@ -89,6 +89,7 @@ class Worker:
         self._fresh_due: float | None = None  # the next due time since then (None: read it)
         self._headroom_idle_since: float | None = None  # loop time the headroom sat idle from
         self._backlog = False  # the last ordinary claim took all it asked for
+        self._idling = False  # the claim loop waits in _idle: its last claim found nothing
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -402,6 +403,13 @@ class Worker:
         # still running when read, its lease expiry standing in for its wake time: only a
         # worker idle throughout the read may skip the clock ahead.
         self._slot_freed.clear()
+        self._idling = True
+        try:
+            await self._wait_idle(store)
+        finally:
+            self._idling = False
+
+    async def _wait_idle(self, store: Store) -> None:
         limits = self._limits()
         next_wake = await store.next_wake_at(limits, self.app.clock.now())
         now = self.app.clock.now()
@@ -432,17 +440,33 @@ class Worker:
 
     def _finished(self, instance_id: str, task: asyncio.Task[None]) -> None:
         current = self._runs.get(instance_id)
+        ended = False
         if current is not None and current[1] is task:
             del self._runs[instance_id]
+            ended = current[0].ended
             waits_until = current[0].waits_until
             if waits_until is not None and self._fresh_due is not None:
                 self._fresh_due = min(self._fresh_due, waits_until)
         if self._store is not None:
             self._store.note_load(len(self._runs))
-        self._slot_freed.set()
+        if not (ended and self._stays_idle()):
+            self._slot_freed.set()
         self._changed()
         if not task.cancelled() and task.exception() is not None:
             LOG.error("instance %s: the run crashed", instance_id, exc_info=task.exception())
+
+    def _stays_idle(self) -> bool:
+        """Whether the claim loop, idle, may go on waiting when a run ends its instance:
+        its last claim found less due than it asked for, and what falls due since then
+        comes with a wake-up or a timer it waits for (a parent woken by this end is
+        notified). But the end of a run may free a place under a workflow's concurrency
+        limit, which no wake-up announces, and ``idle()`` waits for a claim."""
+        return (
+            self._idling
+            and not self._backlog
+            and not self.app.concurrency_limits
+            and not self._idle_waiters
+        )
 
     async def _heartbeat_loop(self, store: Store) -> None:
         while True:

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from framework import Worker
+from framework.runtime.app import App
 from framework.store.base import Claim, NewInstance
+from tests.apps import write_app
 from tests.runtime.conftest import MakeEnv
 
 GATED = """
@@ -110,3 +115,71 @@ async def test_what_a_claim_under_way_takes_once_the_worker_is_stopping_is_relea
     row = await store.get_instance("c1")
     assert row is not None and (row.status, row.lease_owner) == ("queued", None)
     assert started == []  # released at once, not run until the shutdown stopped it
+
+
+QUIET = '[runtime]\npoll_interval = "60 seconds"\n'  # a missed wake-up would wait a minute
+FAMILY = {
+    "leaf_workflow.py": """
+        from framework import workflow, WorkflowContext
+
+        @workflow
+        async def leaf(ctx: WorkflowContext[int]) -> int:
+            return await ctx.step.do("double", lambda: ctx.params * 2)
+    """,
+    "root_workflow.py": """
+        from framework import workflow, WorkflowContext, branch
+
+        @workflow
+        async def root(ctx: WorkflowContext[None]) -> list[int]:
+            return await ctx.parallel([branch("leaf", 1), branch("leaf", 2)])
+    """,
+}
+
+
+@pytest.fixture
+async def quiet_app(tmp_path: Path, database_url: str) -> AsyncIterator[App]:
+    """An app of ``COUNTED`` and ``FAMILY`` on the wall clock, polling once a minute."""
+    root = write_app(tmp_path, {"counted_workflow.py": COUNTED, **FAMILY}, QUIET)
+    app = App(root, database=database_url)
+    previous = app.install()
+    try:
+        yield app
+    finally:
+        await app.close()
+        app.uninstall(previous)
+
+
+async def test_instances_run_one_after_another_beside_an_idle_worker_need_no_claim(
+    quiet_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Worker(quiet_app) as worker:
+        # Warm up through a client of its own (its create is not handed over, it wakes the
+        # worker through the store): once that ran, the worker listens for wake-ups and has
+        # had the one a new listener gives at its start.
+        client = App(quiet_app.root, database=quiet_app.database_url)
+        try:
+            assert await (await client.handle("counted").create()).result() == 1
+        finally:
+            await client.close()
+        await worker.idle()
+        store = await quiet_app.store()
+        claims: list[int] = []
+        claim = store.claim
+
+        async def counted_claim(*args: Any, **kwargs: Any) -> list[Claim]:
+            claims.append(1)
+            return await claim(*args, **kwargs)
+
+        monkeypatch.setattr(store, "claim", counted_claim)
+        handle = quiet_app.handle("counted")
+        for _ in range(20):
+            assert await (await handle.create()).result() == 1
+        # Each was handed to the worker by its create, and its end made nothing else due:
+        # the worker's loop, idle, had nothing to look for.
+        assert claims == []
+
+
+async def test_a_child_ending_on_an_idle_worker_wakes_its_parent_at_once(quiet_app: App) -> None:
+    async with Worker(quiet_app):
+        parent = await quiet_app.handle("root").create()
+        assert await asyncio.wait_for(parent.result(), timeout=20) == [2, 4]
