@@ -141,6 +141,9 @@ class StepExecutor:
         now = self._recorder.clock.now()
         if entry is not None and entry.wake_at is not None and entry.wake_at > now:
             self._recorder.suspend(wake_at=entry.wake_at)
+        if self._recorder.behind:
+            await self._recorder.catch_up()  # the step before is journaled before this runs
+            now = self._recorder.clock.now()
         tried = Attempt.begin(entry, now)
         number = tried.number
         started_at = entry.started_at if entry and entry.started_at else now
@@ -187,21 +190,19 @@ class StepExecutor:
         finished_at = self._recorder.clock.now()
         if (history := tried.history(finished_at, None)) is not None:
             detail = {**(detail or {}), "attempts": history}
-        await self._recorder.commit(
-            [
-                self._recorder.make_row(
-                    key,
-                    kind,
-                    "complete",
-                    attempts=number,
-                    started_at=started_at,
-                    finished_at=finished_at,
-                    input=input_json,
-                    output=data,
-                    concurrent=concurrent,
-                    detail=detail,
-                )
-            ]
+        self._recorder.defer(
+            self._recorder.make_row(
+                key,
+                kind,
+                "complete",
+                attempts=number,
+                started_at=started_at,
+                finished_at=finished_at,
+                input=input_json,
+                output=data,
+                concurrent=concurrent,
+                detail=detail,
+            )
         )
         if (metrics := self._recorder.metrics) is not None:
             metrics.step_ended(self._workflow, number)

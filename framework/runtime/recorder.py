@@ -94,6 +94,9 @@ class Recorder:
         self._in_body = True
         self._last_key: StepKey | None = None
         self._pending: list[StepRow] = []
+        self._deferred = False  # _pending holds a completed step's row (see ``defer``)
+        self._flush_soon: asyncio.Handle | None = None
+        self._flushing: asyncio.Task[Status] | None = None
         self._logs: list[LogRow] = []
         self._logs_written = 0
         self._waits = Waits()
@@ -285,19 +288,82 @@ class Recorder:
         self._pending.append(row)
         self.journal.record(row)
 
+    def defer(self, row: StepRow) -> None:
+        """Journal the completed step ``row`` with the run's next commit, which comes before
+        anything else the run does can follow from it: before the next step runs, an event
+        is taken, the body waits or the instance ends (one transaction with that end), and
+        at the latest once the body yields to the event loop. A body that returns right
+        after its last step ends in one commit, not two; a crash in between runs the step
+        again, as a crash just before its commit would."""
+        self.remember(row)
+        self._deferred = True
+        if self._flush_soon is None:
+            self._flush_soon = asyncio.get_running_loop().call_soon(self._flush_later)
+
+    @property
+    def behind(self) -> bool:
+        """Whether a completed step's row is not committed yet (see ``defer``)."""
+        return self._deferred or self._flushing is not None
+
+    async def catch_up(self) -> None:
+        """Before the run does what may follow from a completed step: commit the rows
+        ``defer`` holds back (or wait for such a commit under way), and raise ``Suspend``
+        if that commit found the instance paused (the body stops there)."""
+        if self._deferred:
+            await self.commit()
+        else:
+            await self._flushed()
+        if self._stop_reason is not None:
+            raise Suspend()
+
+    def _flush_later(self) -> None:
+        """The body yielded to the event loop with a completed step's row held back: commit
+        it in a task of its own, which later commits wait for."""
+        self._flush_soon = None
+        if self._deferred and self._flushing is None:
+            self._flushing = asyncio.ensure_future(self._commit(()))
+            self._flushing.add_done_callback(self._flush_ended)
+
+    def _flush_ended(self, task: asyncio.Task[Status]) -> None:
+        """A failed flush is kept for the next commit to raise (its error retrieved here
+        all the same: the run may have been cancelled meanwhile). A flush that succeeded
+        makes way for the next: rows held back while it ran are committed in turn."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        if self._flushing is task:
+            self._flushing = None
+        if self._deferred and self._flush_soon is None:
+            self._flush_soon = asyncio.get_running_loop().call_soon(self._flush_later)
+
+    async def _flushed(self) -> None:
+        """Wait for the commit ``_flush_later`` started, raising what it raised."""
+        while (flushing := self._flushing) is not None:
+            try:
+                await asyncio.shield(flushing)
+            finally:
+                if self._flushing is flushing and flushing.done():
+                    self._flushing = None
+
     async def commit(self, rows: Iterable[StepRow] = (), **changes: Any) -> Status:
         """Write the remembered rows, ``rows`` and the instance's ``changes`` in one
-        transaction; return the instance's status after it."""
+        transaction (after any commit of held-back rows under way); return the instance's
+        status after it."""
+        await self._flushed()
+        return await self._commit(rows, **changes)
+
+    async def _commit(self, rows: Iterable[StepRow], **changes: Any) -> Status:
+        # What is written is taken before the commit yields: rows and log lines added
+        # meanwhile (by a concurrent step) go with the next commit.
         written = [*self._pending, *rows]
-        logs = self._logs
+        self._pending = []
+        self._deferred = False
+        logs, self._logs = self._logs, []
+        self._logs_written += len(logs)
         transition = Transition(
             self.instance_id, self.token, steps=written, version=self._version, logs=logs,
             **changes,
         )
         status = self.status = await self._apply(transition)
-        self._pending = []
-        self._logs = self._logs[len(logs):]
-        self._logs_written += len(logs)
         if self.metrics is not None:
             started: dict[str, int] = {}
             for child in transition.children:
@@ -317,6 +383,7 @@ class Recorder:
     async def take_event(self, event_type: str, done: StepRow, now: float) -> TakenEvent | None:
         """Consume the oldest buffered event of ``event_type``, journaling ``done`` complete
         with its payload in the same transaction; None when no such event waits."""
+        await self.catch_up()
         taken = await self.store.take_event(self.token, self.instance_id, event_type, done, now)
         if taken is not None:
             self.journal.record(replace(done, output=taken.payload))
