@@ -338,6 +338,10 @@ class Worker:
         claims = await store.claim(self.id, asked, now, now + self.lease, limits)
         self._backlog = len(claims) >= asked  # more may be due than was taken
         await self._start_runs(store, claims, due=now)
+        if claims:
+            # The runs just started take their first turn (their first step) before this
+            # loop looks again: on SQLite that look runs on this thread and would come first.
+            await asyncio.sleep(0)
         if not claims and nothing_running:
             self._reached_idle(attempt)
         return len(claims)

@@ -183,3 +183,31 @@ async def test_a_child_ending_on_an_idle_worker_wakes_its_parent_at_once(quiet_a
     async with Worker(quiet_app):
         parent = await quiet_app.handle("root").create()
         assert await asyncio.wait_for(parent.result(), timeout=20) == [2, 4]
+
+
+async def test_an_instance_a_claim_took_starts_before_the_worker_looks_again(
+    quiet_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Worker(quiet_app) as worker:
+        await worker.idle()
+        store = await quiet_app.store()
+        module = importlib.import_module(quiet_app.definition("counted").target.__module__)
+        seen: list[str] = []
+        claim = store.claim
+
+        async def noted_claim(*args: Any, **kwargs: Any) -> list[Claim]:
+            before = len(module.STARTED)
+            claimed = await claim(*args, **kwargs)
+            seen.append(f"claim took {len(claimed)} ({before} started)")
+            return claimed
+
+        monkeypatch.setattr(store, "claim", noted_claim)
+        # A client of its own: its create is not handed over, the worker claims it.
+        client = App(quiet_app.root, database=quiet_app.database_url)
+        try:
+            assert await (await client.handle("counted").create()).result() == 1
+        finally:
+            await client.close()
+        # The run had its first turn (its first step) before the worker's next claim.
+        took = seen.index("claim took 1 (0 started)")
+        assert seen[took + 1] == "claim took 0 (1 started)"
