@@ -121,12 +121,12 @@ async def test_killed_connections_during_a_run_lose_and_repeat_nothing(
     caplog.set_level(logging.INFO, logger="fw")
     kills = 0
     async with workflow_test_env(root, database=postgres_url, concurrency=20) as env:
-        instances = [await env.start("effects", 0.02, id=f"k{n}") for n in range(60)]
+        instances = [await env.start("effects", 0.05, id=f"k{n}") for n in range(60)]
 
         async def killer() -> None:
             nonlocal kills
             while True:
-                await asyncio.sleep(0.15)
+                await asyncio.sleep(0.1)
                 kills += await terminate_backends(postgres_url)
 
         killing = asyncio.create_task(killer())
