@@ -464,12 +464,15 @@ class Worker:
         its last claim found less due than it asked for, and what falls due since then
         comes with a wake-up or a timer it waits for (a parent woken by this end is
         notified). But the end of a run may free a place under a workflow's concurrency
-        limit, which no wake-up announces, and ``idle()`` waits for a claim."""
+        limit, which no wake-up announces; ``idle()`` waits for a claim; and a test's
+        skipping clock jumps to the next timer only once nothing runs, which the loop must
+        look at."""
         return (
             self._idling
             and not self._backlog
             and not self.app.concurrency_limits
             and not self._idle_waiters
+            and not self.app.clock.may_skip()
         )
 
     async def _heartbeat_loop(self, store: Store) -> None:

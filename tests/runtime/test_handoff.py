@@ -211,3 +211,49 @@ async def test_an_instance_a_claim_took_starts_before_the_worker_looks_again(
         # The run had its first turn (its first step) before the worker's next claim.
         took = seen.index("claim took 1 (0 started)")
         assert seen[took + 1] == "claim took 0 (1 started)"
+
+
+SLEEPER_AND_GATED = {
+    "sleeper_workflow.py": """
+        from framework import workflow, WorkflowContext
+
+        @workflow
+        async def sleeper(ctx: WorkflowContext[None]) -> str:
+            await ctx.step.sleep("nap", "1 hour")
+            return "slept"
+    """,
+    "gated_workflow.py": """
+        import asyncio
+        from framework import workflow, WorkflowContext
+
+        GATE = asyncio.Event()
+
+        async def wait_for_gate() -> str:
+            await GATE.wait()
+            return "through"
+
+        @workflow
+        async def gated(ctx: WorkflowContext[None]) -> str:
+            return await ctx.step.do("gate", wait_for_gate)
+    """,
+}
+
+
+async def test_a_skipping_clock_jumps_to_a_timer_once_the_last_run_ends(
+    make_env: MakeEnv,
+) -> None:
+    env = await make_env(SLEEPER_AND_GATED, QUIET)
+    sleeper = await env.start("sleeper")
+    await env.wait_for(sleeper, "waiting")
+    gated = await env.start("gated")
+    module = importlib.import_module(env.app.definition("gated").target.__module__)
+    awaited = asyncio.create_task(sleeper.result(timeout=20))
+    while not env.app.clock.may_skip():  # the result is awaited: time may skip from now on
+        await asyncio.sleep(0)
+
+    module.GATE.set()
+
+    assert await gated.result(timeout=20) == "through"
+    # Nothing runs now: the worker's loop skips the clock to the sleeper's timer at once,
+    # not after its minute-long poll.
+    assert await awaited == "slept"
