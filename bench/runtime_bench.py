@@ -274,7 +274,7 @@ async def run_fw_memory(folder: Path, count: int) -> dict[str, float]:
     finally:
         worker.terminate()
         worker.wait(60)
-    return {"worker_rss_idle_mb": base, "worker_rss_10k_parked_mb": parked, "parked": count}
+    return {"worker_rss_idle_mb": base, "worker_rss_10k_parked_mb": parked, "parked": float(count)}
 
 
 async def _until_parked(app: Any, handle: Any, count: int, already: int = 0) -> None:
