@@ -103,24 +103,57 @@ def print_table(table: Table, to: Console = console) -> None:
     """Print ``table`` without ever cutting a cell: each column is at least as wide as its
     header and its longest word (a ``no_wrap`` column, such as ids: its longest cell), and a
     terminal too narrow for that gets lines as long as needed (which it wraps) rather than
-    ``9c8d84fe37ec…``. Wider terminals lay the table out as usual."""
-    for column in table.columns:
-        column.min_width = max([_text_width(column.header, False)] + [
-            _text_width(cell, column.no_wrap) for cell in column.cells
-        ])
-    needed = sum(c.min_width or 0 for c in table.columns) + 3 * len(table.columns) + 2
-    if needed <= to.width:
+    ``9c8d84fe37ec…``. A table that fits is laid out as usual.
+
+    Too wide for the terminal, the columns get their widths here, each between its least
+    and its whole width (the room shared in proportion to what each lacks): rich's own
+    squeeze could leave a column under its least width and the line then ran past the
+    console's width, which cut its end (``unlimite``)."""
+    columns = table.columns
+    least = [
+        max([_text_width(c.header, False)] + [_text_width(cell, c.no_wrap) for cell in c.cells])
+        for c in columns
+    ]
+    whole = [
+        max([w, _text_width(c.header, True)] + [_text_width(cell, True) for cell in c.cells])
+        for w, c in zip(least, columns, strict=True)
+    ]
+    edges = 3 * len(columns) + 1  # a space each side of every cell, and the rules
+    if sum(whole) + edges <= to.width:
         to.print(table)
         return
+    width = max(to.width, sum(least) + edges)
+    for column, size in zip(columns, _share(width - edges, least, whole), strict=True):
+        column.width = size
     Console(
         file=to.file,
-        width=needed,
+        width=width,
         force_terminal=to.is_terminal,
         no_color=to.no_color,
         markup=False,
         emoji=False,
         highlight=False,
     ).print(table)
+
+
+def _share(room: int, least: list[int], whole: list[int]) -> list[int]:
+    """Column widths adding up to ``room`` (at least ``sum(least)``), each from its least
+    width up to its whole width, the room above the least shared in proportion to the
+    width each column lacks."""
+    sizes = list(least)
+    lacking = [w - s for w, s in zip(whole, least, strict=True)]
+    spare = min(room - sum(least), sum(lacking))
+    if spare <= 0:
+        return sizes
+    total = sum(lacking)
+    for i, lack in enumerate(lacking):
+        sizes[i] += spare * lack // total
+    for i in sorted(range(len(sizes)), key=lambda i: -lacking[i]):  # what rounding left
+        if sum(sizes) >= sum(least) + spare:
+            break
+        if sizes[i] < whole[i]:
+            sizes[i] += 1
+    return sizes
 
 
 def _text_width(cell: object, whole: bool) -> int:

@@ -224,3 +224,43 @@ async def test_instance_show_prints_the_latest_steps_of_a_long_instance(
     assert "tick #130" in shown.stdout and "tick #31 " in shown.stdout
     assert "tick #30 " not in shown.stdout
     assert len(json.loads(as_json.stdout)["steps"]) == 130
+
+
+LIMITED = """
+from pydantic import BaseModel
+from framework import workflow, WorkflowContext
+
+class Params(BaseModel):
+    customer: str
+
+@workflow(concurrency=1, concurrency_key="customer")
+async def limited_for_each_customer_of_the_shop(ctx: WorkflowContext[Params]) -> None:
+    return None
+"""
+
+
+@pytest.mark.parametrize("columns", [40, 80, 120])
+async def test_workflows_list_cuts_no_cell_whatever_the_width(
+    tmp_path: Path, database_url: str, columns: int
+) -> None:
+    settings = f'[runtime]\ndatabase = "{database_url}"\n'
+    files = {"limited_for_each_customer_of_the_shop_workflow.py": LIMITED}
+    root = write_app(tmp_path, files, settings=settings)
+    app = App(root)
+    try:
+        handle = app.handle("limited-for-each-customer-of-the-shop")
+        made = [await handle.create({"customer": f"c-{n}"}) for n in range(3)]
+        await made[0].pause()
+        await made[1].terminate()
+    finally:
+        await app.close()
+
+    listed = fw(root, "workflows", "list", columns=columns)
+
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len({len(line) for line in lines}) == 1, listed.stdout  # every line whole, to its rule
+    assert lines[0].endswith("┓") and lines[-1].endswith("┘"), listed.stdout
+    words = listed.stdout.split()
+    for word in ("LIMITED_FOR_EACH_CUSTOMER_OF_THE_SHOP_WORKFLOW", "terminated", "customer,"):
+        assert word in words, listed.stdout
