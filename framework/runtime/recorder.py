@@ -105,6 +105,11 @@ class Recorder:
         self._inflight = 0
         self._settled = asyncio.Event()
         self._settled.set()
+        self._writes = asyncio.Lock()
+        """Held by each write to the store, so that concurrent branches of the body
+        (``asyncio.gather``) commit one at a time, in the order they asked: a store with
+        several connections would otherwise commit them in any order (events of one type
+        taken out of order, journal entries in another order than the code's)."""
 
     # What the run reads.
 
@@ -384,7 +389,10 @@ class Recorder:
         """Consume the oldest buffered event of ``event_type``, journaling ``done`` complete
         with its payload in the same transaction; None when no such event waits."""
         await self.catch_up()
-        taken = await self.store.take_event(self.token, self.instance_id, event_type, done, now)
+        async with self._writes:
+            taken = await self.store.take_event(
+                self.token, self.instance_id, event_type, done, now
+            )
         if taken is not None:
             self.journal.record(replace(done, output=taken.payload))
         return taken
@@ -395,7 +403,8 @@ class Recorder:
         delay, waited = 0.05, 0.0
         while True:
             try:
-                return await self.store.apply(transition, self.clock.now())
+                async with self._writes:
+                    return await self.store.apply(transition, self.clock.now())
             except StoreClosedError:
                 raise  # the app is shutting down: no later try can succeed
             except StoreError as exc:

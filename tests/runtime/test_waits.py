@@ -109,3 +109,28 @@ async def test_an_event_to_an_ended_instance_is_refused(make_env: MakeEnv) -> No
 
     with pytest.raises(InstanceStateError, match="terminated"):
         await instance.send_event("approval", {"approved": True, "by": "ada"})
+
+
+GATHERED = """
+import asyncio
+from framework import workflow, WorkflowContext
+
+@workflow
+async def gathered(ctx: WorkflowContext[None]) -> list[int]:
+    waits = [ctx.step.wait_for_event(f"e{i}", type="go", timeout="1 hour") for i in range(3)]
+    return list(await asyncio.gather(*waits))
+"""
+
+
+async def test_gathered_waits_for_one_type_take_its_events_in_the_order_sent(
+    make_env: MakeEnv,
+) -> None:
+    env = await make_env({"gathered_workflow.py": GATHERED})
+    instances = [await env.start("gathered") for _ in range(6)]
+    for payload in (1, 2, 3):
+        for instance in instances:
+            await instance.send_event(type="go", payload=payload)
+
+    outputs = [await instance.result(timeout=60) for instance in instances]
+
+    assert outputs == [[1, 2, 3]] * 6
