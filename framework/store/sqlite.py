@@ -1423,26 +1423,29 @@ def _wake_parent(c: sqlite3.Connection, child_id: str, parent_id: str | None, no
 
 def _terminate_tree(c: sqlite3.Connection, instance_id: str, now: float, outcome: Outcome) -> None:
     """Apply a terminate ``outcome`` (at once, or queued to compensate) to the instance and,
-    depth first, to each of its children that has not ended."""
-    row = _require(c, instance_id)
-    state = state_of(row.status, row.lease_owner)
-    c.execute(
-        "UPDATE instances SET status=?, control=?, wake_at=?, lease_owner=NULL, "
-        "lease_token=NULL, updated_at=? WHERE id=?",
-        (
-            next_status(state, outcome),
-            next_control(row.control, outcome),
-            _wake_at(state, outcome, row, now),
-            now,
-            instance_id,
-        ),
-    )
-    if not outcome.tree:
-        return
-    children = c.execute(
-        "SELECT id FROM instances WHERE parent_id=? "
-        "AND status NOT IN ('complete', 'errored', 'terminated')",
-        (instance_id,),
-    ).fetchall()
-    for (child_id,) in children:
-        _terminate_tree(c, child_id, now, outcome)
+    depth first, to each of its descendants that has not ended (a stack, not recursion: a
+    chain of children may be thousands deep)."""
+    stack = [instance_id]
+    while stack:
+        current = stack.pop()
+        row = _require(c, current)
+        state = state_of(row.status, row.lease_owner)
+        c.execute(
+            "UPDATE instances SET status=?, control=?, wake_at=?, lease_owner=NULL, "
+            "lease_token=NULL, updated_at=? WHERE id=?",
+            (
+                next_status(state, outcome),
+                next_control(row.control, outcome),
+                _wake_at(state, outcome, row, now),
+                now,
+                current,
+            ),
+        )
+        if not outcome.tree:
+            return
+        children = c.execute(
+            "SELECT id FROM instances WHERE parent_id=? "
+            "AND status NOT IN ('complete', 'errored', 'terminated')",
+            (current,),
+        ).fetchall()
+        stack.extend(child_id for (child_id,) in reversed(children))

@@ -43,6 +43,22 @@ async def test_terminate_cascades_depth_first_to_children_that_have_not_ended(st
     assert "kid" not in await store.heartbeat("w1", ["kid"], T0 + 60)
     with pytest.raises(InstanceStateError, match="already terminated"):
         await store.terminate("root", T0 + 3)
+
+
+@pytest.mark.parametrize("compensate", [False, True])
+async def test_terminate_reaches_the_end_of_a_chain_of_children_thousands_deep(
+    store: Store, compensate: bool
+) -> None:
+    chain = [new("c0"), *(new(f"c{n}", parent=f"c{n - 1}") for n in range(1, 3000))]
+    await store.create_instances(chain)
+
+    await store.terminate("c0", T0 + 1, compensate=compensate)
+
+    statuses = {r.status for r in await store.get_instances([i.id for i in chain])}
+    assert statuses == ({"queued"} if compensate else {"terminated"})
+    if compensate:
+        deepest = await store.get_instance("c2999")
+        assert deepest is not None and deepest.control == "terminate"
     with pytest.raises(InstanceNotFoundError):
         await store.terminate("missing", T0 + 3)
 
