@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 MAX_BRANCHES = 100
 """The most branches one ``ctx.parallel`` call may start."""
+MAX_CHILD_ID_LENGTH = 1024
+"""The longest id a child may get. A child's id is its parent's and the step's (``parent:name:n``),
+so it grows with each level of nesting: a workflow that starts itself without end would make
+ids of thousands of characters, past what lookups accept and PostgreSQL's index can hold."""
 
 
 async def run_children(app: App, recorder: Recorder, branches: list[Branch[Any]]) -> list[Any]:
@@ -89,9 +93,16 @@ def _new_child(
         app.settings.runtime.payload_limit,
         f"the params of child {workflow!r}",
     )
+    child_id = recorder.idempotency_key(key)
+    if len(child_id) > MAX_CHILD_ID_LENGTH:
+        raise ValueError(
+            f"child {workflow!r} of instance {recorder.instance_id[:60]!r}... would get an id "
+            f"of {len(child_id):,} characters (at most {MAX_CHILD_ID_LENGTH:,}): children "
+            "nest too deep (a workflow that starts itself without end?)"
+        )
     concurrency = app.concurrency_limits.get(workflow)
     return NewInstance(
-        id=recorder.idempotency_key(key),
+        id=child_id,
         workflow=workflow,
         params=data,
         created_at=now,

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import pytest
 
-from framework import InstanceFailedError
+from framework import InstanceFailedError, InstanceNotFoundError
 from tests.runtime.conftest import MakeEnv
+
+T = TypeVar("T")
 
 CHILDREN = {
     "resize_workflow.py": """
@@ -178,3 +184,44 @@ async def test_a_misspelled_child_fails_with_close_matches(make_env: MakeEnv, ho
     assert error is not None and error.name == "UnknownWorkflowError"
     assert "'captoin'" in error.message and "caption" in error.message
     assert (await env.get("caption").list()).instances == []
+
+
+ENDLESS = """
+from framework import workflow, WorkflowContext
+
+@workflow
+async def endless(ctx: WorkflowContext[None]) -> None:
+    await ctx.spawn("endless", None)
+"""
+
+
+async def test_a_workflow_that_starts_itself_without_end_stops_at_the_longest_child_id(
+    make_env: MakeEnv,
+) -> None:
+    env = await make_env({"endless_workflow.py": ENDLESS})
+    root = await env.start("endless", id="e")
+
+    await root.result(timeout=30)  # each level ends once its child is started
+
+    levels = 1 + 1024 // len(":endless:1")
+    deepest_id = "e" + ":endless:1" * (levels - 1)
+    deepest = await _eventually(lambda: env.get("endless").get(deepest_id))
+    with pytest.raises(InstanceFailedError) as failed:
+        await deepest.result(timeout=60)
+    assert failed.value.error is not None
+    assert "children nest too deep" in failed.value.error.message
+    assert "at most 1,024" in failed.value.error.message
+    page = await env.get("endless").list(limit=500)
+    assert len(page.instances) == levels
+
+
+async def _eventually(read: Callable[[], Awaitable[T]], within: float = 60) -> T:
+    """``read()``'s value once it stops raising ``InstanceNotFoundError``."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            return await read()
+        except InstanceNotFoundError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.02)
