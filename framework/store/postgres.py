@@ -182,16 +182,19 @@ TREE = (  # the instance and, depth first, its descendants that have not ended
     "JOIN tree t ON c.parent_id = t.id "
     "WHERE c.status NOT IN ('complete', 'errored', 'terminated')) "
 )
+LOCK_TREE = (  # the part of the tree not locked yet (%s: the ids that are), locked
+    f"{TREE}SELECT id FROM instances WHERE id IN (SELECT id FROM tree) AND id <> ALL(%s) "
+    "ORDER BY id FOR UPDATE"
+)
 TREE_ROWS = (
-    "WHERE id IN (SELECT id FROM tree) "
-    "AND (id = %s OR status NOT IN ('complete', 'errored', 'terminated'))"
+    "WHERE id = ANY(%s) AND (id = %s OR status NOT IN ('complete', 'errored', 'terminated'))"
 )
 TERMINATE_TREE = (
-    f"{TREE}UPDATE instances SET status = 'terminated', control = NULL, wake_at = NULL, "
+    "UPDATE instances SET status = 'terminated', control = NULL, wake_at = NULL, "
     f"lease_owner = NULL, lease_token = NULL, updated_at = %s {TREE_ROWS}"
 )
 COMPENSATE_TREE = (  # a worker runs the compensation, then ends each one
-    f"{TREE}UPDATE instances SET status = 'queued', control = 'terminate', wake_at = %s, "
+    "UPDATE instances SET status = 'queued', control = 'terminate', wake_at = %s, "
     f"lease_owner = NULL, lease_token = NULL, updated_at = %s {TREE_ROWS}"
 )
 HEARTBEAT = (  # locks its rows in id order, as a batch of journal writes does (no deadlock)
@@ -570,11 +573,12 @@ class PostgresStore:
                 raise InstanceStateError(
                     f"instance {instance_id!r} is already {row.status}: cannot terminate"
                 )
+            tree = await _lock_tree(c, instance_id)
             if compensate:
-                await c.execute(COMPENSATE_TREE, [instance_id, now, now, instance_id])
+                await c.execute(COMPENSATE_TREE, [now, now, tree, instance_id])
                 await c.execute(NOTIFY)
                 return await _require(c, instance_id)
-            await c.execute(TERMINATE_TREE, [instance_id, now, instance_id])
+            await c.execute(TERMINATE_TREE, [now, tree, instance_id])
             if row.parent_id is not None:
                 cur = await c.execute(
                     "SELECT fw_wake_parent(%s, %s, %s)", [instance_id, row.parent_id, now]
@@ -1186,6 +1190,22 @@ async def _one_instance(
     )
     row = await cur.fetchone()
     return None if row is None else _instance(row)
+
+
+async def _lock_tree(c: Connection, root: str) -> list[str]:
+    """Lock the locked ``root``'s descendants that have not ended; their ids and its own.
+
+    A descendant running meanwhile may commit a child of its own after a statement's
+    snapshot was taken, and one statement would miss it (a subtree ran on after its root
+    was terminated). Once locked, a descendant can commit nothing more (its journal write
+    locks its row first), so the tree is read again until a read finds no new one."""
+    tree = [root]
+    while True:
+        cur = await c.execute(LOCK_TREE, [root, tree])
+        found = [row[0] for row in await cur.fetchall()]
+        if not found:
+            return tree
+        tree.extend(found)
 
 
 async def _require(c: Connection, instance_id: str, *, lock: bool = False) -> InstanceRow:

@@ -82,3 +82,41 @@ async def test_terminating_a_child_wakes_the_parent_waiting_for_it(store: Store)
     assert (await row(store, "p")).wake_at is None
     await store.terminate("k", T0 + 3)
     assert (await row(store, "p")).wake_at == T0 + 3
+
+
+async def test_terminate_reaches_a_child_committed_while_it_ran(
+    store: Store, database_url: str
+) -> None:
+    """A running child commits a child of its own while the terminate reads the tree (on
+    PostgreSQL, a transaction holding the child's row commits the grandchild once the
+    terminate waits for that row): the grandchild is terminated too."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one write at a time: nothing commits while a terminate runs")
+    import asyncio
+
+    import psycopg
+
+    await store.create_instances([new("root"), new("kid", parent="root")])
+    async with await psycopg.AsyncConnection.connect(database_url) as other:
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM instances WHERE id = 'kid' FOR UPDATE")
+            terminating = asyncio.ensure_future(store.terminate("root", T0 + 1))
+            async with await psycopg.AsyncConnection.connect(database_url) as watcher:
+                while not terminating.done():  # until it waits for the row of 'kid'
+                    cur = await watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND wait_event_type = 'Lock'"
+                    )
+                    if (await cur.fetchone() or [0])[0]:
+                        break
+                    await asyncio.sleep(0.01)
+            assert not terminating.done()
+            await other.execute(
+                "INSERT INTO instances (id, workflow, status, params, parent_id, created_at, "
+                "updated_at, wake_at) VALUES ('grandkid', 'wf', 'queued', '{}', 'kid', %s, %s, %s)",
+                (T0, T0, T0),
+            )
+        await terminating
+
+    statuses = {r.id: r.status for r in await store.get_instances(["root", "kid", "grandkid"])}
+    assert statuses == {"root": "terminated", "kid": "terminated", "grandkid": "terminated"}
