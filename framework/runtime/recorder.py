@@ -181,8 +181,12 @@ class Recorder:
     def request(self, name: str, kind: StepKind) -> tuple[StepKey, bool]:
         """The key of the body's next step and whether it runs concurrently with another;
         raises ``Suspend`` where the body must stop instead."""
-        if self._stop_reason is not None or (not self._in_body and kind != "rollback"):
+        if not self._in_body and kind != "rollback":
             raise Suspend()
+        if self._stop_reason is not None and not (
+            self._stop_reason == "wait" and kind in ("sleep", "event")
+        ):
+            raise Suspend()  # a wait of another branch (gather) still joins the suspension
         try:
             key = self.journal.request(name, kind)
         except NonDeterminismError as exc:

@@ -27,6 +27,7 @@ from framework.runtime.failures import error_info
 from framework.runtime.recorder import Recorder
 from framework.runtime.retries import Retries
 from framework.runtime.step_config import StepConfig, StepInfo, checked_idempotency_key
+from framework.runtime.suspension import Suspend
 
 if TYPE_CHECKING:
     from framework.runtime.app import App
@@ -222,9 +223,21 @@ class StepApi:
                 concurrent=concurrent,
             )
         done = replace(entry, status="complete", finished_at=now)
-        taken = await self._recorder.take_event(event_type, done, now)
+        taken = None
+        if self._recorder.stop_reason is None:
+            self._recorder.enter_step()  # a body suspending meanwhile waits for this wait
+            try:
+                taken = await self._recorder.take_event(event_type, done, now)
+            except Suspend:
+                if self._recorder.stop_reason != "wait":
+                    raise
+            finally:
+                self._recorder.leave_step()
         if taken is not None:
             return _event_payload(name, taken.payload, model)
+        if self._recorder.stop_reason == "wait":  # another branch (gather) suspended the body
+            self._recorder.remember(entry)  # this wait joins it, to be woken by its event too
+            self._recorder.suspend(wake_at=entry.wake_at, event_type=event_type)
         if entry.wake_at is not None and entry.wake_at <= now:
             timed_out = EventTimeoutError(name, event_type)
             error = error_info(timed_out, step=name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import pytest
@@ -134,3 +135,41 @@ async def test_gathered_waits_for_one_type_take_its_events_in_the_order_sent(
     outputs = [await instance.result(timeout=60) for instance in instances]
 
     assert outputs == [[1, 2, 3]] * 6
+
+
+SLEEPS = """
+import asyncio
+from framework import workflow, WorkflowContext
+
+@workflow
+async def sleeps(ctx: WorkflowContext[None]) -> str:
+    await asyncio.gather(*[ctx.step.sleep(f"s{i}", "1 hour") for i in range(4)])
+    return "rested"
+"""
+
+
+async def test_gathered_sleeps_sleep_at_the_same_time(make_env: MakeEnv) -> None:
+    env = await make_env({"sleeps_workflow.py": SLEEPS})
+    instance = await env.start("sleeps")
+
+    assert await instance.result(timeout=30) == "rested"
+
+    steps = await instance.steps()
+    assert [s.name for s in steps] == ["s0", "s1", "s2", "s3"]
+    began = [s.started_at.timestamp() for s in steps if s.started_at is not None]
+    woke = [s.wake_at.timestamp() for s in steps if s.wake_at is not None]
+    assert len(began) == len(woke) == 4
+    assert max(began) - min(began) < 60  # all four began in the first run, not an hour apart
+    assert all(round(w - b) == 3600 for b, w in zip(began, woke, strict=True))
+    assert (await instance.status()).runs == 2  # and woke together: one run to sleep, one after
+
+
+async def test_gathered_waits_all_wait_for_their_events(make_env: MakeEnv) -> None:
+    env = await make_env({"gathered_workflow.py": GATHERED})
+    instance = await env.start("gathered")
+    status = await instance.status()
+    while status.status != "waiting":
+        await asyncio.sleep(0.01)  # a read may not yield: let the worker run
+        status = await instance.status()
+
+    assert [w.step for w in status.waiting_for] == ["e0", "e1", "e2"]
