@@ -229,13 +229,13 @@ class StepApi:
             try:
                 taken = await self._recorder.take_event(event_type, done, now)
             except Suspend:
-                if self._recorder.stop_reason != "wait":
+                if not self._suspended_to_wait():
                     raise
             finally:
                 self._recorder.leave_step()
         if taken is not None:
             return _event_payload(name, taken.payload, model)
-        if self._recorder.stop_reason == "wait":  # another branch (gather) suspended the body
+        if self._suspended_to_wait():  # another branch (gather) suspended the body
             self._recorder.remember(entry)  # this wait joins it, to be woken by its event too
             self._recorder.suspend(wake_at=entry.wake_at, event_type=event_type)
         if entry.wake_at is not None and entry.wake_at <= now:
@@ -247,6 +247,10 @@ class StepApi:
             raise timed_out
         self._recorder.remember(entry)
         self._recorder.suspend(wake_at=entry.wake_at, event_type=event_type)
+
+    def _suspended_to_wait(self) -> bool:
+        """Whether the body is stopping to wait (a wait of another branch suspended it)."""
+        return self._recorder.stop_reason == "wait"
 
     async def run_children(self, branches: list[Branch[Any]]) -> list[Any]:
         return await children.run_children(self._app, self._recorder, branches)
