@@ -156,6 +156,12 @@ class TerminateBody(BaseModel):
     compensate: StrictBool = False
 
 
+class NoOptionsBody(BaseModel):
+    """``POST /api/instances/{id}/pause``, ``resume`` and ``retry-now``: no body, or ``{}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class EventBody(BaseModel):
     """``POST /api/instances/{id}/events``."""
 
@@ -357,13 +363,15 @@ class Api:
 
 
 async def _control_body(request: Request, action: Action) -> Control:
-    """The action with the options its body gives (terminate and restart take one)."""
+    """The action with the options its body gives (terminate and restart take some; the
+    others none, but their body is read and checked all the same)."""
     if action == "restart":
         restart = parse_body(RestartBody, await read_json(request))
         return Control(action, from_step=restart.from_step, occurrence=restart.occurrence)
     if action == "terminate":
         terminate = parse_body(TerminateBody, await read_json(request))
         return Control(action, compensate=terminate.compensate)
+    parse_body(NoOptionsBody, await read_json(request))
     return Control(action)
 
 

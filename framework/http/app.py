@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from framework.errors import FwError
@@ -92,10 +92,16 @@ def create_app(
             return problem.response()
         return studio.error_page(request, problem)
 
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # Not a server error: nobody reads the answer, and nothing was done.
+        LOG.debug("%s %s: the client disconnected", request.method, request.url.path)
+        return Response(status_code=400)
+
     handlers: dict[Any, Any] = {
         kind: handle_error
         for kind in (ApiError, HTTPException, FwError, ValidationError, Exception)
     }
+    handlers[ClientDisconnect] = client_gone
     endpoints = [
         *Api(state).endpoints(),
         Endpoint("GET", "/openapi.json", openapi),

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hmac
+import itertools
 import json
 import secrets
 import time
@@ -33,6 +35,11 @@ FLASH_LIFETIME = 600
 """Seconds a rejected form's input is kept (10 minutes)."""
 COOKIE_BUDGET = 3800
 """Bytes the cookie's value may take (browsers keep 4096 per cookie, name included)."""
+KEEP_BUDGET = 16 * COOKIE_BUDGET
+"""Characters of input worth trying to fit in the cookie: what people type does not compress
+sixteenfold, so larger inputs are dropped without compressing them."""
+MAX_MESSAGES = 5
+"""Errors kept per field (then "and N more")."""
 FORM_PARAM = "form"
 Kind = Literal["start", "event", "control"]
 GENERAL = ""
@@ -92,32 +99,63 @@ def recall(state: HttpState, request: Request, kind: Kind, target: str) -> Flash
 
 
 def _encode(state: HttpState, flash: Flash) -> str:
-    while True:
-        data = {
-            "k": flash.kind,
-            "t": flash.target,
-            "f": flash.fields,
-            "e": flash.errors,
-            "n": flash.nonce,
-            "x": round(time.time()) + FLASH_LIFETIME,
-        }
-        packed = zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 9)
-        payload = base64.urlsafe_b64encode(packed).decode().rstrip("=")
-        value = f"{payload}.{_signature(state, payload)}"
-        if len(value) <= COOKIE_BUDGET or not any(flash.fields.values()):
-            return value
-        _drop_largest(flash)
+    """The cookie's value: ``flash``, signed, without its largest inputs while it would pass
+    ``COOKIE_BUDGET`` (each one dropped says so next to its field).
+
+    Linear in what the form sent: only the smallest inputs that ``KEEP_BUDGET`` holds are
+    candidates, and how many of them fit is found by halving (a few compressions of at most
+    that), never by compressing everything again for each input dropped.
+    """
+    sizes = {name: len(text) for name, text in flash.fields.items() if text}
+    typed = sorted(sizes, key=sizes.__getitem__)
+    most = bisect.bisect_right(list(itertools.accumulate(sizes[n] for n in typed)), KEEP_BUDGET)
+    value = _packed(state, _dropping(flash, typed[most:]))
+    if len(value) <= COOKIE_BUDGET or most == 0:
+        return value
+    low, high = 0, most - 1  # how many of the smallest inputs fit: in low..high
+    value = _packed(state, _dropping(flash, typed))  # with none, kept even if over the budget
+    while low < high:
+        middle = (low + high + 1) // 2
+        attempt = _packed(state, _dropping(flash, typed[middle:]))
+        if len(attempt) <= COOKIE_BUDGET:
+            low, value = middle, attempt
+        else:
+            high = middle - 1
+    return value
 
 
-def _drop_largest(flash: Flash) -> None:
-    name = max(flash.fields, key=lambda key: len(flash.fields[key]))
-    size = len(flash.fields[name])
-    flash.fields[name] = ""
-    flash.add(
-        name.removeprefix("p."),
-        f"what you entered here ({size:,} characters) was too large to keep across the page "
-        "load: enter it again",
-    )
+def _dropping(flash: Flash, names: list[str]) -> Flash:
+    """``flash`` without the inputs ``names``, and at most ``MAX_MESSAGES`` errors a key."""
+    errors = {key: _first_messages(messages) for key, messages in flash.errors.items()}
+    kept = Flash(flash.kind, flash.target, dict(flash.fields), errors, flash.nonce)
+    for name in names:
+        kept.fields[name] = ""
+        kept.add(
+            name.removeprefix("p."),
+            f"what you entered here ({len(flash.fields[name]):,} characters) was too large to "
+            "keep across the page load: enter it again",
+        )
+    return kept
+
+
+def _first_messages(messages: list[str]) -> list[str]:
+    if len(messages) <= MAX_MESSAGES:
+        return list(messages)
+    return [*messages[:MAX_MESSAGES], f"and {len(messages) - MAX_MESSAGES:,} more"]
+
+
+def _packed(state: HttpState, flash: Flash) -> str:
+    data = {
+        "k": flash.kind,
+        "t": flash.target,
+        "f": flash.fields,
+        "e": flash.errors,
+        "n": flash.nonce,
+        "x": round(time.time()) + FLASH_LIFETIME,
+    }
+    packed = zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 9)
+    payload = base64.urlsafe_b64encode(packed).decode().rstrip("=")
+    return f"{payload}.{_signature(state, payload)}"
 
 
 def _decode(state: HttpState, cookie: str) -> Flash | None:

@@ -57,6 +57,11 @@ class StartForm:
     fields: list[FormField]
     whole: bool
 
+    @property
+    def input_names(self) -> list[str]:
+        """The names of its HTML inputs."""
+        return [f.input_name for f in self.fields]
+
     def filled(self, data: Mapping[str, str]) -> StartForm:
         """The form showing what the user submitted."""
         fields = [

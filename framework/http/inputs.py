@@ -104,13 +104,14 @@ async def read_json(request: Request) -> Any:
     """The API request's JSON body (``NO_BODY`` when empty).
 
     Raises:
-        ApiError: 415 when a body is not declared ``application/json``; 400 when it is not
-            JSON fw can read.
+        ApiError: 415 when a body is not declared ``application/json``, or declares a charset
+            other than UTF-8; 400 when it is not JSON fw can read.
     """
     body = await request.body()
     if not body.strip():
         return NO_BODY
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip()
+    media_type, *parameters = request.headers.get("content-type", "").split(";")
+    media_type = media_type.strip()
     if media_type.lower() != JSON_MEDIA_TYPE:
         shown = repr(media_type) if media_type else "no Content-Type"
         raise ApiError(
@@ -118,6 +119,14 @@ async def read_json(request: Request) -> Any:
             "unsupported_media_type",
             f"the request body must be JSON sent as `Content-Type: application/json`, not {shown}",
         )
+    for charset in _charsets(parameters):
+        if charset.lower() != "utf-8":
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"the request body must be JSON in UTF-8, not charset {shorten(charset)!r}: "
+                "send it as `Content-Type: application/json` (or `; charset=utf-8`)",
+            )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -128,6 +137,16 @@ async def read_json(request: Request) -> Any:
         return parse_json(text)
     except UnreadableJsonError as exc:
         raise ApiError(400, "invalid_json", f"the request body is not JSON: {exc}") from None
+
+
+def _charsets(parameters: list[str]) -> list[str]:
+    """The ``charset`` values among a ``Content-Type``'s parameters, unquoted."""
+    found: list[str] = []
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            found.append(value.strip().strip('"'))
+    return found
 
 
 def page_limit(value: str | None) -> int:

@@ -325,7 +325,7 @@ def _control(action: str, body: str | None = None, summary: str | None = None) -
     return OperationDoc(
         summary or f"{action.capitalize()} an instance",
         {"200": _json(_ref("Instance"), "The instance after the action")},
-        (404, 409, *(BODY_ERRORS if body else ())),
+        (404, 409, *BODY_ERRORS),  # a body the action takes no options from is checked too
         body=_body(body, required=False) if body else None,
     )
 

@@ -256,7 +256,7 @@ class Studio:
         info = await catalog.one_workflow(self.app, name)
         data = await self._form(request)
         form = build_form(info.params_schema)
-        fields = {k: v for k, v in data.items() if isinstance(v, str) and k != security.CSRF_FIELD}
+        fields = _form_fields(data, [*form.input_names, "id"])
         params, errors = read_form(form, fields)
         instance_id = fields.get("id", "").strip() or None
         try:
@@ -514,9 +514,10 @@ async def _send_model_event(
 ) -> Flash | None:
     """Send an event whose payload fills the form of its model; the rejected form (errors
     by field), or None when sent."""
-    fields = {k: v for k, v in data.items() if isinstance(v, str) and k != security.CSRF_FIELD}
-    rejected = Flash("event", instance.id, fields)
     choice = event_forms(instance.app, instance.workflow).choice(event_type)
+    inputs = [] if choice is None or choice.form is None else choice.form.input_names
+    fields = _form_fields(data, [PAYLOAD_FORM, *inputs])
+    rejected = Flash("event", instance.id, fields)
     if choice is None or choice.form is None:
         rejected.add(GENERAL, f"the workflow declares no event {event_type!r} with a model")
         return rejected
@@ -526,6 +527,12 @@ async def _send_model_event(
         return rejected
     await instance.send_event(event_type, payload)
     return None
+
+
+def _form_fields(data: FormData, names: list[str]) -> dict[str, str]:
+    """The inputs of ``data`` named ``names`` (its form's): only those are read, and kept
+    when the form is rejected."""
+    return {name: value for name in names if isinstance(value := data.get(name), str)}
 
 
 def _event_form(

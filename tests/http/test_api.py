@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+import pytest
+
 from framework.store.base import NewInstance
 from tests.http.conftest import MakeServed, Served
 
@@ -243,6 +245,42 @@ async def test_pause_resume_terminate_and_409_when_an_action_does_not_apply(serv
     assert late_event.status_code == 409
     unknown = await served.client.post("/api/instances/ap/explode")
     assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "terminate", "restart", "retry-now"])
+async def test_every_control_checks_its_body_and_changes_nothing_when_it_is_refused(
+    served: Served, action: str
+) -> None:
+    await served.client.post("/api/workflows/approval/instances", json={"id": "ap", "params": {}})
+    await served.wait_status("ap", "waiting")
+    path = f"/api/instances/ap/{action}"
+
+    as_text = await served.client.post(path, content="x", headers={"Content-Type": "text/plain"})
+    malformed = await served.client.post(
+        path, content="{", headers={"Content-Type": "application/json"}
+    )
+    unknown_option = await served.client.post(path, json={"nope": 1})
+
+    assert as_text.status_code == 415
+    assert as_text.json()["error"] == "unsupported_media_type"
+    assert malformed.status_code == 400
+    assert malformed.json()["error"] == "invalid_json"
+    assert unknown_option.status_code == 422
+    assert unknown_option.json()["error"] == "invalid_body"
+    for response in (as_text, malformed, unknown_option):
+        assert {"error", "message"} <= set(response.json()), response.json()
+    assert (await served.client.get("/api/instances/ap")).json()["status"] == "waiting"
+
+
+async def test_controls_without_options_take_no_body_or_an_empty_object(served: Served) -> None:
+    await served.client.post("/api/workflows/approval/instances", json={"id": "ap", "params": {}})
+    await served.wait_status("ap", "waiting")
+
+    paused = await served.client.post("/api/instances/ap/pause")
+    resumed = await served.client.post("/api/instances/ap/resume", json={})
+
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    assert resumed.status_code == 200
 
 
 async def test_an_event_completes_a_waiting_instance(served: Served) -> None:

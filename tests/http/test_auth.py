@@ -218,6 +218,39 @@ async def test_api_bodies_must_be_declared_json(env: WorkflowTestEnv, clients: C
     assert no_body.status_code == 200
 
 
+async def test_api_bodies_must_be_utf_8(env: WorkflowTestEnv, clients: ClientMaker) -> None:
+    client = await clients(create_app(env.app, token=""))
+
+    async def start(instance_id: str, content_type: str) -> httpx.Response:
+        body = f'{{"id": "{instance_id}", "params": "é"}}'.encode()
+        return await client.post(
+            "/api/workflows/echo/instances", content=body, headers={"Content-Type": content_type}
+        )
+
+    refused = [
+        await start("e1", f"application/json; {charset}")
+        for charset in (
+            "charset=utf-16",
+            "charset=latin-1",
+            'charset="ISO-8859-1"',
+            "charset=utf-8; charset=utf-16",
+        )
+    ]
+    accepted = [
+        await start("e2", "application/json"),
+        await start("e3", "application/json; charset=utf-8"),
+        await start("e4", 'application/json;CharSet="UTF-8"'),
+    ]
+
+    for response in refused:
+        assert response.status_code == 415, response.text
+        assert response.json()["error"] == "unsupported_media_type"
+        assert "UTF-8" in response.json()["message"]
+    assert [response.status_code for response in accepted] == [201, 201, 201]
+    assert (await client.get("/api/instances/e1")).status_code == 404
+    assert (await client.get("/api/instances/e4")).json()["params"] == "é"
+
+
 def test_a_short_token_is_refused_beyond_loopback(tmp_path: Path) -> None:
     root = write_test_app(tmp_path)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{Path.cwd()}"}

@@ -4,10 +4,15 @@ shows them again, a later visit shows a fresh form, and no page polls a form's a
 
 from __future__ import annotations
 
+import secrets
+import zlib
+from pathlib import Path
+
 import httpx
 import pytest
 
 from framework.http import flash
+from framework.http.state import HttpSettings, HttpState
 from tests.http.conftest import Served
 from tests.http.test_studio import csrf_of, field_block, rejected_page
 
@@ -68,6 +73,53 @@ async def test_an_input_too_large_for_the_cookie_is_dropped_saying_so(served: Se
     assert noise not in page
     assert "(8,000 characters) was too large to keep" in field_block(page, "tags")
     assert 'value="many"' in field_block(page, "times")  # the rest is kept
+
+
+def compressed_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every text the flash compresses from now on."""
+    sizes: list[int] = []
+    compress = zlib.compress
+
+    def measured(data: bytes, /, level: int = -1) -> bytes:
+        sizes.append(len(data))
+        return compress(data, level)
+
+    monkeypatch.setattr(zlib, "compress", measured)
+    return sizes
+
+
+def test_the_flash_of_many_large_inputs_is_encoded_in_bounded_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = HttpState(Path.cwd(), HttpSettings())
+    fields = {f"p.f{n}": secrets.token_urlsafe(2850)[: 100 + 18 * n] for n in range(199)}
+    sizes = compressed_sizes(monkeypatch)
+
+    value = flash._encode(state, flash.Flash("start", "many", dict(fields)))
+
+    kept = flash._decode(state, value)
+    assert kept is not None and len(value) <= flash.COOKIE_BUDGET
+    # A few compressions of at most KEEP_BUDGET characters, not one of 756,000 per input.
+    assert len(sizes) <= 12 and max(sizes) <= 2 * flash.KEEP_BUDGET, sizes
+    typed = [name for name, text in kept.fields.items() if text]
+    assert typed and typed == list(fields)[: len(typed)]  # the smallest, as many as fit
+    assert kept.fields[typed[-1]] == fields[typed[-1]]
+    assert "(3,664 characters) was too large to keep" in kept.errors["f198"][0]
+
+
+async def test_a_form_post_of_inputs_the_form_does_not_have_keeps_none_of_them(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    noise = {f"x{n}": secrets.token_urlsafe(2850) for n in range(196)}  # 200 fields in all
+    sizes = compressed_sizes(monkeypatch)
+
+    response = await reject_start(served, **noise)
+
+    assert sum(map(len, noise.values())) > 700_000
+    page = await rejected_page(served.client, response, "/studio/workflows/greet")
+    assert sum(sizes) < 2_000, sizes  # only the form's own inputs were kept
+    assert 'value="many"' in field_block(page, "times")
+    assert noise["x0"] not in page
 
 
 async def test_a_rejected_event_keeps_its_input_and_the_page_refreshes_itself(

@@ -165,3 +165,32 @@ async def test_served_connections_send_without_waiting_for_acks() -> None:
         finally:
             writer.close()
             await writer.wait_closed()
+
+
+def test_a_client_that_disconnects_mid_body_is_no_server_error(tmp_path: Path) -> None:
+    import socket
+
+    root = write_test_app(tmp_path)
+    forms = (
+        ("/api/workflows/echo/instances", "application/json", "{"),
+        ("/studio/workflows/echo/start", "application/x-www-form-urlencoded", "csrf_token=x&p"),
+    )
+
+    with run_fw(["serve", "-v"], root, tmp_path / "serve.log") as served:
+        address = served.url.removeprefix("http://").rsplit(":", 1)
+        for path, content_type, start in forms:
+            with socket.create_connection((address[0], int(address[1])), timeout=10) as conn:
+                conn.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: 100000\r\n\r\n{start}".encode()
+                )
+            wait_for_text(served.log, f"POST {path}: the client disconnected")
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            stored = client.get("/api/instances").json()["instances"]
+        code = served.stop()
+
+    log = served.log.read_text()
+    assert stored == []
+    assert code == 0, log[-2000:]
+    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
+    assert "Exception in ASGI application" not in log
