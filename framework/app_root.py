@@ -46,8 +46,9 @@ def apps_below(folder: Path, depth: int = SEARCH_DEPTH) -> list[Path]:
 
 
 def resolve_app_root(app: Path | None) -> Path:
-    """``--app DIR`` when given (it must hold fw.toml), else the nearest app upwards, else the
-    only app below the working directory (``fw init shop`` then ``fw start ...`` works)."""
+    """``--app DIR`` when given (it must hold fw.toml; the error names the apps below it),
+    else the nearest app upwards, else the only app below the working directory (``fw init
+    shop`` then ``fw start ...`` works)."""
     if app is None:
         try:
             return find_app_root()
@@ -64,7 +65,11 @@ def resolve_app_root(app: Path | None) -> Path:
             raise missing from None
     root = app.resolve()
     if not (root / CONFIG_FILE).is_file():
-        raise AppNotFoundError(f"{root}: no {CONFIG_FILE} here; run `fw init {app}` to create one")
+        suggested = [f"--app {app / found.relative_to(root)}" for found in apps_below(root)]
+        hint = f"run `fw init {app}` to create one"
+        if suggested:  # `--app /tmp/x` for the app /tmp/x/shop
+            hint = f"did you mean {' or '.join(suggested)}?"
+        raise AppNotFoundError(f"{root}: no {CONFIG_FILE} here; {hint}")
     return root
 
 

@@ -83,7 +83,7 @@ def doctor(app: Path | None = AppOption, as_json: bool = JsonOption) -> None:
         return await diagnose(url, time.time(), stale_after, limits)
 
     found = run(main)
-    problems, warnings = _findings(found)
+    problems, warnings = _findings(found, "fw worker" + ("" if app is None else f" --app {app}"))
     if unloaded:
         warnings.insert(0, unloaded)
     if as_json:
@@ -151,7 +151,7 @@ def _display(url: str) -> str:
     return PostgresSettings.from_url(url).display
 
 
-def _findings(d: Diagnosis) -> tuple[list[str], list[str]]:
+def _findings(d: Diagnosis, worker_command: str = "fw worker") -> tuple[list[str], list[str]]:
     problems: list[str] = []
     warnings: list[str] = []
     if not d.reachable:
@@ -175,6 +175,12 @@ def _findings(d: Diagnosis) -> tuple[list[str], list[str]]:
         warnings.append(
             f"{d.runnable} runnable instances wait unclaimed, the oldest for "
             f"{d.oldest_runnable_age:.0f} s ({who}): start workers or raise their concurrency"
+        )
+    elif d.runnable and not _alive(d) and not any(h.alive for h in d.lease_holders):
+        waits = "instance waits" if d.runnable == 1 else "instances wait"
+        warnings.append(
+            f"{d.runnable} runnable {waits} and no worker is alive: start one with "
+            f"`{worker_command}`"
         )
     for w in d.workers:
         if w.state == "stale":
@@ -251,4 +257,9 @@ def _show(d: Diagnosis, problems: list[str], warnings: list[str]) -> None:
 def _worker_counts(d: Diagnosis) -> str:
     by_state = {state: sum(w.state == state for w in d.workers) for state in ("stale", "dead")}
     others = ", ".join(f"{n} {state}" for state, n in by_state.items() if n)
-    return f"{len(d.live_workers()) - by_state['stale']} alive" + (f" ({others})" if others else "")
+    return f"{_alive(d)} alive" + (f" ({others})" if others else "")
+
+
+def _alive(d: Diagnosis) -> int:
+    """The registered workers neither stale nor dead (``fw doctor``'s ``2 alive``)."""
+    return sum(w.state == "alive" for w in d.workers)

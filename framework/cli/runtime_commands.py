@@ -136,7 +136,9 @@ def worker(
 
 def start(
     name: str = typer.Argument(..., help="The workflow's name."),
-    params: str = typer.Option("null", "--params", "-p", help="The params as JSON."),
+    params: str | None = typer.Option(
+        None, "--params", "-p", help="The params as JSON (default: null).", show_default=False
+    ),
     id: str | None = typer.Option(None, "--id", help="The instance id (default: random)."),
     wait: bool = typer.Option(
         False, "--wait", help="Wait for the instance to end, saying what it waits for."
@@ -152,20 +154,30 @@ def start(
 ) -> None:
     """Start an instance of workflow NAME (a worker runs it)."""
     root = app_root(app)
-    data = _parse_json(params, "--params")
+    data = None if params is None else _parse_json(params, "--params")
     keep = _parse_retention(retention)
     started: list[str] = []
 
     async def main() -> tuple[Instance[Any, Any], InstanceStatus[Any], Failure | None]:
+        from framework.errors import ResultTimeoutError
         from framework.runtime.app import App
 
         the_app = App.for_root(root)
-        instance = await the_app.handle(name).create(data, id=id, retention=keep)
+        instance = await _create(the_app, name, data, params is not None, id, keep)
         failure = None
         if wait:
             started.append(instance.id)
-            _say(f"started {instance.id} ({name}); waiting for it to end")
-            outcome = await _wait_reporting(the_app, instance, timeout)
+            if instance.created:
+                _say(f"started {instance.id} ({name}); waiting for it to end")
+            else:
+                _say(f"{_existed(instance)}; waiting for it to end")
+            try:
+                outcome = await _wait_reporting(the_app, instance, timeout)
+            except ResultTimeoutError:  # the error goes to stderr; where it is, to stdout
+                if as_json:
+                    steps = await instance.steps()
+                    _show_status(await instance.status(), steps, True, _created(instance))
+                raise
             failure = None if outcome else outcome
         return instance, await instance.status(), failure
 
@@ -175,12 +187,11 @@ def start(
         which = f" for {started[0]}; it goes on (`fw instance show {started[0]}`)"
         _say(f"stopped waiting{which if started else ''}")
         raise typer.Exit(130) from None
-    extra: dict[str, Any] = {"created": instance.created, "params_match": instance.params_match}
+    extra = _created(instance)
     if failure is not None:
         extra["failure"] = failure.model_dump(mode="json", exclude={"steps"})
-    if not as_json and not instance.created:
-        differ = "" if instance.params_match else "; its stored params differ from --params"
-        console.print(f"{status.id} existed already: not started again{differ}")
+    if not as_json and not instance.created and not wait:  # --wait said it on stderr
+        console.print(_existed(instance))
     _show_status(status, [] if failure is None else failure.steps, as_json, extra=extra)
     if failure is not None and not as_json:
         attempts = f" after {failure.attempts} attempt(s)" if failure.attempts else ""
@@ -188,6 +199,47 @@ def start(
         console.print(labelled("failed:", "red", f"{failure.status} {where}".strip()))
     if status.status in ("errored", "terminated"):
         raise typer.Exit(1)
+
+
+async def _create(
+    app: App, name: str, data: Any, given: bool, id: str | None, keep: float | None
+) -> Instance[Any, Any]:
+    """``fw start``'s instance; without ``--params`` (``given``) for a workflow whose params
+    may not be null, an error naming the flag and what the workflow takes."""
+    from pydantic import ValidationError
+
+    try:
+        return await app.handle(name).create(data, id=id, retention=keep)
+    except ValidationError:
+        if given:
+            raise
+        fail(_params_required(name, app.definition(name).params_type))
+
+
+def _params_required(name: str, params_type: Any) -> str:
+    """``--params is required: workflow 'orders' takes Order (JSON with order_id, amount)``."""
+    from pydantic.errors import PydanticUserError
+
+    from framework.runtime.serialization import adapter
+
+    shown = params_type.__name__ if isinstance(params_type, type) else repr(params_type)
+    try:
+        required: list[str] = adapter(params_type).json_schema().get("required", [])
+    except PydanticUserError:  # a type without a JSON schema: its name says enough
+        required = []
+    fields = f" (JSON with {', '.join(required)})" if required else ""
+    return f"--params is required: workflow {name!r} takes {shown}{fields}"
+
+
+def _created(instance: Instance[Any, Any]) -> dict[str, Any]:
+    """Whether ``fw start`` created the instance, and whether the stored params are its own."""
+    return {"created": instance.created, "params_match": instance.params_match}
+
+
+def _existed(instance: Instance[Any, Any]) -> str:
+    """What ``fw start`` says of an id that existed already."""
+    differ = "" if instance.params_match else "; its stored params differ from --params"
+    return f"{instance.id} existed already: not started again{differ}"
 
 
 async def _wait_reporting(

@@ -109,6 +109,47 @@ def test_doctor_reports_lag_and_workers(tmp_path: Path, database_url: str) -> No
     assert "0 alive" in human.stdout
 
 
+def test_doctor_warns_when_instances_wait_and_no_worker_is_alive(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Before, it printed `ok` under `lag 1 runnable unclaimed` and `workers 0 alive` until
+    the instance had waited a minute."""
+    root = make_app(tmp_path, database_url)
+
+    async def fill() -> None:
+        store = open_store(database_url)
+        await store.open()
+        await store.create_instances([NewInstance("fresh", "wf", "{}", time.time() - 5)])
+        await store.close()
+
+    asyncio.run(fill())
+    human = fw("doctor", "--app", str(root), cwd=tmp_path)
+    code, report = doctor_json(cwd=root)
+
+    assert human.returncode == 0, human.stdout
+    assert "1 runnable unclaimed" in human.stdout and "0 alive" in human.stdout
+    assert human.stdout.rstrip().splitlines()[-1] == (
+        "warning: 1 runnable instance waits and no worker is alive: start one with "
+        f"`fw worker --app {root}`"
+    ), human.stdout
+    assert code == 0
+    assert report["warnings"] == [
+        "1 runnable instance waits and no worker is alive: start one with `fw worker`"
+    ]
+
+
+def test_doctor_says_nothing_of_runnable_instances_a_live_worker_will_claim() -> None:
+    from framework.cli.ops_commands import _findings
+    from framework.store.diagnostics import Diagnosis, RegisteredWorker
+
+    found = Diagnosis(database="sqlite:///x.db", dialect="sqlite", reachable=True)
+    found.runnable, found.oldest_runnable_age = 2, 5.0
+    assert _findings(found)[1] == [
+        "2 runnable instances wait and no worker is alive: start one with `fw worker`"
+    ]
+    found.workers = [RegisteredWorker("h:1:a", "h", 1, "alive", 0, 3.0, "v")]
+    assert _findings(found) == ([], [])
+
 LIMITED = """
     from framework import workflow, WorkflowContext
 

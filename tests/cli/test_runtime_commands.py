@@ -206,6 +206,82 @@ def test_a_one_shot_command_exits_promptly_50_times_in_a_row_on_postgres(
         assert json.loads(done.stdout) == {"instances": [], "next_cursor": None}
 
 
+PING = """
+from framework import workflow, WorkflowContext
+
+@workflow
+async def ping(ctx: WorkflowContext[None]) -> str:
+    return "pong"
+"""
+
+
+def test_start_without_params_names_the_flag_unless_the_params_may_be_null(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Before, `fw start orders` said `invalid params: params: Input should be a valid
+    dictionary or instance of Order`, naming no flag."""
+    settings = f'[runtime]\ndatabase = "{database_url}"\n'
+    app_dir = write_app(
+        tmp_path, {"orders_workflow.py": ORDERS, "ping_workflow.py": PING}, settings=settings
+    )
+
+    missing = fw(app_dir, "start", "orders")
+    pinged = fw(app_dir, "start", "ping", "--id", "p-1", "--json")
+
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines() == [
+        "error: --params is required: workflow 'orders' takes Order (JSON with order_id, amount)"
+    ], missing.stderr
+    assert pinged.returncode == 0, pinged.stderr
+    assert json.loads(pinged.stdout)["params"] is None
+    listed = json.loads(fw(app_dir, "instances", "list", "--json").stdout)
+    assert [i["id"] for i in listed["instances"]] == ["p-1"]
+
+
+def test_an_app_folder_without_fw_toml_names_the_apps_below_it(tmp_path: Path) -> None:
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "fw.toml").write_text('[app]\nname = "shop"\n')
+    (tmp_path / "empty").mkdir()
+
+    above = fw(tmp_path, "start", "onboarding")
+    empty = fw(tmp_path / "empty", "start", "onboarding")
+
+    assert above.returncode == 1
+    assert above.stderr.splitlines() == [
+        f"error: {tmp_path}: no fw.toml here; did you mean --app {tmp_path / 'shop'}?"
+    ], above.stderr
+    assert empty.returncode == 1
+    assert empty.stderr.splitlines() == [
+        f"error: {tmp_path / 'empty'}: no fw.toml here; run `fw init {tmp_path / 'empty'}` to "
+        "create one"
+    ], empty.stderr
+
+
+def test_start_wait_on_an_existing_id_says_so_at_once_and_not_started(app_dir: Path) -> None:
+    """Before, it said `started o-9 (orders); waiting for it to end`, and the params that
+    were not used went unmentioned; a timeout with --json printed nothing on stdout."""
+    first = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-9", "amount": 1}', "--id", "o-9")
+    assert first.returncode == 0, first.stderr
+
+    other = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-9", "amount": 2}',
+               "--id", "o-9", "--wait", "--timeout", "1", "--json")
+    same = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-9", "amount": 1}',
+              "--id", "o-9", "--wait", "--timeout", "1")
+
+    assert other.returncode == 1
+    said, *_, error = other.stderr.splitlines()  # a line on no worker may come between
+    assert said == ("o-9 existed already: not started again; its stored params differ from "
+                    "--params; waiting for it to end")
+    assert error.startswith("error: instance 'o-9' is still queued after 1 second: no worker")
+    data = json.loads(other.stdout)
+    assert (data["id"], data["status"], data["created"], data["params_match"]) == (
+        "o-9", "queued", False, False,
+    )
+    assert (data["params"], data["steps"]) == ({"order_id": "o-9", "amount": 1}, [])
+    assert same.returncode == 1
+    assert same.stderr.splitlines()[0] == "o-9 existed already: not started again; waiting for it to end"
+    assert "started o-9" not in same.stderr + same.stdout
+
 class StderrLines:
     """The stderr lines of a running process, as they come."""
 
@@ -258,7 +334,9 @@ def test_start_wait_prints_the_id_at_once_and_says_no_worker_claimed_it(app_dir:
     timed_out = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-1", "amount": 3}',
                    "--id", "o-1", "--wait", "--timeout", "1")
     assert timed_out.returncode == 1
-    assert timed_out.stderr.startswith("started o-1 (orders); waiting for it to end\n")
+    assert timed_out.stderr.startswith(  # o-1 exists since the first run
+        "o-1 existed already: not started again; waiting for it to end\n"
+    )
     assert "error: instance 'o-1' is still queued after 1 second: no worker has claimed it yet" \
         in timed_out.stderr
 
@@ -284,6 +362,19 @@ def test_start_wait_says_what_the_instance_waits_for(app_dir: Path, tmp_path: Pa
         f"error: instance 'o-2' is still waiting after 3 seconds: {waits}",
     ], done.stderr
     assert took < ONE_SHOT_TIMEOUT
+
+    as_json = fw(app_dir, "start", "orders", "--params", '{"order_id": "o-2", "amount": 3}',
+                 "--id", "o-2", "--wait", "--timeout", "1", "--json")
+    assert as_json.returncode == 1
+    assert as_json.stderr.splitlines()[-1] == (
+        f"error: instance 'o-2' is still waiting after 1 second: {waits}"
+    )
+    data = json.loads(as_json.stdout)  # where it is, as `fw instance show --json` says it
+    assert (data["status"], data["created"], data["params_match"]) == ("waiting", False, True)
+    assert [w["event_type"] for w in data["waiting_for"]] == ["approval"]
+    assert [(s["name"], s["status"]) for s in data["steps"]] == [
+        ("charge", "complete"), ("approval", "waiting"),
+    ]
 
 
 @pytest.mark.parametrize("command", [["worker"], ["serve", "--worker"], ["dev"]])
