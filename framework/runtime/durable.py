@@ -31,6 +31,7 @@ from framework.runtime.journal import StepKey, detail_of
 from framework.runtime.logs import log_row
 from framework.runtime.recorder import Recorder
 from framework.runtime.retries import Retries, RetryPolicy
+from framework.runtime.step_threads import step_threads
 from framework.runtime.suspension import Suspend
 from framework.runtime.tracing import step_span
 from framework.store.base import StepKind
@@ -297,7 +298,7 @@ async def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     context = contextvars.copy_context()
     loop = asyncio.get_running_loop()
     result = await loop.run_in_executor(
-        None, lambda: _returned_or_raised(context, fn, args, kwargs)
+        step_threads(), lambda: _returned_or_raised(context, fn, args, kwargs)
     )
     if isinstance(result, _Raised):
         raise result.exc  # here, not through the future: see _Raised

@@ -560,3 +560,69 @@ async def test_step_names_and_event_types_that_could_not_be_journaled_fail_the_b
     assert failed.value.error.name in ("ValueError", "TypeError")
     assert failed.value.error.message.startswith(message), failed.value.error.message
     assert await instance.steps() == []
+
+
+
+STUCK = """
+import threading
+from framework import workflow, WorkflowContext, Retries
+
+RELEASE = threading.Event()
+
+def stuck() -> None:
+    RELEASE.wait()  # a call that does not return (until the test ends)
+
+@workflow
+async def stuck(ctx: WorkflowContext[None]) -> None:
+    await ctx.step.do("stuck", stuck_call, timeout="200 ms", retries=Retries(limit=0))
+""".replace("def stuck() -> None:", "def stuck_call() -> None:")
+
+QUICK = """
+from framework import workflow, WorkflowContext
+
+def answer() -> str:
+    return "quick"
+
+@workflow
+async def quick(ctx: WorkflowContext[None]) -> str:
+    return await ctx.step.do("answer", answer, timeout="5 s")
+"""
+
+
+async def test_sync_steps_stuck_past_their_timeout_leave_threads_for_the_others(
+    make_env: MakeEnv,
+) -> None:
+    """Each stuck step keeps its thread (a thread cannot be stopped); 20 of them, more than
+    asyncio's default executor has threads, still leave other sync steps free to run."""
+    env = await make_env({"stuck_workflow.py": STUCK, "quick_workflow.py": QUICK})
+    module = sys.modules[env.app.definition("stuck").target.__module__]
+    try:
+        stuck = [await env.start("stuck") for _ in range(20)]
+        ended = [await i.outcome(timeout=30) for i in stuck]
+        assert not any(ended)  # each failed at its timeout; its thread is still stuck
+
+        assert await (await env.start("quick")).result(timeout=10) == "quick"
+    finally:
+        module.RELEASE.set()
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_stops_at_sigterm_whatever_its_sync_steps_are_stuck_in(
+    tmp_path: Path, database_url: str
+) -> None:
+    stuck_for_an_hour = STUCK.replace("RELEASE.wait()", "RELEASE.wait(3600)")
+    root = write_app(tmp_path, {"stuck_workflow.py": stuck_for_an_hour})
+    app = App(root, database=database_url)
+    log = tmp_path / "worker.log"
+    process = start_worker(root, log, {"FW_DATABASE_URL": database_url})
+    try:
+        wait_until_started(process, log)
+        instance = await app.handle("stuck").create(id="stuck-1")
+        assert not await instance.outcome(timeout=60)  # failed at its timeout; still stuck
+
+        process.send_signal(signal.SIGTERM)
+        assert _exited_within(process, 20), log.read_text()[-3000:]
+        assert process.returncode == 0, log.read_text()[-3000:]
+    finally:
+        _kill_if_running(process)
+        await app.close()
