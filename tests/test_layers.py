@@ -46,6 +46,9 @@ OUTSIDE_ERRORS = {
     "framework.runtime.suspension.Suspend": "control flow of a run (a BaseException), no error",
     "framework.http.problems.ApiError": "an HTTP answer, raised and answered inside http",
     "framework.http.inputs.UnreadableJsonError": "turned into an ApiError inside http.inputs",
+    "framework.http.protocol.HeadTooLarge": (
+        "raised in httptools' parser callbacks to stop a head over the limit; uvicorn answers 400"
+    ),
 }
 """Exception classes defined outside ``errors.py``: none reaches a caller of fw's API."""
 

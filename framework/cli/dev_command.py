@@ -12,6 +12,7 @@ import typer
 
 from framework.cli.codegen_commands import AppOption, DevOptions, DevService, run_dev
 from framework.cli.output import app_root, configure_logging, fail
+from framework.cli.serve_command import ForwardedAllowIps
 
 if TYPE_CHECKING:
     from framework.codegen.run import CodegenResult
@@ -32,6 +33,7 @@ def dev(
     port: Annotated[
         int, typer.Option(help="Port of the HTTP API and Studio.", min=0, max=65535)
     ] = 8787,
+    forwarded_allow_ips: ForwardedAllowIps = None,
 ) -> None:
     """Watch and regenerate on every change, run a worker that reloads the workflows, and
     serve the HTTP API and Studio (Ctrl-C or SIGTERM stops, exit 0)."""
@@ -42,7 +44,7 @@ def dev(
     if problem is not None:
         fail(problem)
     configure_logging()
-    session = DevSession(options)
+    session = DevSession(options, forwarded_allow_ips)
     from framework.errors import ListenError
 
     try:
@@ -59,8 +61,9 @@ class DevSession:
     in-flight instances the edit would break); if one fails, its file and line are logged
     and the worker keeps running the last good code."""
 
-    def __init__(self, options: DevOptions) -> None:
+    def __init__(self, options: DevOptions, forwarded_allow_ips: str | None = None) -> None:
         self.options = options
+        self.forwarded_allow_ips = forwarded_allow_ips
         self._generated = asyncio.Event()
         self._app: App | None = None
 
@@ -159,4 +162,11 @@ class DevSession:
         one; the address is logged). Before the first good codegen run, pages say so."""
         from framework.http.server import serve_app
 
-        await serve_app(self.app, self.options.host, self.options.port, stop, name="fw dev")
+        await serve_app(
+            self.app,
+            self.options.host,
+            self.options.port,
+            stop,
+            name="fw dev",
+            forwarded_allow_ips=self.forwarded_allow_ips,
+        )

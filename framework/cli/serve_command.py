@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     from framework.runtime.app import App
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
+ForwardedAllowIps = Annotated[
+    str | None,
+    typer.Option(
+        envvar="FW_FORWARDED_ALLOW_IPS",
+        help="Reverse proxies (addresses or networks, comma-separated; * for any) whose "
+        "X-Forwarded-For, -Proto and -Host are read; by default no one's.",
+    ),
+]
+"""``--forwarded-allow-ips`` of ``fw serve`` and ``fw dev`` (see ``framework.http.proxies``)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +53,7 @@ def serve(
     body_limit: Annotated[
         int, typer.Option(help="Largest request body accepted, in bytes.")
     ] = DEFAULT_BODY_LIMIT,
+    forwarded_allow_ips: ForwardedAllowIps = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also log debug lines.")
     ] = False,
@@ -75,7 +85,15 @@ def serve(
             async with asyncio.TaskGroup() as group:
                 group.create_task(
                     _until_stopped(
-                        serve_app(the_app, host, port, stop, body_limit=body_limit), stop
+                        serve_app(
+                            the_app,
+                            host,
+                            port,
+                            stop,
+                            body_limit=body_limit,
+                            forwarded_allow_ips=forwarded_allow_ips,
+                        ),
+                        stop,
                     )
                 )
                 if worker:

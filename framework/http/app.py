@@ -27,6 +27,7 @@ from framework.http import catalog
 from framework.http.api import Api
 from framework.http.openapi import openapi_document
 from framework.http.problems import ApiError, as_api_error
+from framework.http.proxies import ForwardedHeaders, trusted_proxies
 from framework.http.routing import Endpoint, build_routes
 from framework.http.security import SecurityMiddleware, is_api
 from framework.http.state import DEFAULT_BODY_LIMIT, HttpSettings, HttpState, route_path
@@ -45,6 +46,7 @@ def create_app(
     read_token: str | None = None,
     body_limit: int = DEFAULT_BODY_LIMIT,
     allowed_hosts: Sequence[str] | None = None,
+    forwarded_allow_ips: str | Sequence[str] | None = None,
     studio_poll: float = 1.0,
 ) -> Starlette:
     """The HTTP API (``/api``, ``/openapi.json``) and Studio (``/studio``) of an fw app.
@@ -57,6 +59,9 @@ def create_app(
             (API and Studio) and changes nothing: 403 ``read_only`` on every write.
         body_limit: the largest request body accepted, in bytes (larger: 413).
         allowed_hosts: ``Host`` header names to accept (default: any).
+        forwarded_allow_ips: the reverse proxies (addresses, networks, ``*``; a list or
+            comma-separated) whose ``X-Forwarded-For``, ``-Proto`` and ``-Host`` are read
+            (default: no one's).
         studio_poll: seconds between refreshes of Studio pages showing live work.
 
     Returns:
@@ -68,6 +73,7 @@ def create_app(
         read_token=(os.environ.get(READ_TOKEN_ENV) if read_token is None else read_token) or None,
         body_limit=body_limit,
         allowed_hosts=None if allowed_hosts is None else tuple(allowed_hosts),
+        forwarded_allow_ips=trusted_proxies(forwarded_allow_ips),
         studio_poll=studio_poll,
     )
     state = HttpState(source, settings)
@@ -107,9 +113,14 @@ def create_app(
         Endpoint("GET", "/openapi.json", openapi),
         *studio.endpoints(),
     ]
+    middleware = [Middleware(SecurityMiddleware, state=state)]
+    if settings.forwarded_allow_ips is not None:
+        middleware.insert(
+            0, Middleware(ForwardedHeaders, allow_ips=settings.forwarded_allow_ips)
+        )
     starlette = Starlette(
         routes=build_routes(endpoints),
-        middleware=[Middleware(SecurityMiddleware, state=state)],
+        middleware=middleware,
         exception_handlers=handlers,
     )
     starlette.state.fw = state

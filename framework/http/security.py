@@ -9,6 +9,8 @@
   everything and changes nothing: every other method is 403 ``read_only`` (a Studio page
   says so), whatever the endpoint, before it runs. The request's ``ACCESS_KEY`` in its scope
   tells endpoints which access it has, so Studio hides the forms a reader may not send.
+- One ``Host`` header per request (two: 400), and forwarding headers (``X-Forwarded-*``)
+  only from the trusted proxies (``proxies``): by default from no one.
 - Every Studio form carries a CSRF token: an HMAC, under the server's secret, of a random value
   kept in a cookie. Writes coming from another site (an ``Origin`` or ``Sec-Fetch-Site`` that is
   not this one) are refused on the API too, so a web page cannot drive a local server.
@@ -31,6 +33,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from framework.http.problems import ApiError
+from framework.http.proxies import forwarded_host
 from framework.http.routing import raw_route_path
 from framework.http.sessions import SESSION_LIFETIME, Access, session_access
 from framework.http.state import HttpState, route_path, url
@@ -77,6 +80,8 @@ class SecurityMiddleware:
         await self.app(scope, _limited(receive, self.state.settings.body_limit), send)
 
     def _check_host(self, request: Request, path: str) -> Response | None:
+        if sum(name == b"host" for name, _ in request.scope["headers"]) > 1:
+            return refuse(path, 400, "invalid_host", "send one Host header, not several")
         allowed = self.state.settings.allowed_hosts
         if allowed is None or "*" in allowed:
             return None
@@ -218,7 +223,7 @@ def same_site(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    hosts = {request.headers.get("host"), forwarded_host(request.scope)}
     try:
         netloc = urlsplit(origin).netloc
     except ValueError:  # not a URL (an unclosed IPv6 bracket): not this site

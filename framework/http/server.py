@@ -2,7 +2,8 @@
 
 The server binds its own socket (so ``--port 0`` picks a free port and the real address is
 known), serves until a stop event is set, then closes its connections. Signals stay with the
-caller. Any address other than loopback needs a token.
+caller. Any address other than loopback needs a token. uvicorn's own reading of forwarding
+headers is off: fw reads them itself, from the proxies named alone (``proxies``).
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ async def serve(
         log_config=None,
         access_log=False,
         http=http_protocol(),
+        proxy_headers=False,  # trusted proxies are fw's choice (proxies), not 127.0.0.1's
         timeout_graceful_shutdown=5,
         server_header=False,
     )
@@ -156,9 +158,11 @@ async def serve_app(
     *,
     name: str = "fw serve",
     body_limit: int = DEFAULT_BODY_LIMIT,
+    forwarded_allow_ips: str | None = None,
 ) -> None:
     """Serve ``app``'s API and Studio on ``host:port`` until ``stop`` is set, logging the
-    address (``port`` 0 picks a free port)."""
+    address (``port`` 0 picks a free port). Forwarding headers are read only from the
+    proxies of ``forwarded_allow_ips`` (``proxies``; None: from no one)."""
     token, read_token = env_token(), env_read_token()
     problem = bind_problem(host, token, read_token)
     if problem is not None:
@@ -169,6 +173,7 @@ async def serve_app(
         read_token=read_token or "",
         body_limit=body_limit,
         allowed_hosts=allowed_hosts(host, token or read_token),
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     try:
         sock = bind_socket(host, port)

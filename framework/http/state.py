@@ -35,6 +35,8 @@ class HttpSettings:
             the API or a Studio login, and changes nothing (403 ``read_only``).
         body_limit: the largest request body accepted, in bytes (larger: 413).
         allowed_hosts: ``Host`` header names accepted (None: any).
+        forwarded_allow_ips: the reverse proxies whose forwarding headers are read
+            (``proxies``; None: no one's).
         studio_poll: seconds between the refreshes of a Studio page showing live work.
     """
 
@@ -42,6 +44,7 @@ class HttpSettings:
     read_token: str | None = None
     body_limit: int = DEFAULT_BODY_LIMIT
     allowed_hosts: tuple[str, ...] | None = None
+    forwarded_allow_ips: tuple[str, ...] | None = None
     studio_poll: float = 1.0
 
 

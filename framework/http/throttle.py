@@ -72,6 +72,6 @@ class AttemptLimiter:
 
 
 def client_address(request: Request) -> str:
-    """The address attempts are counted under (the proxy's, behind one that does not set
-    ``X-Forwarded-For`` for uvicorn to read)."""
+    """The address attempts are counted under: the connection's, or, from a trusted proxy
+    (``proxies``), the client's it names in ``X-Forwarded-For``."""
     return request.client.host if request.client else "unknown"

@@ -150,6 +150,19 @@ async def test_the_host_header_is_checked_when_asked(make_served: MakeServed) ->
     assert allowed_hosts("0.0.0.0", "t") is None and allowed_hosts("127.0.0.1", "t") is None
 
 
+async def test_two_host_headers_are_refused(make_served: MakeServed) -> None:
+    for allowed in (None, allowed_hosts("127.0.0.1", None)):
+        served = await make_served(allowed_hosts=allowed)
+        hosts = [("Host", "127.0.0.1:8787"), ("Host", "evil.example")]
+
+        read = await served.client.get("/api/workflows", headers=hosts)
+        studio = await served.client.get("/studio", headers=hosts)
+
+        assert read.status_code == 400 and read.json()["error"] == "invalid_host"
+        assert "one Host header" in read.json()["message"]
+        assert studio.status_code == 400
+
+
 async def test_user_data_is_escaped_on_every_page(served: Served) -> None:
     # Such an id is refused at create today; one stored before the id rule stays readable.
     store = await served.env.app.store()
