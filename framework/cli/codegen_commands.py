@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import signal
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,14 +208,19 @@ def check(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Lint the app: unknown workflow targets (error) and unused workflows (info); with
-    --in-flight, the running instances a deploy of this code would break."""
+    """Lint the app: unknown workflow targets (error), unknown keys of fw.toml (warning) and
+    unused workflows (info); with --in-flight, the running instances a deploy of this code
+    would break."""
     from framework.cli.in_flight import check_in_flight_of, show_in_flight
     from framework.codegen.lint import lint_app
+    from framework.runtime.config import IGNORED_KEYS
 
     root = app_root(app)
     result = lint_app(root)
-    flight = check_in_flight_of(root) if in_flight else None
+    result.add_findings(unknown_key_findings(root))
+    with warnings.catch_warnings():  # the findings above say it: the runtime need not
+        warnings.filterwarnings("ignore", f".*: {IGNORED_KEYS}: ", UserWarning)
+        flight = check_in_flight_of(root) if in_flight else None
     ok = result.ok and (flight is None or flight.ok)
     counts = {s: sum(f.severity == s for f in result.findings) for s in SEVERITY_STYLES}
     if json_output:
@@ -226,12 +232,25 @@ def check(
         summary = (
             f"fw check: {_count(result.files_checked, 'file')}, "
             f"{_count(len(result.workflows), 'workflow')}: "
-            f"{_count(counts['error'], 'error')}, {counts['info']} info"
+            f"{_count(counts['error'], 'error')}, "
+            + f"{_count(counts['warning'], 'warning')}, " * bool(counts["warning"])
+            + f"{counts['info']} info"
         )
         console.print(Text(summary, style="green" if result.ok else "red"))
         if flight is not None:
             show_in_flight(flight)
     raise typer.Exit(0 if ok else 1)
+
+
+def unknown_key_findings(root: Path) -> list[Problem]:
+    """Each key of fw.toml that fw ignores, as a warning (``unknown_key``)."""
+    from framework.app_root import CONFIG_FILE
+    from framework.runtime.config import find_unknown_keys
+
+    return [
+        Problem(CONFIG_FILE, key.line, None, key.message, "unknown_key", "warning")
+        for key in find_unknown_keys(root)
+    ]
 
 
 def print_problems(problems: Iterable[Problem], root: Path, to: Console = errors) -> None:

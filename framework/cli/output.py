@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import contextmanager
 from pathlib import Path
@@ -160,6 +161,47 @@ def _text_width(cell: object, whole: bool) -> int:
     text = cell.plain if isinstance(cell, Text) else str(cell)
     parts = text.splitlines() if whole else text.split()
     return max(map(len, parts), default=0)
+
+
+def warn(location: str, message: str) -> None:
+    """Print ``location: warning: message`` on stderr, once per command."""
+    line = f"{location}: warning: {message}"
+    if line not in _warned:
+        _warned.add(line)
+        errors.print(Text(line, style="yellow"))
+
+
+_warned: set[str] = set()
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """fw's own warnings as ``warn`` lines, not as Python's two lines quoting fw's source."""
+    if "framework.runtime.config" in sys.modules and isinstance(message, Warning):
+        from framework.runtime.config import unknown_keys_warned
+
+        found = unknown_keys_warned(message)
+        if found is not None:
+            from framework.codegen.model import display_path
+
+            path, keys = found
+            shown = display_path(path.parent, path.name)
+            for key in keys:
+                warn(shown if key.line is None else f"{shown}:{key.line}", key.message)
+            return
+    _python_showwarning(message, category, filename, lineno, file, line)
+
+
+# Installed when the CLI loads (every command module imports this one), so that a warning of
+# fw.toml prints the same whether the command or the runtime it uses reads the file.
+warnings.showwarning = _show_warning
 
 
 def print_json(data: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -422,8 +423,15 @@ def instance_show(
     instance_id: str = InstanceIdArgument,
     app: Path | None = AppOption,
     as_json: bool = JsonOption,
+    whole_traceback: bool = typer.Option(
+        False,
+        "--traceback",
+        help="For an errored instance, print the whole stored traceback instead of the line "
+        "of your code where it failed.",
+    ),
 ) -> None:
-    """An instance's status, output or error, and its step timeline."""
+    """An instance's status, output or error (and where in your code it failed), and its
+    step timeline."""
     root = app_root(app)
 
     async def main() -> tuple[InstanceStatus[Any], list[StepRecord]]:
@@ -438,6 +446,67 @@ def instance_show(
 
     status, steps = run(main)
     _show_status(status, steps, as_json)
+    traceback = None if as_json else _failure_traceback(status, steps)
+    if traceback is not None and whole_traceback:
+        console.out(traceback.rstrip("\n"), highlight=False)
+    elif traceback is not None:
+        _show_failure_place(root, traceback)
+
+
+_FRAME = re.compile(r'^[ |]*File "(?P<file>[^"\n]+)", line (?P<line>\d+), in (?P<function>.+)$')
+_CHAINED = ("The above exception was the direct cause", "During handling of the above exception")
+
+
+def _failure_traceback(status: InstanceStatus[Any], steps: list[StepRecord]) -> str | None:
+    """The stored traceback of an instance's error: its own (raised in the workflow body) or,
+    for a step's error, that of the step's last failed attempt."""
+    error = status.error
+    if error is None or error.traceback is not None:
+        return None if error is None else error.traceback
+    failed = [s for s in steps if s.name == error.step and s.error is not None]
+    return failed[-1].error.traceback if failed and failed[-1].error is not None else None
+
+
+def _show_failure_place(root: Path, traceback: str) -> None:
+    """``failed at: workflows/greeting_workflow.py:5 in greeting`` and the source of that
+    line, from the stored traceback (``--traceback`` prints all of it)."""
+    from framework.codegen.model import display_path
+
+    lines = traceback.splitlines()
+    chained = [i for i, line in enumerate(lines) if line.startswith(_CHAINED)]
+    last = lines[chained[-1] + 1 :] if chained else lines  # the exception the instance got
+    frames = [(i, m) for i, line in enumerate(last) if (m := _FRAME.match(line)) is not None]
+    if not frames:
+        return
+    at, frame = frames[_innermost_of_yours(root, [Path(m["file"]) for _, m in frames])]
+    file = Path(frame["file"])
+    shown = display_path(file.parent, file.name) if file.is_absolute() else file.as_posix()
+    console.print(
+        labelled("failed at:", "red", f"{shown}:{frame['line']} in {frame['function']}")
+    )
+    source = last[at + 1] if at + 1 < len(last) else ""
+    if _indent(source) > _indent(last[at]) and source.strip():
+        console.print(Text(f"    {source.strip()}"))
+    if len(frames) > 1 or chained:
+        console.print(Text("(--traceback prints the whole traceback)", style="dim"))
+
+
+def _innermost_of_yours(root: Path, files: list[Path]) -> int:
+    """The index of the innermost frame in the app's folder; else in code neither fw's nor
+    the standard library's (a package of yours beside the app); else the innermost."""
+    from framework.runtime.failures import is_user_file
+
+    in_app = [i for i, f in enumerate(files) if f.is_absolute() and _inside(f, root)]
+    yours = [i for i, f in enumerate(files) if is_user_file(str(f))]
+    return (in_app or yours or [len(files) - 1])[-1]
+
+
+def _inside(file: Path, root: Path) -> bool:
+    return file.resolve().is_relative_to(root)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" |"))
 
 
 def _control(

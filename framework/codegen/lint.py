@@ -74,6 +74,10 @@ class LintResult:
     def ok(self) -> bool:
         return not any(f.is_error for f in self.findings)
 
+    def add_findings(self, findings: Iterable[Problem]) -> None:
+        """Add findings made outside the lint (fw.toml's unknown keys), in reading order."""
+        self.findings = sort_problems([*self.findings, *findings])
+
 
 def lint_app(root: Path) -> LintResult:
     """Check every reference to a workflow in the app against the declared workflows."""

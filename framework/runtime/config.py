@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import sys
 import tomllib
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from types import FrameType
+from typing import Any, Literal, cast, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -153,6 +158,13 @@ class WorkflowSection(_Section):
         return value
 
 
+class CheckSection(_Section):
+    """``[check]``: read (and checked) by ``fw check`` only; known here so it is no unknown
+    table."""
+
+    paths: Any = None
+
+
 class AppConfig(_Section):
     """Everything ``fw.toml`` says, with defaults filled in."""
 
@@ -160,6 +172,7 @@ class AppConfig(_Section):
     runtime: RuntimeSection = RuntimeSection()
     defaults: DefaultsSection = DefaultsSection()
     codegen: CodegenSection = CodegenSection()
+    check: CheckSection = CheckSection()
     workflows: list[WorkflowSection] = []
 
     def workflow_settings(self, name: str) -> WorkflowSection | None:
@@ -190,25 +203,144 @@ def load_config(root: Path) -> AppConfig:
             for err in exc.errors()
         )
         raise ConfigError(problems) from None
-    _warn_unknown_keys(path, text, config)
+    _warn_unknown_keys(path, text, data)
     return config
 
 
-def _warn_unknown_keys(path: Path, text: str, config: AppConfig) -> None:
-    unknown: list[tuple[int | str, ...]] = [(key,) for key in (config.model_extra or {})]
-    for section in ("app", "runtime", "defaults", "codegen"):
-        model: BaseModel = getattr(config, section)
-        unknown += [(section, key) for key in (model.model_extra or {})]
-    unknown += [("defaults", "retries", key) for key in config.defaults.retries.model_extra or {}]
-    for index, table in enumerate(config.workflows):
-        unknown += [("workflows", index, key) for key in (table.model_extra or {})]
-    if unknown:
-        data = {"workflows": [{"name": w.name} for w in config.workflows]}
-        named = ", ".join(
-            f"[{loc[0]}]" if len(loc) == 1 else f"{key_name(data, loc)} ({where(path, text, loc)})"
-            for loc in unknown
-        )
-        warnings.warn(f"{path}: fw ignores these keys: {named}", UserWarning, stacklevel=3)
+@dataclass(frozen=True)
+class UnknownKey:
+    """A key of fw.toml that fw does not know, so ignores (a typo, most often)."""
+
+    name: str
+    """As a user reads it: ``runtime.concurency``, ``workflows[order].colour``, ``extras``."""
+    line: int | None
+    """Its line in fw.toml (1-based), when found."""
+    table: bool
+    """A whole table (``[extras]``) rather than a key."""
+    close: tuple[str, ...]
+    """The keys its table accepts that look like it, closest first."""
+
+    @property
+    def label(self) -> str:
+        """``runtime.concurency``, or ``[extras]`` for a table."""
+        return f"[{self.name}]" if self.table else self.name
+
+    @property
+    def message(self) -> str:
+        """``unknown key runtime.concurency; did you mean 'concurrency'?``."""
+        return f"unknown {'table' if self.table else 'key'} {self.label}{self.suggestion}"
+
+    @property
+    def suggestion(self) -> str:
+        """``; did you mean 'concurrency'?``, or nothing when no accepted key looks like it."""
+        if not self.close:
+            return ""
+        return f"; did you mean {' or '.join(repr(c) for c in self.close)}?"
+
+
+def unknown_keys(text: str, data: dict[str, Any]) -> list[UnknownKey]:
+    """The keys of fw.toml (its ``text``, parsed as ``data``) that fw ignores, by line.
+
+    What each table accepts is read from the models above (``AppConfig`` down), so a key they
+    gain is known here at once. A key of a table that forbids unknown keys (a workflow's
+    ``retries``) is an error of ``load_config``, not listed here.
+    """
+    found: list[UnknownKey] = []
+    for loc, accepted in _unknown_locations(AppConfig, data, ()):
+        key = str(loc[-1])
+        close = tuple(difflib.get_close_matches(key, accepted, n=3, cutoff=0.6))
+        table = len(loc) == 1 and isinstance(data[key], dict)
+        found.append(UnknownKey(key_name(data, loc), key_line(text, loc), table, close))
+    return sorted(found, key=lambda k: (k.line is None, k.line or 0, k.name))
+
+
+def find_unknown_keys(root: Path) -> list[UnknownKey]:
+    """``unknown_keys`` of ``root/fw.toml``; none when it cannot be read or is not TOML (which
+    codegen and ``load_config`` report)."""
+    try:
+        text = (root / CONFIG_FILE).read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    return unknown_keys(text, data)
+
+
+def _unknown_locations(
+    model: type[BaseModel], table: dict[str, Any], loc: tuple[int | str, ...]
+) -> Iterator[tuple[tuple[int | str, ...], list[str]]]:
+    """Each unknown key under ``table`` (read as ``model``), with the keys its table accepts."""
+    fields = model.model_fields
+    for key, value in table.items():
+        field = fields.get(key)
+        if field is None:
+            if model.model_config.get("extra") == "allow":
+                yield (*loc, key), list(fields)
+            continue
+        nested, many = _table_model(field.annotation)
+        if nested is None:
+            continue
+        if not many and isinstance(value, dict):
+            yield from _unknown_locations(nested, cast(dict[str, Any], value), (*loc, key))
+        elif many and isinstance(value, list):
+            items: list[Any] = cast(Any, value)
+            for index, item in enumerate(items):
+                if isinstance(item, dict):
+                    entry = cast(dict[str, Any], item)
+                    yield from _unknown_locations(nested, entry, (*loc, key, index))
+
+
+def _table_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model of a field that is a table (``RetriesSection``, ``WorkflowRetries | None``)
+    or an array of tables (``list[WorkflowSection]``: True), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation) or (None,)
+        model, _ = _table_model(item)
+        return model, True
+    for arg in get_args(annotation):  # X | None
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg, False
+    return None, False
+
+
+IGNORED_KEYS = "fw ignores these keys"
+"""What the warning of unknown keys says after the path of fw.toml (for ``-W`` filters)."""
+
+
+def _warn_unknown_keys(path: Path, text: str, data: dict[str, Any]) -> None:
+    keys = unknown_keys(text, data)
+    if not keys:
+        return
+    named = ", ".join(
+        f"{k.label} ({path}{'' if k.line is None else f':{k.line}'}{k.suggestion})" for k in keys
+    )
+    warnings.warn(f"{path}: {IGNORED_KEYS}: {named}", stacklevel=_first_frame_outside_fw())
+
+
+def unknown_keys_warned(message: Warning) -> tuple[Path, list[UnknownKey]] | None:
+    """The fw.toml and the unknown keys of it that ``message`` warned of, when it is the
+    warning ``load_config`` gives (``fw`` commands print those keys their own way)."""
+    path, said, _ = str(message).partition(f": {IGNORED_KEYS}: ")
+    if not said or type(message) is not UserWarning or Path(path).name != CONFIG_FILE:
+        return None
+    return Path(path), find_unknown_keys(Path(path).parent)
+
+
+_THIS_FILE = (Path(__file__), Path(__file__).resolve())
+_FW_DIRS = tuple({f"{file.parents[1]}{os.sep}" for file in _THIS_FILE})
+"""fw's package folder, as its frames name it (its path as imported, and resolved)."""
+
+
+def _first_frame_outside_fw() -> int:
+    """The ``stacklevel`` that names the first caller outside fw (the user's ``App(...)``,
+    ``Worker(...)`` or test), rather than a line of fw's own code."""
+    frame: FrameType | None = sys._getframe(1)  # the function that warns: stacklevel 1
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_FW_DIRS):
+        frame = frame.f_back
+        level += 1
+    return level if frame is not None else 1
 
 
 def key_name(data: dict[str, Any], loc: tuple[int | str, ...]) -> str:

@@ -453,3 +453,94 @@ def test_start_wait_prints_the_failed_step_of_its_outcome(tmp_path: Path, databa
     ]
     assert human.returncode == 1, human.stderr
     assert "failed: errored at step 'charge' after 2 attempt(s)" in " ".join(human.stdout.split())
+
+
+FAILING = """
+import json
+from framework import workflow, WorkflowContext
+
+def parse(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise LookupError("unreadable order") from exc
+
+@workflow
+async def failing(ctx: WorkflowContext[str]) -> object:
+    if ctx.params == "step":
+        return await ctx.step.do("parse", parse, "{")
+    return charge(ctx.params)  # noqa: F821
+"""
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_show_of_an_errored_instance_says_where_in_your_code_it_failed(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Before, it printed only `error: NameError: ...`: the file and line were in --json."""
+    settings = f'[runtime]\ndatabase = "{database_url}"\n[defaults.retries]\nlimit = 0\n'
+    app_dir = write_app(tmp_path, {"failing_workflow.py": FAILING}, settings=settings)
+    source = app_dir / "workflows" / "failing_workflow.py"
+    log = tmp_path / "worker.log"
+    worker = start_worker(app_dir, log)
+    wait_until_started(worker, log)
+    try:
+        for params in ("body", "step"):
+            done = fw(app_dir, "start", "failing", "--params", json.dumps(params), "--id", params, "--wait", "--timeout", "30")
+            assert done.returncode == 1 and "errored" in done.stdout, done.stderr
+    finally:
+        assert stop(worker) == 0
+
+    body = fw(app_dir, "instance", "show", "body")
+    assert body.returncode == 0, body.stderr
+    assert body.stdout.splitlines()[3:] == [
+        "error: NameError: name 'charge' is not defined",
+        f"failed at: {source}:{line_of(source, 'return charge(')} in failing",
+        "    return charge(ctx.params)  # noqa: F821",
+    ]
+    here = subprocess.run(
+        [sys.executable, "-m", "framework", "instance", "show", "body"],
+        cwd=app_dir, capture_output=True, text=True, timeout=ONE_SHOT_TIMEOUT,
+        env={**os.environ, "PYTHONPATH": f"{app_dir.parent}{os.pathsep}{Path.cwd()}", "FW_DATABASE_URL": database_url},
+    )
+    assert f"failed at: workflows/failing_workflow.py:{line_of(source, 'return charge(')} in failing" in here.stdout, "relative to the working directory"
+
+    step = fw(app_dir, "instance", "show", "step")
+    assert step.returncode == 0, step.stderr
+    lines = step.stdout.splitlines()
+    assert "error: LookupError in step 'parse': unreadable order" in lines
+    assert lines[-3:] == [
+        f"failed at: {source}:{line_of(source, 'raise LookupError')} in parse",
+        '    raise LookupError("unreadable order") from exc',
+        "(--traceback prints the whole traceback)",
+    ], "the innermost frame of the app's code, not json's, of the last exception"
+    whole = fw(app_dir, "instance", "show", "step", "--traceback")
+    assert "json/decoder.py" in whole.stdout and "The above exception was the direct cause" in whole.stdout
+    assert whole.stdout.rstrip().endswith("LookupError: unreadable order")
+    assert "failed at:" not in whole.stdout
+
+
+def test_unknown_fw_toml_keys_are_one_warning_line_each_not_a_python_warning(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Before, every command printed Python's `.../framework/runtime/app.py:50: UserWarning:
+    ...` and the line of fw's source it came from."""
+    settings = f'[runtime]\ndatabase = "{sqlite_url}"\nconcurency = 5\n'
+    app_dir = app_on(tmp_path, sqlite_url)
+    (app_dir / "fw.toml").write_text((app_dir / "fw.toml").read_text().replace(f'[runtime]\ndatabase = "{sqlite_url}"\n', settings))
+    expected = f"{app_dir}/fw.toml:5: warning: unknown key runtime.concurency; did you mean 'concurrency'?"
+
+    listed = fw(app_dir, "instances", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stderr.splitlines() == [expected], "once, though fw.toml is read twice"
+
+    log = tmp_path / "worker.log"
+    worker = start_worker(app_dir, log)
+    wait_until_started(worker, log)
+    assert stop(worker) == 0
+    printed = log.read_text()
+    assert printed.splitlines().count(expected) == 1, printed
+    assert "UserWarning" not in printed and "Warning:" not in printed

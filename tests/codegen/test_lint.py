@@ -242,3 +242,34 @@ def run_and_mark_external(root: Path, name: str) -> bool:
     assert marker in text
     (root / "fw.toml").write_text(text.replace(marker, marker + "external = true\n"))
     return run_codegen(root).ok
+
+
+def test_unknown_keys_of_fw_toml_are_warnings_with_close_matches(tmp_path: Path) -> None:
+    """Before, `fw check` said nothing of a misspelt key, which the runtime then ignored."""
+    files = {k: v for k, v in FILES.items() if k.startswith("workflows/refund")}
+    files["main.py"] = "from shop._generated import env\nenv.REFUND_WORKFLOW\n"
+    toml = '[runtime]\nconcurency = 5\n[check]\npaths = []\n[extras]\nx = 1\n'
+    write_app(tmp_path, "shop", files, toml=toml)
+
+    human = subprocess.run([FW, "check", "--app", "shop"], cwd=tmp_path, capture_output=True, text=True)
+    as_json = subprocess.run(
+        [FW, "check", "--app", "shop", "--json"], cwd=tmp_path, capture_output=True, text=True
+    )
+
+    assert human.returncode == 0 and as_json.returncode == 0, "warnings keep exit status 0"
+    assert human.stdout.splitlines() == [
+        "shop/fw.toml:4: warning: unknown key runtime.concurency; did you mean 'concurrency'?  [unknown_key]",
+        "shop/fw.toml:7: warning: unknown table [extras]  [unknown_key]",
+        "fw check: 2 files, 1 workflow: 0 errors, 2 warnings, 0 info",
+    ]
+    assert human.stderr == ""
+    report = json.loads(as_json.stdout)
+    assert report["counts"] == {"error": 0, "warning": 2, "info": 0}
+    assert report["findings"][0] == {
+        "path": "shop/fw.toml",
+        "line": 4,
+        "col": None,
+        "severity": "warning",
+        "code": "unknown_key",
+        "message": "unknown key runtime.concurency; did you mean 'concurrency'?",
+    }

@@ -9,6 +9,7 @@ import pytest
 
 from framework import ConfigError
 from framework.runtime.app import App
+from framework.runtime.config import find_unknown_keys
 from tests.apps import write_app
 
 ONE = """
@@ -98,11 +99,29 @@ def test_unknown_workflow_keys_are_named_with_their_line_in_a_warning(tmp_path: 
         App(root)
 
 
-def test_unknown_keys_are_named_in_a_warning(tmp_path: Path) -> None:
-    root = write_app(tmp_path, {"one_workflow.py": ONE}, '[runtime]\nleese = "1 s"\n[extras]\nx = 1\n')
+def test_unknown_keys_are_named_with_close_matches_in_a_warning_at_the_callers_line(
+    tmp_path: Path,
+) -> None:
+    """Before, the warning pointed into fw (``runtime/app.py:50``) and suggested nothing."""
+    settings = '[runtime]\nconcurency = 5\n[extras]\nx = 1\n[defaults.retries]\nlimt = 2\n[check]\npaths = ["../web"]\n'
+    root = write_app(tmp_path, {"one_workflow.py": ONE}, settings)
+    toml = root / "fw.toml"
 
-    with pytest.warns(UserWarning, match=r"fw ignores these keys: \[extras\], runtime.leese"):
+    with pytest.warns(UserWarning) as caught:
         App(root)
+
+    (warning,) = caught
+    assert warning.filename == __file__, "the line that made the App, not one of fw's"
+    assert str(warning.message) == (
+        f"{toml}: fw ignores these keys: runtime.concurency ({toml}:4; did you mean "
+        f"'concurrency'?), [extras] ({toml}:5), defaults.retries.limt ({toml}:8; did you mean "
+        "'limit'?)"
+    )
+    assert [k.message for k in find_unknown_keys(root)] == [
+        "unknown key runtime.concurency; did you mean 'concurrency'?",
+        "unknown table [extras]",
+        "unknown key defaults.retries.limt; did you mean 'limit'?",
+    ]
 
 
 def test_an_app_without_generated_code_says_to_run_codegen(tmp_path: Path) -> None:
