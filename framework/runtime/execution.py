@@ -15,8 +15,10 @@ The run is made of parts, each in its own module: the ``Recorder`` (journal book
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from framework.errors import (
@@ -73,6 +75,11 @@ class InstanceRun:
         self._compensator = Compensator(app, self._recorder, self._executor, self._log)
         self._params: Any = None
         self._deadline: float | None = None
+        self.cancelled_by_worker = False
+        """Set by the worker before it cancels this run's task (a stop, a lost lease)."""
+        self.worker_stopping: Callable[[], bool] = lambda: True
+        """Whether the process is stopping its worker (then any cancellation is fw's). The
+        worker that runs this sets it; alone (``fw replay``), every cancellation is fw's."""
         self.waits_until: float | None = None
         """When this run ended waiting for a time: that time (its worker's next look)."""
 
@@ -135,9 +142,9 @@ class InstanceRun:
             await self._refuse_params(exc)
             return
         except BaseException as exc:
-            if not raised_by_user(exc):
+            if not self._users(exc):
                 raise
-            await self._park(exc)
+            await self._park(self._as_raised(exc))
             return
         if self._deadline is not None and not self._recorder.replay_only:
             self._recorder.use_deadline(await self._run_started_at() + self._deadline)
@@ -161,8 +168,9 @@ class InstanceRun:
                 await self._commit_stop()
             return
         except BaseException as exc:
-            if not raised_by_user(exc):
+            if not self._users(exc):
                 raise
+            exc = self._as_raised(exc)
             await self._recorder.settle()
             if self._recorder.terminating:
                 await self._terminate(definition)
@@ -178,6 +186,33 @@ class InstanceRun:
             await self._time_out(definition)
         else:
             await self._complete(definition, output)
+
+    def _users(self, exc: BaseException) -> bool:
+        """Whether ``exc``, caught around the workflow's code, is that code's failure: what
+        ``raised_by_user`` says, and a cancellation of this run's task that neither its
+        worker nor the process's stop asked for (the code cancelled its own task, say).
+        Such a run was left holding its instance, to be run again and again after its
+        lease, then blamed on a dying worker."""
+        if raised_by_user(exc):
+            return True
+        if not isinstance(exc, asyncio.CancelledError) or self.cancelled_by_worker:
+            return False
+        if self.worker_stopping():
+            return False
+        task = asyncio.current_task()
+        while task is not None and task.cancelling():
+            task.uncancel()  # what follows (the commit of the failure) is not cancelled
+        return True
+
+    @staticmethod
+    def _as_raised(exc: BaseException) -> BaseException:
+        """A cancellation the workflow's code caused, said as such (with its traceback)."""
+        if not isinstance(exc, asyncio.CancelledError) or str(exc):
+            return exc
+        said = asyncio.CancelledError(
+            "the workflow's code cancelled the task running it (a cancellation fw did not ask for)"
+        )
+        return said.with_traceback(exc.__traceback__)
 
     async def _run_started_at(self) -> float:
         """When the instance's deadline started counting: its creation, or its last restart."""

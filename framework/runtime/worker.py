@@ -74,6 +74,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        """The task of ``run`` (``_main``, or the caller's own)."""
         self._store: Store | None = None
         self._liveness: Liveness | None = None
         self._attempts = 0  # claims started so far
@@ -114,6 +116,7 @@ class Worker:
 
     async def run(self) -> None:
         """Work until ``stop()``; then release what is still held."""
+        self._task = asyncio.current_task()
         self.app.entrypoints  # noqa: B018 - fails early and clearly when codegen never ran
         store = self._store or await self._open_store()
         if store is None:
@@ -437,10 +440,17 @@ class Worker:
 
     def _start_run(self, store: Store, claim: Claim) -> None:
         run = InstanceRun(self.app, store, claim)
+        run.worker_stopping = self._shutting_down
         task = asyncio.create_task(run.execute(), name=f"fw-instance {claim.instance.id}")
         self._runs[claim.instance.id] = (run, task)
         store.note_load(len(self._runs))
         task.add_done_callback(lambda _: self._finished(claim.instance.id, task))
+
+    def _shutting_down(self) -> bool:
+        """Whether this worker stops (asked to, or its task cancelled: the end of the
+        process's event loop cancels every task at once)."""
+        task = self._main if self._main is not None else self._task
+        return self._stopping.is_set() or (task is not None and task.cancelling() > 0)
 
     def _finished(self, instance_id: str, task: asyncio.Task[None]) -> None:
         current = self._runs.get(instance_id)
@@ -488,12 +498,13 @@ class Worker:
             except StoreError as exc:
                 LOG.error("worker %s: heartbeat failed: %s", self.id, exc)
                 continue
-            for instance_id, (_, task) in running.items():
+            for instance_id, (run, task) in running.items():
                 if instance_id not in held and not task.done():
                     LOG.info(
                         "instance %s: lease lost (terminated, restarted or expired); stopping it",
                         instance_id,
                     )
+                    run.cancelled_by_worker = True
                     task.cancel()
 
     async def _prune_loop(self) -> None:
@@ -519,6 +530,8 @@ class Worker:
             return
         _, late = await asyncio.wait(tasks, timeout=self.shutdown_grace)
         late_runs = [run for run, task in self._runs.values() if task in late]
+        for run in late_runs:
+            run.cancelled_by_worker = True
         for task in late:
             task.cancel()
         if late:  # a step that swallows its cancellation is left behind, fenced by its lease

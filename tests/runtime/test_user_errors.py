@@ -626,3 +626,41 @@ async def test_a_worker_stops_at_sigterm_whatever_its_sync_steps_are_stuck_in(
     finally:
         _kill_if_running(process)
         await app.close()
+
+
+SELF_CANCEL = """
+import asyncio
+from framework import workflow, WorkflowContext
+
+async def cancel_own_task() -> None:
+    asyncio.current_task().cancel()
+    await asyncio.sleep(1)
+
+@workflow
+async def self_cancel(ctx: WorkflowContext[str]) -> str:
+    if ctx.params == "body":
+        asyncio.current_task().cancel()
+        await asyncio.sleep(1)
+    else:
+        await ctx.step.do("cancel", cancel_own_task)
+    return "not reached"
+"""
+
+
+@pytest.mark.parametrize("where", ["body", "step"])
+async def test_code_that_cancels_its_own_task_ends_the_instance_errored_at_once(
+    make_env: MakeEnv, where: str
+) -> None:
+    """Not held by its worker until the lease runs out, run again and again, then blamed on
+    a dying worker: the cancellation is the workflow's failure, said as such."""
+    env = await make_env({"self_cancel_workflow.py": SELF_CANCEL})
+    instance = await env.start("self-cancel", where)
+
+    with pytest.raises(InstanceFailedError) as failed:
+        await instance.result(timeout=20)
+
+    assert failed.value.error is not None
+    assert failed.value.error.name == "CancelledError"
+    assert "cancelled the task running it" in failed.value.error.message
+    assert (await instance.status()).runs == 1
+    assert await (await env.start("self-cancel", "body")).outcome(timeout=20) is not None
