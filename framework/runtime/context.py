@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from framework.runtime.definition import Branch, StepDefinition
+from framework.runtime.logs import process_log_line
 from framework.runtime.records import ErrorInfo
 from framework.runtime.step_config import StepConfig, StepInfo
 
@@ -110,6 +111,7 @@ class WorkflowLogger:
             "instance_id": self._instance_id,
             "step": self._steps.current_step_name(),
         }
+        message, fields = process_log_line(message, fields)
         LOGGER.log(level, message, exc_info=exc_info, extra={"fw": {**tags, **fields}})
 
 

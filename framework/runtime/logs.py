@@ -54,6 +54,18 @@ def log_row(
     )
 
 
+def process_log_line(message: str, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The message and fields of a ``ctx.log`` line for the process's log, cut to the limits
+    of the stored copy: a workflow logging megabytes a line must not fill the worker's log."""
+    text = cut_text(str(message), MESSAGE_LIMIT)
+    if not fields:
+        return text, fields
+    whole = json.dumps(fields, default=repr, ensure_ascii=False)
+    if len(whole) <= FIELDS_LIMIT:
+        return text, fields
+    return text, {"fields_cut": cut_text(whole, FIELDS_LIMIT - 20)}
+
+
 def _fields_json(fields: dict[str, Any]) -> str | None:
     if not fields:
         return None

@@ -4,7 +4,11 @@ Studio."""
 
 from __future__ import annotations
 
-from framework.runtime.logs import MESSAGE_LIMIT
+import logging
+
+import pytest
+
+from framework.runtime.logs import FIELDS_LIMIT, MESSAGE_LIMIT
 from tests.runtime.conftest import MakeEnv
 
 LOGGED = """
@@ -47,6 +51,30 @@ async def test_log_lines_are_kept_once_with_level_fields_and_step(make_env: Make
     ]  # each once, though the body replayed three times
     assert logs[1].step_count == 1 and logs[0].at <= logs[1].at <= logs[-1].at
     assert len(logs[-1].message) == MESSAGE_LIMIT and "[cut:" in logs[-1].message
+
+
+async def test_the_process_log_gets_lines_cut_as_the_stored_ones(
+    make_env: MakeEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A workflow logging megabytes a line does not fill the worker's log (5,000 lines of 11
+    KB each made a 55 MB server log)."""
+    env = await make_env({"huge_workflow.py": HUGE})
+    with caplog.at_level(logging.INFO, logger="fw.workflow"):
+        await (await env.start("huge")).result(timeout=30)
+
+    [line] = [r for r in caplog.records if r.name == "fw.workflow"]
+    assert len(line.getMessage()) == MESSAGE_LIMIT and "[cut:" in line.getMessage()
+    fields = line.fw  # type: ignore[attr-defined]
+    assert "blob" not in fields and len(fields["fields_cut"]) <= FIELDS_LIMIT
+
+
+HUGE = """
+from framework import workflow, WorkflowContext
+
+@workflow
+async def huge(ctx: WorkflowContext[None]) -> None:
+    ctx.log.info("y" * 11_000, blob="z" * 11_000)
+"""
 
 
 async def test_logs_through_the_api_and_studio(make_env: MakeEnv) -> None:
