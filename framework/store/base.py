@@ -307,6 +307,17 @@ class Transition:
 
 LOG_LIMIT = 1_000
 """The most ``ctx.log`` lines of one instance a store keeps (the latest)."""
+MAX_BUFFERED_EVENTS = 1_000
+"""The most events one instance holds that it has not taken yet: a client sending events to
+an instance that never takes them (paused, or waiting for another type) would fill the store."""
+
+
+def too_many_events_error(instance_id: str) -> InstanceStateError:
+    """What ``send_event`` raises for an instance holding ``MAX_BUFFERED_EVENTS`` untaken."""
+    return InstanceStateError(
+        f"instance {instance_id!r} holds {MAX_BUFFERED_EVENTS:,} events it has not taken yet: "
+        "it takes no more until its workflow takes some"
+    )
 
 
 DURATION_EDGES: tuple[float, ...] = tuple(

@@ -45,6 +45,7 @@ from framework.errors import (
 )
 from framework.store.base import (
     LOG_LIMIT,
+    MAX_BUFFERED_EVENTS,
     PRUNE_CHUNK,
     PRUNE_SECONDS,
     RETRIED_KINDS,
@@ -69,6 +70,7 @@ from framework.store.base import (
     duration_class_sql,
     no_retry_error,
     prefix_successor,
+    too_many_events_error,
     unstorable,
 )
 from framework.store.migrations import migrations
@@ -646,6 +648,13 @@ class PostgresStore:
                 raise InstanceStateError(
                     f"instance {instance_id!r} is {row.status}: it takes no more events"
                 )
+            cur = await c.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE instance_id = %s "
+                "AND consumed_by IS NULL LIMIT %s) AS held",
+                [instance_id, MAX_BUFFERED_EVENTS],
+            )
+            if ((await cur.fetchone()) or (0,))[0] >= MAX_BUFFERED_EVENTS:
+                raise too_many_events_error(instance_id)
             await c.execute(
                 "INSERT INTO events (instance_id, type, payload, created_at) "
                 "VALUES (%s, %s, %s, %s)",

@@ -31,6 +31,7 @@ from framework.errors import (
 )
 from framework.store.base import (
     LOG_LIMIT,
+    MAX_BUFFERED_EVENTS,
     PRUNE_CHUNK,
     PRUNE_SECONDS,
     RETRIED_KINDS,
@@ -55,6 +56,7 @@ from framework.store.base import (
     newest_share,
     no_retry_error,
     prefix_successor,
+    too_many_events_error,
     unstorable,
 )
 from framework.store.migrations import migrations
@@ -504,6 +506,13 @@ class SQLiteStore:
             state = state_of(row.status, row.lease_owner)
             awaited = _awaits(c, instance_id, "event", "$.type", event_type)
             outcome = decide(instance_id, state, "awaited_event" if awaited else "event")
+            held = c.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE instance_id=? "
+                "AND consumed_by IS NULL LIMIT ?)",
+                (instance_id, MAX_BUFFERED_EVENTS),
+            ).fetchone()[0]
+            if held >= MAX_BUFFERED_EVENTS:
+                raise too_many_events_error(instance_id)
             c.execute(
                 "INSERT INTO events (instance_id, type, payload, created_at) VALUES (?,?,?,?)",
                 (instance_id, event_type, payload, now),

@@ -104,3 +104,23 @@ async def test_an_event_sent_to_a_paused_instance_is_buffered(store: Store) -> N
     assert await store.take_event(
         again.token, "a", "go", replace(rows[0], status="complete"), T0 + 5
     )
+
+
+async def test_an_instance_holds_at_most_so_many_events_it_has_not_taken(store: Store) -> None:
+    from framework.store.base import MAX_BUFFERED_EVENTS
+
+    claim = await start(store, "a")
+    await store.create_instances([new("b")])
+    for n in range(MAX_BUFFERED_EVENTS):
+        await store.send_event("a", "note", f'"{n}"', T0 + 1)
+
+    with pytest.raises(InstanceStateError, match="has not taken yet"):
+        await store.send_event("a", "note", '"one too many"', T0 + 2)
+    await store.send_event("b", "note", '"another instance is not full"', T0 + 2)
+
+    wait = step("a", "w", 0, kind="event", detail={"type": "note"})
+    taken = await store.take_event(claim.token, "a", "note", wait, T0 + 3)
+    assert taken is not None and taken.payload == '"0"'
+    await store.send_event("a", "note", '"room again"', T0 + 4)
+    with pytest.raises(InstanceStateError):
+        await store.send_event("a", "note", '"full again"', T0 + 5)
