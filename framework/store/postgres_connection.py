@@ -479,11 +479,12 @@ def _dead_while_idle(conn: Connection) -> bool:
     """
     if conn.closed or conn.broken:
         return True
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    try:  # poll, not select: select fails for a file number of 1,024 or more
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 def _connection_lost(exc: psycopg.Error) -> bool:

@@ -202,3 +202,32 @@ async def test_an_operation_leaving_a_transaction_open_has_the_hot_connection_dr
     assert await pid_of(db) != hot  # the next operation is not inside that transaction
 
     await until_gone(postgres_url, hot, "still connected, its transaction open")
+
+
+async def test_an_idle_connection_past_file_number_1024_is_not_taken_for_dead(
+    postgres_url: str,
+) -> None:
+    """``fw serve`` raises its open-file limit, so its connections may get file numbers past
+    ``select``'s 1,024: such a connection, alive, must not be dropped on every use."""
+    import os
+    import resource
+
+    from framework.store.postgres_connection import _dead_while_idle
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the open-file limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        conn = await Connection.connect(postgres_url, autocommit=True)
+        try:
+            assert conn.fileno() >= 1024
+            assert not _dead_while_idle(conn)
+            await conn.execute("SELECT 1")
+        finally:
+            await conn.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
