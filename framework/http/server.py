@@ -4,6 +4,12 @@ The server binds its own socket (so ``--port 0`` picks a free port and the real 
 known), serves until a stop event is set, then closes its connections. Signals stay with the
 caller. Any address other than loopback needs a token. uvicorn's own reading of forwarding
 headers is off: fw reads them itself, from the proxies named alone (``proxies``).
+
+Under a flood of connections: ``serve_app`` raises the process's open-file limit to its
+ceiling (each connection is a file descriptor), and when ``accept()`` still fails for want of
+them, a warning a minute says so (``AcceptErrorLog``) in place of asyncio's traceback per try.
+Connections that hold a descriptor without sending a request are closed by the protocol
+(``HEAD_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import socket
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -32,6 +40,11 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("fw.http")
 MIN_TOKEN_LENGTH = 32
 """The shortest token accepted on an address beyond loopback."""
+ACCEPT_OUT_OF_RESOURCE = "socket.accept() out of system resource"
+"""The message asyncio's event loop gives its exception handler when accept() fails for want
+of file descriptors or memory (it retries a second later)."""
+ACCEPT_WARNING_INTERVAL = 60.0
+"""Seconds between two warnings of failed accepts."""
 
 
 def env_token() -> str | None:
@@ -106,6 +119,89 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit, as far as the system
+    lets it, never failing; the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit is not a number a soft one may take (Linux caps it at nr_open,
+    # 2**20 by default; macOS lower): aim there, and settle for what is allowed.
+    ceiling = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= ceiling:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+    except (OSError, ValueError) as exc:
+        LOG.debug("cannot raise the open-file limit from %d to %d: %s", soft, ceiling, exc)
+        return soft
+    return ceiling
+
+
+class AcceptErrorLog:
+    """An event loop's exception handler: a failed ``accept()`` for want of file descriptors
+    (or memory) is one warning per ``interval`` seconds, saying how many connections are open
+    and the limit; every other error goes to the handler installed before (or the default).
+
+    asyncio logs each failed accept with its traceback, and a listening socket with a full
+    backlog fails thousands of times a second: without this, the log floods as the server
+    starves.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connections: Callable[[], int],
+        previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None,
+        *,
+        interval: float = ACCEPT_WARNING_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name, self.connections, self.previous = name, connections, previous
+        self.interval, self.clock = interval, clock
+        self.warned_at: float | None = None
+        self.unsaid = 0
+        """Failed accepts since the last warning, not counting the one it said."""
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if context.get("message") != ACCEPT_OUT_OF_RESOURCE or not isinstance(exc, OSError):
+            if self.previous is None:
+                loop.default_exception_handler(context)
+            else:
+                self.previous(loop, context)
+            return
+        now = self.clock()
+        if self.warned_at is not None and now - self.warned_at < self.interval:
+            self.unsaid += 1
+            return
+        since = ""
+        if self.warned_at is not None:
+            since = f"; {self.unsaid:,} more in the {now - self.warned_at:.0f} s since the last"
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        LOG.warning(
+            "%s: cannot accept connections: %s (%s open, open-file limit %s)%s; "
+            "said at most every %g s",
+            self.name,
+            exc.strerror or exc,
+            f"{self.connections():,}",
+            "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,}",
+            since,
+            self.interval,
+        )
+        self.warned_at, self.unsaid = now, 0
+
+
+@contextlib.contextmanager
+def accept_errors_logged(name: str, connections: Callable[[], int]) -> Generator[None]:
+    """Within: the running loop's failed accepts are logged by ``AcceptErrorLog``."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(AcceptErrorLog(name, connections, previous))
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)
+
+
 def address_of(sock: socket.socket, host: str) -> str:
     """The base URL a socket serves."""
     port = sock.getsockname()[1]
@@ -119,8 +215,9 @@ async def serve(
     stop: asyncio.Event,
     *,
     on_listening: Callable[[], None] | None = None,
+    name: str = "fw serve",
 ) -> None:
-    """Serve ``asgi_app`` on ``sock`` until ``stop`` is set."""
+    """Serve ``asgi_app`` on ``sock`` until ``stop`` is set (``name`` heads its warnings)."""
     config = uvicorn.Config(
         asgi_app,
         lifespan="off",
@@ -134,20 +231,22 @@ async def serve(
     config.load()
     server = uvicorn.Server(config)
     server.lifespan = config.lifespan_class(config)
-    await server.startup(sockets=[sock])
-    if on_listening is not None:
-        on_listening()
-    main_loop = asyncio.create_task(server.main_loop())
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({main_loop, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        server.should_exit = True
-        stopped.cancel()
-        await main_loop
-        await server.shutdown(sockets=[sock])
-        with contextlib.suppress(OSError):
-            sock.close()
+    connections = server.server_state.connections
+    with accept_errors_logged(name, lambda: len(connections)):
+        await server.startup(sockets=[sock])
+        if on_listening is not None:
+            on_listening()
+        main_loop = asyncio.create_task(server.main_loop())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({main_loop, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            server.should_exit = True
+            stopped.cancel()
+            await main_loop
+            await server.shutdown(sockets=[sock])
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 async def serve_app(
@@ -175,6 +274,7 @@ async def serve_app(
         allowed_hosts=allowed_hosts(host, token or read_token),
         forwarded_allow_ips=forwarded_allow_ips,
     )
+    open_files = raise_open_file_limit()
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -184,8 +284,9 @@ async def serve_app(
     def announce() -> None:
         secured = "token required" if token or read_token else "no token: loopback only"
         LOG.info("%s: API and Studio at %s/studio (%s)", name, base, secured)
+        LOG.debug("%s: open-file limit %s", name, open_files)
 
-    await serve(asgi_app, sock, stop, on_listening=announce)
+    await serve(asgi_app, sock, stop, on_listening=announce, name=name)
 
 
 async def serve_metrics(app: App, host: str, port: int, stop: asyncio.Event) -> None:
@@ -209,4 +310,4 @@ async def serve_metrics(app: App, host: str, port: int, stop: asyncio.Event) -> 
         LOG.info("fw worker: metrics at %s%s (%s)", base, METRICS_PATH, secured)
 
     metrics_app = create_metrics_app(app, token=token, read_token=read_token)
-    await serve(metrics_app, sock, stop, on_listening=announce)
+    await serve(metrics_app, sock, stop, on_listening=announce, name="fw worker")
