@@ -106,6 +106,9 @@ class Recorder:
         self._settled = asyncio.Event()
         self._settled.set()
         self._writes = asyncio.Lock()
+        self._taking = asyncio.Lock()
+        """Held by each event wait from before its catch-up commit to its take: gathered
+        waits take their events in the order the body asked, whichever catch-up awaits."""
         """Held by each write to the store, so that concurrent branches of the body
         (``asyncio.gather``) commit one at a time, in the order they asked: a store with
         several connections would otherwise commit them in any order (events of one type
@@ -392,11 +395,12 @@ class Recorder:
     async def take_event(self, event_type: str, done: StepRow, now: float) -> TakenEvent | None:
         """Consume the oldest buffered event of ``event_type``, journaling ``done`` complete
         with its payload in the same transaction; None when no such event waits."""
-        await self.catch_up()
-        async with self._writes:
-            taken = await self.store.take_event(
-                self.token, self.instance_id, event_type, done, now
-            )
+        async with self._taking:  # taken before anything awaits: in the order asked
+            await self.catch_up()
+            async with self._writes:
+                taken = await self.store.take_event(
+                    self.token, self.instance_id, event_type, done, now
+                )
         if taken is not None:
             self.journal.record(replace(done, output=taken.payload))
         return taken
