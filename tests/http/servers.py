@@ -8,10 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ADDRESS = re.compile(r"API and Studio at (http://\S+)/studio")
 
@@ -69,3 +70,37 @@ def wait_for_text(log: Path, text: str, timeout: float = 30) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"{text!r} never appeared in:\n{log.read_text()[-3000:]}")
+
+
+@asynccontextmanager
+async def echo_server(parser: str, **options: Any) -> AsyncIterator[tuple[str, int]]:
+    """A trivial app (it answers its path) on uvicorn with fw's protocol class for ``parser``
+    (``httptools`` or ``h11``), on a real socket; ``options`` go to ``uvicorn.Config``."""
+    import asyncio
+    import socket
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from framework.http.protocol import JsonH11Protocol, http_protocol
+
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse({"path": request.url.path})
+
+    protocol = http_protocol() if parser == "httptools" else JsonH11Protocol
+    app = Starlette(routes=[Route("/{path:path}", echo)])
+    config = uvicorn.Config(app, http=protocol, lifespan="off", log_config=None, **options)
+    server = uvicorn.Server(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        await task

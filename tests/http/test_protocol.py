@@ -13,14 +13,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from framework.http.protocol import HEAD_LIMIT, JsonH11Protocol, http_protocol
-from tests.http.servers import run_fw
+from framework.http.protocol import HEAD_LIMIT, http_protocol
+from tests.http.servers import echo_server, run_fw
 
 EXAMPLE_APP = Path(__file__).resolve().parents[2] / "example_app"
 TOO_LONG = 70_000  # characters of query: past the parser's 64 KiB of request line and headers
@@ -122,25 +117,11 @@ def test_fw_serve_refuses_two_host_headers(fw_serve: tuple[str, int]) -> None:
     assert one_host == 200
 
 
-async def echo(request: Request) -> JSONResponse:
-    return JSONResponse({"path": request.url.path})
-
-
 @pytest.fixture(params=["httptools", "h11"])
 async def uvicorn_server(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, int]]:
     """A trivial app on uvicorn with fw's protocol class for each parser, on a real socket."""
-    protocol = http_protocol() if request.param == "httptools" else JsonH11Protocol
-    app = Starlette(routes=[Route("/{path:path}", echo)])
-    config = uvicorn.Config(app, http=protocol, lifespan="off", log_config=None)
-    server = uvicorn.Server(config)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield sock.getsockname()
-    server.should_exit = True
-    await task
+    async with echo_server(request.param) as address:
+        yield address
 
 
 @pytest.mark.parametrize(

@@ -25,16 +25,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from framework.http import protocol
-from framework.http.protocol import JsonH11Protocol, http_protocol
 from framework.http.server import ACCEPT_OUT_OF_RESOURCE, AcceptErrorLog
-from tests.http.servers import wait_for_address
+from tests.http.servers import echo_server, wait_for_address
 
 EXAMPLE_APP = Path(__file__).resolve().parents[2] / "example_app"
 PARTIAL_HEAD = b"GET /api/workers HTTP/1.1\r\nHost: localhost\r\nX-a: "
@@ -76,10 +70,6 @@ def timed_out(answer: bytes) -> bool:
 # In process, on each parser
 
 
-async def echo(request: Request) -> JSONResponse:
-    return JSONResponse({"path": request.url.path})
-
-
 @pytest.fixture(params=["httptools", "h11"])
 async def server(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
@@ -87,20 +77,8 @@ async def server(
     """A trivial app on uvicorn with fw's protocol for each parser, on a real socket, with a
     head deadline of ``HEAD_TIMEOUT`` and a keep-alive timeout of ``KEEP_ALIVE``."""
     monkeypatch.setattr(protocol, "HEAD_TIMEOUT", HEAD_TIMEOUT)
-    http = http_protocol() if request.param == "httptools" else JsonH11Protocol
-    app = Starlette(routes=[Route("/{path:path}", echo)])
-    config = uvicorn.Config(
-        app, http=http, lifespan="off", log_config=None, timeout_keep_alive=KEEP_ALIVE
-    )
-    served = uvicorn.Server(config)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    task = asyncio.create_task(served.serve(sockets=[sock]))
-    while not served.started:
-        await asyncio.sleep(0.01)
-    yield sock.getsockname()
-    served.should_exit = True
-    await task
+    async with echo_server(request.param, timeout_keep_alive=KEEP_ALIVE) as address:
+        yield address
 
 
 def partial_head(address: Address) -> tuple[bytes, float]:
