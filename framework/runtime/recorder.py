@@ -106,13 +106,13 @@ class Recorder:
         self._settled = asyncio.Event()
         self._settled.set()
         self._writes = asyncio.Lock()
-        self._taking = asyncio.Lock()
-        """Held by each event wait from before its catch-up commit to its take: gathered
-        waits take their events in the order the body asked, whichever catch-up awaits."""
         """Held by each write to the store, so that concurrent branches of the body
         (``asyncio.gather``) commit one at a time, in the order they asked: a store with
         several connections would otherwise commit them in any order (events of one type
         taken out of order, journal entries in another order than the code's)."""
+        self._taking = asyncio.Lock()
+        """Held by each event wait from before its catch-up commit to its take: gathered
+        waits take their events in the order the body asked, whichever catch-up awaits."""
 
     # What the run reads.
 
