@@ -77,6 +77,7 @@ class InstanceRun:
         self._deadline: float | None = None
         self.cancelled_by_worker = False
         """Set by the worker before it cancels this run's task (a stop, a lost lease)."""
+        self._cancelled_by_its_code = False
         self.worker_stopping: Callable[[], bool] = lambda: True
         """Whether the process is stopping its worker (then any cancellation is fw's). The
         worker that runs this sets it; alone (``fw replay``), every cancellation is fw's."""
@@ -202,12 +203,12 @@ class InstanceRun:
         task = asyncio.current_task()
         while task is not None and task.cancelling():
             task.uncancel()  # what follows (the commit of the failure) is not cancelled
+        self._cancelled_by_its_code = True
         return True
 
-    @staticmethod
-    def _as_raised(exc: BaseException) -> BaseException:
+    def _as_raised(self, exc: BaseException) -> BaseException:
         """A cancellation the workflow's code caused, said as such (with its traceback)."""
-        if not isinstance(exc, asyncio.CancelledError) or str(exc):
+        if not self._cancelled_by_its_code or str(exc):
             return exc
         said = asyncio.CancelledError(
             "the workflow's code cancelled the task running it (a cancellation fw did not ask for)"
